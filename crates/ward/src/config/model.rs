@@ -1,0 +1,291 @@
+//! The configuration as plain data: what `ward.toml` (plus `WARD_*` overrides) deserializes into.
+//! Defaults here are the documented ones of `ward.example.toml`; `validate` checks what types
+//! cannot.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use serde::Deserialize;
+use url::Url;
+
+use crate::secret::SecretString;
+
+/// Everything Ward reads from its configuration.
+#[derive(Debug, Clone, Deserialize)]
+pub struct Config {
+    /// `[server]`
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// `[oidc]`
+    pub oidc: OidcConfig,
+    /// `[session]`
+    #[serde(default)]
+    pub session: SessionConfig,
+    /// `[login]`
+    #[serde(default)]
+    pub login: LoginConfig,
+    /// `[logout]`
+    #[serde(default)]
+    pub logout: LogoutConfig,
+    /// `[store]`
+    #[serde(default)]
+    pub store: StoreConfig,
+    /// `[crypto]`
+    pub crypto: CryptoConfig,
+    /// `[static]`: serve the SPA's files.
+    #[serde(default, rename = "static")]
+    pub static_files: Option<StaticConfig>,
+    /// `[telemetry]`
+    #[serde(default)]
+    pub telemetry: TelemetryConfig,
+    /// `[[routes]]`: the API proxy's route table.
+    #[serde(default)]
+    pub routes: Vec<RouteConfig>,
+}
+
+/// `[server]`: where Ward listens and the origin the browser sees.
+#[derive(Debug, Clone, Deserialize)]
+pub struct ServerConfig {
+    /// Socket address to bind.
+    #[serde(default = "defaults::listen")]
+    pub listen: SocketAddr,
+    /// The origin the browser sees (scheme, host, port; no path).
+    #[serde(default = "defaults::public_url")]
+    pub public_url: Url,
+    /// How many `X-Forwarded-For` hops (proxies in front of Ward) to trust.
+    #[serde(default)]
+    pub trusted_proxy_hops: u8,
+    /// Allows a plain-http, non-loopback `public_url` (drops `__Host-` and `Secure`). Dev only.
+    #[serde(default)]
+    pub insecure_dev: bool,
+    /// Origins allowed for CORS and for `Sec-Fetch-Site: same-site` unsafe requests.
+    #[serde(default)]
+    pub cors_origins: Vec<String>,
+}
+
+/// `[oidc]`: the identity provider and Ward's client registration at it.
+#[derive(Debug, Clone, Deserialize)]
+pub struct OidcConfig {
+    /// Issuer URL; discovery at `<issuer>/.well-known/openid-configuration`.
+    pub issuer: Url,
+    /// Ward's client id at the IdP.
+    pub client_id: String,
+    /// Ward's client secret (or `client_secret_file`, resolved at load).
+    #[serde(default)]
+    pub client_secret: SecretString,
+    /// How Ward authenticates at the token endpoint.
+    #[serde(default)]
+    pub client_auth: ClientAuth,
+    /// Scopes requested at login.
+    #[serde(default = "defaults::scopes")]
+    pub scopes: Vec<String>,
+    /// Extra parameters added to the authorization request (e.g. `audience`).
+    #[serde(default)]
+    pub extra_auth_params: BTreeMap<String, String>,
+}
+
+/// Token endpoint client authentication.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientAuth {
+    /// HTTP Basic with client id and secret.
+    #[default]
+    ClientSecretBasic,
+    /// Client id and secret in the form body.
+    ClientSecretPost,
+}
+
+/// `[session]`: the session cookie and lifetimes.
+#[derive(Debug, Clone, Deserialize)]
+pub struct SessionConfig {
+    /// Cookie name; `__Host-` or `__Host-Http-` prefixed unless `insecure_dev`.
+    #[serde(default = "defaults::cookie_name")]
+    pub cookie_name: String,
+    /// `SameSite` attribute of the session cookie.
+    #[serde(default)]
+    pub same_site: SameSite,
+    /// Sliding idle timeout.
+    #[serde(default = "defaults::idle_timeout", with = "crate::config::duration")]
+    pub idle_timeout: Duration,
+    /// Absolute session lifetime from login.
+    #[serde(
+        default = "defaults::absolute_timeout",
+        with = "crate::config::duration"
+    )]
+    pub absolute_timeout: Duration,
+    /// Allow-list of claims returned by `/bff/user`; `None` returns all.
+    #[serde(default)]
+    pub claims: Option<Vec<String>>,
+}
+
+/// `SameSite` of the session cookie.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SameSite {
+    /// `SameSite=Strict` (default).
+    #[default]
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+}
+
+/// `[login]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LoginConfig {
+    /// Local path the browser lands on when the IdP reports an error (`?bff_error=`).
+    #[serde(default = "defaults::root_path")]
+    pub error_path: String,
+}
+
+/// `[logout]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct LogoutConfig {
+    /// Local path the IdP sends the browser back to after logout.
+    #[serde(default = "defaults::root_path")]
+    pub redirect_path: String,
+    /// Whether `logoutUrl` carries `id_token_hint` (puts the ID token in a browser URL).
+    #[serde(default)]
+    pub id_token_hint: bool,
+}
+
+/// `[store]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct StoreConfig {
+    /// Which backend keeps sessions.
+    #[serde(default)]
+    pub kind: StoreKind,
+    /// Database file of the embedded backend.
+    #[serde(default = "defaults::store_path")]
+    pub path: PathBuf,
+}
+
+/// The session store backend.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoreKind {
+    /// In-process memory: nothing survives a restart.
+    Memory,
+    /// A crash-safe embedded database file (default).
+    #[default]
+    Embedded,
+}
+
+/// `[crypto]`: the key ring sealing everything at rest.
+#[derive(Debug, Clone, Deserialize)]
+pub struct CryptoConfig {
+    /// `"<kid>:<base64 of 32 bytes>"` entries; the first seals, all open.
+    pub keys: Vec<SecretString>,
+}
+
+/// `[static]`: serve the SPA.
+#[derive(Debug, Clone, Deserialize)]
+pub struct StaticConfig {
+    /// Directory with `index.html` and assets.
+    pub dir: PathBuf,
+}
+
+/// `[telemetry]`
+#[derive(Debug, Clone, Deserialize)]
+pub struct TelemetryConfig {
+    /// Log line format.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// `tracing` filter directive, e.g. `info` or `ward=debug`.
+    #[serde(default = "defaults::log_level")]
+    pub log_level: String,
+}
+
+/// Log line format.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LogFormat {
+    /// One JSON object per line (default).
+    #[default]
+    Json,
+    /// Human-readable lines.
+    Pretty,
+}
+
+/// One `[[routes]]` entry of the API proxy.
+#[derive(Debug, Clone, Deserialize)]
+pub struct RouteConfig {
+    /// Path prefix, matched on whole segments.
+    pub prefix: String,
+    /// Upstream base URL (`http` or `https`; a path is a base path).
+    pub upstream: Url,
+    /// Which token the upstream receives.
+    pub token: TokenMode,
+    /// Remove `prefix` from the forwarded path.
+    #[serde(default)]
+    pub strip_prefix: bool,
+    /// Whole-request timeout (504 when exceeded).
+    #[serde(default = "defaults::route_timeout", with = "crate::config::duration")]
+    pub timeout: Duration,
+}
+
+/// Token attached to upstream requests of a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum TokenMode {
+    /// A valid session is required; its access token is attached.
+    User,
+    /// No token; the route is public.
+    None,
+}
+
+macro_rules! default_impl {
+    ($($ty:ty),*) => {$(
+        impl Default for $ty {
+            fn default() -> Self {
+                toml::from_str("").expect("every field of this section has a default")
+            }
+        }
+    )*};
+}
+default_impl!(
+    ServerConfig,
+    SessionConfig,
+    LoginConfig,
+    LogoutConfig,
+    StoreConfig,
+    TelemetryConfig
+);
+
+mod defaults {
+    use super::*;
+
+    pub fn listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn public_url() -> Url {
+        Url::parse("http://localhost:8080").expect("constant URL")
+    }
+    pub fn scopes() -> Vec<String> {
+        ["openid", "profile", "email", "offline_access"]
+            .map(String::from)
+            .to_vec()
+    }
+    pub fn cookie_name() -> String {
+        "__Host-ward".to_owned()
+    }
+    pub fn idle_timeout() -> Duration {
+        Duration::from_secs(30 * 60)
+    }
+    pub fn absolute_timeout() -> Duration {
+        Duration::from_secs(8 * 3600)
+    }
+    pub fn root_path() -> String {
+        "/".to_owned()
+    }
+    pub fn store_path() -> PathBuf {
+        PathBuf::from("ward-data/ward.db")
+    }
+    pub fn log_level() -> String {
+        "info".to_owned()
+    }
+    pub fn route_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+}

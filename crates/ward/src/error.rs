@@ -1,0 +1,110 @@
+//! The one place where failures become HTTP responses.
+//!
+//! Handlers return [`ApiError`]; its `IntoResponse` writes the SPEC's JSON shape
+//! `{"error": "<code>", "message": "<text>"}` with the headers every Ward response carries.
+//! Messages are fixed texts: a cause (IdP answer, store error, token) is logged by the caller
+//! with its `#[source]` chain, never echoed to the browser.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An error as the browser sees it: a status, a stable code, a fixed message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 401: no valid session.
+    #[error("not logged in")]
+    Unauthenticated,
+    /// 403: missing or wrong `X-CSRF-Token`, or a cross-site unsafe request.
+    #[error("CSRF check failed")]
+    CsrfFailed,
+    /// 400: `returnUrl` is not a local path.
+    #[error("returnUrl must be a local path")]
+    InvalidReturnUrl,
+    /// 400: the login callback could not be completed.
+    #[error("login failed")]
+    LoginFailed,
+    /// 400: malformed request.
+    #[error("bad request")]
+    BadRequest,
+    /// 404: no endpoint, route or file.
+    #[error("not found")]
+    NotFound,
+    /// 405: the path exists, the method does not.
+    #[error("method not allowed")]
+    MethodNotAllowed,
+    /// 413: request body too large.
+    #[error("payload too large")]
+    PayloadTooLarge,
+    /// 502: the upstream or the IdP could not be reached or answered badly.
+    #[error("upstream unavailable")]
+    UpstreamUnavailable,
+    /// 504: the upstream did not answer in time.
+    #[error("upstream timed out")]
+    UpstreamTimeout,
+    /// 503: the session store cannot be read or written: fail closed.
+    #[error("session store unavailable")]
+    StoreUnavailable,
+    /// 500: a fault of Ward's own.
+    #[error("internal error")]
+    Internal,
+}
+
+impl ApiError {
+    /// HTTP status of this error.
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::InvalidReturnUrl | Self::LoginFailed | Self::BadRequest => {
+                StatusCode::BAD_REQUEST
+            }
+            Self::NotFound => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
+            Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The stable code of SPEC §2.
+    pub fn code(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::CsrfFailed => "csrf_failed",
+            Self::InvalidReturnUrl => "invalid_return_url",
+            Self::LoginFailed => "login_failed",
+            Self::BadRequest => "bad_request",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::UpstreamUnavailable => "upstream_unavailable",
+            Self::UpstreamTimeout => "upstream_timeout",
+            Self::StoreUnavailable => "store_unavailable",
+            Self::Internal => "internal_error",
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({ "error": self.code(), "message": self.to_string() });
+        let mut response = (self.status(), Json(body)).into_response();
+        if self == Self::StoreUnavailable {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        }
+        response
+    }
+}
+
+impl From<ward_store::StoreError> for ApiError {
+    fn from(err: ward_store::StoreError) -> Self {
+        tracing::error!(event = "store_error", error = %err, cause = ?std::error::Error::source(&err), "session store failed");
+        Self::StoreUnavailable
+    }
+}
