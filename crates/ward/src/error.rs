@@ -93,6 +93,7 @@ impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
+        crate::security::headers::apply(response.headers_mut());
         if self == Self::StoreUnavailable {
             response
                 .headers_mut()

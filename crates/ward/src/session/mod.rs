@@ -1,6 +1,11 @@
-//! Sessions: the record kept server-side, its cookie, sealing and the manager that loads,
-//! creates, slides and deletes them.
+//! Sessions: the record kept server-side ([`record`]), its cookie ([`cookie`]), sealing at rest
+//! ([`seal`], [`keyring`]) and the [`manager`] that loads, creates, slides and deletes them.
 
+pub mod cookie;
 pub mod keyring;
+pub mod manager;
 pub mod random;
+pub mod record;
 pub mod seal;
+
+pub use manager::{LoadedSession, SessionManager, SessionSettings};

@@ -1,0 +1,138 @@
+//! The router and its ordered layers: the one place that sees every request.
+//!
+//! Order (outermost first) and why:
+//! 1. access log — sees the final status of everything, including refusals below;
+//! 2. `/bff/*` endpoints, each answering with Ward's security headers;
+//! 3. the gateway fallback — proxy routes (fetch-metadata refusal, then session, then CSRF,
+//!    all before any byte goes upstream), then static files, then `404 not_found`.
+
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{Method, Response};
+use axum::middleware::{self, Next};
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::config::TokenMode;
+use crate::endpoints::{self, SessionLogId};
+use crate::error::ApiError;
+use crate::proxy::{ForwardContext, Route};
+use crate::security::{client_ip, csrf, headers};
+use crate::state::{SharedState, cookie_header};
+
+/// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
+pub fn router(state: SharedState) -> Router {
+    let bff = Router::new()
+        .route("/bff/user", get(endpoints::user))
+        .route("/bff/login", get(endpoints::login))
+        .route("/bff/callback", get(endpoints::callback))
+        .route("/bff/logout", post(endpoints::logout))
+        .route("/bff/client.js", get(endpoints::client_js))
+        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
+        .layer(middleware::map_response(|mut response: Response<Body>| async {
+            headers::apply(response.headers_mut());
+            response
+        }));
+    Router::new()
+        .merge(bff)
+        .fallback(gateway)
+        .layer(middleware::from_fn(access_log))
+        .with_state(state)
+}
+
+/// Proxy routes, then static files, then 404.
+async fn gateway(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response<Body> {
+    if let Some(route) = state.proxy.route_for(req.uri().path()) {
+        return proxy(&state, route, peer, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    match &state.site {
+        Some(site) if matches!(*req.method(), Method::GET | Method::HEAD) => site.serve(req).await,
+        _ => ApiError::NotFound.into_response(),
+    }
+}
+
+/// Admission checks of a proxy route, then forwarding.
+async fn proxy(
+    state: &SharedState,
+    route: &Route,
+    peer: SocketAddr,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let unsafe_method = csrf::is_unsafe(req.method());
+    if unsafe_method && csrf::fetch_metadata_refuses(req.headers(), &state.config.server.cors_origins)
+    {
+        tracing::warn!(event = "csrf_rejected", reason = "fetch_metadata");
+        return Err(ApiError::CsrfFailed);
+    }
+    let cookies = cookie_header(req.headers());
+    let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
+    let mut session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {
+        state.sessions.load(cookies.as_deref()).await?
+    } else {
+        None
+    };
+    if route.token == TokenMode::User && session.is_none() {
+        return Err(ApiError::Unauthenticated);
+    }
+    if let Some(session) = &mut session {
+        if unsafe_method && !csrf::token_matches(req.headers(), &session.data.csrf_token) {
+            tracing::warn!(event = "csrf_rejected", reason = "token", session = session.log_id());
+            return Err(ApiError::CsrfFailed);
+        }
+        state.sessions.slide(session).await?;
+    }
+    let bearer = match route.token {
+        TokenMode::User => session.as_ref().map(|s| &s.data.access_token),
+        TokenMode::None => None,
+    };
+    let ctx = ForwardContext {
+        bearer,
+        client_ip: client_ip::client_ip(
+            peer.ip(),
+            req.headers(),
+            state.config.server.trusted_proxy_hops,
+        ),
+        ward_cookies: &state.cookie_names,
+    };
+    let mut response = state.proxy.forward(route, req, ctx).await;
+    if let Some(session) = &session {
+        response
+            .extensions_mut()
+            .insert(SessionLogId(session.log_id().to_owned()));
+    }
+    Ok(response)
+}
+
+/// One line per request: method, path (never the query: it may hold a code), status, latency,
+/// session log id.
+async fn access_log(req: Request, next: Next) -> Response<Body> {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let response = next.run(req).await;
+    let session = response
+        .extensions()
+        .get::<SessionLogId>()
+        .map(|s| s.0.as_str())
+        .unwrap_or("");
+    tracing::info!(
+        target: "ward::access",
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
+        session,
+        "request"
+    );
+    response
+}

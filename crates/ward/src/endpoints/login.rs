@@ -1,0 +1,70 @@
+//! `GET /bff/login`: start a login transaction and send the browser to the IdP (SPEC §1 step 2).
+
+use axum::extract::{Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+
+use crate::error::ApiError;
+use crate::security::return_url;
+use crate::session::cookie::LoginBinding;
+use crate::session::record::LoginTransaction;
+use crate::state::{SharedState, cookie_header};
+
+/// `prompt` values passed on to the IdP.
+const PROMPTS: [&str; 4] = ["login", "none", "consent", "select_account"];
+
+/// Query of `/bff/login`.
+#[derive(Debug, Deserialize)]
+pub struct LoginQuery {
+    #[serde(rename = "returnUrl")]
+    return_url: Option<String>,
+    prompt: Option<String>,
+}
+
+/// `302` to the IdP's authorization endpoint, or `400 invalid_return_url`.
+pub async fn login(
+    State(state): State<SharedState>,
+    query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::BadRequest)?;
+    let return_url = query.return_url.unwrap_or_else(|| "/".to_owned());
+    if !return_url::is_local_path(&return_url) {
+        tracing::info!(event = "login_rejected", reason = "invalid_return_url");
+        return Err(ApiError::InvalidReturnUrl);
+    }
+    if let Some(prompt) = &query.prompt
+        && !PROMPTS.contains(&prompt.as_str())
+    {
+        return Err(ApiError::BadRequest);
+    }
+
+    let request = state.oidc.authorization_request(query.prompt.as_deref());
+    // Parallel logins of one browser share its binding, so two tabs can both finish.
+    let cookies = cookie_header(&headers);
+    let binding = state
+        .sessions
+        .login_binding(cookies.as_deref())
+        .unwrap_or_else(LoginBinding::generate);
+    let tx = LoginTransaction {
+        v: 1,
+        state: request.state,
+        nonce: request.nonce,
+        pkce_verifier: request.pkce_verifier,
+        return_url,
+        created_at: state.clock.now(),
+    };
+    state.sessions.begin_login(&binding, &tx).await?;
+    tracing::info!(event = "login_started");
+
+    let location =
+        HeaderValue::try_from(request.url.as_str()).map_err(|_| ApiError::Internal)?;
+    let cookie = HeaderValue::try_from(state.sessions.set_login_cookie(&binding))
+        .map_err(|_| ApiError::Internal)?;
+    Ok((
+        StatusCode::FOUND,
+        [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
+    )
+        .into_response())
+}

@@ -1,0 +1,17 @@
+//! The `/bff` endpoints of SPEC §2, one file each.
+
+mod callback;
+mod client_js;
+mod login;
+mod logout;
+mod user;
+
+pub use callback::callback;
+pub use client_js::client_js;
+pub use login::login;
+pub use logout::logout;
+pub use user::user;
+
+/// Response extension: the session's log id, picked up by the access log.
+#[derive(Debug, Clone)]
+pub struct SessionLogId(pub String);

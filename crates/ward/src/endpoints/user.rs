@@ -1,0 +1,76 @@
+//! `GET /bff/user`: the SPA pulls its login state (SPEC §1 step 1 and 4).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::SessionLogId;
+use crate::error::ApiError;
+use crate::state::{SharedState, cookie_header};
+
+/// Query of `/bff/user`.
+#[derive(Debug, Deserialize)]
+pub struct UserQuery {
+    /// `false` reads the session without extending its idle expiry (e.g. background polling).
+    slide: Option<bool>,
+}
+
+/// `401 unauthenticated` without a valid session; `200` with profile, claims and CSRF token.
+pub async fn user(
+    State(state): State<SharedState>,
+    query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    let Query(query) = query.map_err(|_| ApiError::BadRequest)?;
+    let cookies = cookie_header(&headers);
+    let Some(mut session) = state.sessions.load(cookies.as_deref()).await? else {
+        return Err(ApiError::Unauthenticated);
+    };
+    if query.slide != Some(false) {
+        state.sessions.slide(&mut session).await?;
+    }
+    let data = &session.data;
+    let body = json!({
+        "sub": data.sub,
+        "claims": filter_claims(&data.claims, state.config.session.claims.as_deref()),
+        "csrfToken": data.csrf_token.expose(),
+        "expiresAt": state.sessions.expires_at(data),
+        "absoluteExpiresAt": data.absolute_expires_at,
+    });
+    let mut response = Json(body).into_response();
+    response
+        .extensions_mut()
+        .insert(SessionLogId(session.log_id().to_owned()));
+    Ok(response)
+}
+
+/// The claims the SPA may see: all, or only those in `[session] claims`.
+fn filter_claims(claims: &Map<String, Value>, allow: Option<&[String]>) -> Map<String, Value> {
+    match allow {
+        None => claims.clone(),
+        Some(allow) => claims
+            .iter()
+            .filter(|(name, _)| allow.iter().any(|a| a == *name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claims_allow_list_keeps_only_listed_claims() {
+        let claims: Map<String, Value> =
+            serde_json::from_str(r#"{"name":"A","email":"a@x","groups":["g"]}"#).unwrap();
+        assert_eq!(filter_claims(&claims, None), claims);
+        let allow = ["name".to_owned()];
+        let filtered = filter_claims(&claims, Some(&allow));
+        assert_eq!(filtered.len(), 1);
+        assert_eq!(filtered["name"], "A");
+    }
+}

@@ -1,0 +1,106 @@
+//! `returnUrl` must be a local path (SPEC §2): no open redirect, in any encoding.
+
+/// Longest `returnUrl` accepted.
+const MAX_LEN: usize = 2048;
+
+/// Whether `candidate` is a local path: begins with exactly one `/`, not `//` or `/\`, has no
+/// scheme, no control characters and no backslash — checked on the raw value and again after
+/// each round of percent-decoding (so `%2F%2Fevil` or `%5Cevil` fail too).
+pub fn is_local_path(candidate: &str) -> bool {
+    if candidate.len() > MAX_LEN {
+        return false;
+    }
+    let mut current = candidate.to_owned();
+    // Decode until stable (bounded): double-encoded tricks unwrap to their final form.
+    for _ in 0..4 {
+        if !is_local_once(&current) {
+            return false;
+        }
+        let decoded = match percent_decode(&current) {
+            Some(decoded) => decoded,
+            None => return false,
+        };
+        if decoded == current {
+            return true;
+        }
+        current = decoded;
+    }
+    false
+}
+
+fn is_local_once(path: &str) -> bool {
+    let mut chars = path.chars();
+    if chars.next() != Some('/') {
+        return false;
+    }
+    if matches!(chars.next(), Some('/') | Some('\\')) {
+        return false;
+    }
+    !path.chars().any(|c| c.is_control() || c == '\\')
+}
+
+/// Percent-decodes `input`; `None` when the result is not UTF-8 or an escape is malformed.
+fn percent_decode(input: &str) -> Option<String> {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = bytes.get(i + 1..i + 3)?;
+            let hex = std::str::from_utf8(hex).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_paths_are_accepted() {
+        for ok in ["/", "/app", "/app/page?x=1#frag", "/a%20b", "/caf%C3%A9", "/a:b"] {
+            assert!(is_local_path(ok), "{ok}");
+        }
+    }
+
+    #[test]
+    fn open_redirect_variants_are_refused() {
+        let cases = [
+            "",
+            "app",
+            "//evil.example",
+            "/\\evil.example",
+            "\\\\evil.example",
+            "https://evil.example",
+            "javascript:alert(1)",
+            "%2F%2Fevil.example",
+            "/%2Fevil.example",
+            "/%5Cevil.example",
+            "%2f%2fevil.example",
+            "/%252Fevil.example",
+            "/%25252F%25252Fevil",
+            "/app\r\nSet-Cookie: x=1",
+            "/app%0d%0aLocation:%20//evil",
+            "/a\u{0}b",
+            "/%",
+            "/%zz",
+            "/%ff",
+            " /app",
+            "/\tevil",
+        ];
+        for bad in cases {
+            assert!(!is_local_path(bad), "{bad:?} must be refused");
+        }
+    }
+
+    #[test]
+    fn oversized_return_urls_are_refused() {
+        assert!(!is_local_path(&format!("/{}", "a".repeat(MAX_LEN))));
+    }
+}

@@ -1,0 +1,47 @@
+//! What every handler shares: configuration, the OIDC client, sessions, the proxy, the site.
+
+use std::sync::Arc;
+
+use axum::http::HeaderMap;
+use ward_store::Clock;
+
+use crate::config::Config;
+use crate::oidc::OidcClient;
+use crate::proxy::Proxy;
+use crate::session::SessionManager;
+use crate::site::StaticSite;
+
+/// Shared application state.
+pub struct AppState {
+    /// The validated configuration.
+    pub config: Config,
+    /// Ward's client at the IdP.
+    pub oidc: OidcClient,
+    /// Sessions and pending logins.
+    pub sessions: SessionManager,
+    /// The API proxy.
+    pub proxy: Proxy,
+    /// The SPA's files, when `[static]` is configured.
+    pub site: Option<StaticSite>,
+    /// Time.
+    pub clock: Arc<dyn Clock>,
+    /// Names of Ward's cookies (never forwarded upstream).
+    pub cookie_names: Vec<String>,
+}
+
+/// The state as handlers receive it.
+pub type SharedState = Arc<AppState>;
+
+/// All `Cookie` headers of a request joined as one (HTTP/2 may split them).
+pub fn cookie_header(headers: &HeaderMap) -> Option<String> {
+    let mut values = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok());
+    let first = values.next()?;
+    Some(values.fold(first.to_owned(), |mut acc, v| {
+        acc.push_str("; ");
+        acc.push_str(v);
+        acc
+    }))
+}
