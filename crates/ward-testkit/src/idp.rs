@@ -1,0 +1,395 @@
+//! The real test IdP: `node idp/provider.mjs` (oidc-provider) on a free port, with its test hooks.
+
+use std::fmt::Write as _;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use anyhow::{Context, anyhow, bail};
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::{Child, ChildStdin, Command};
+use tokio::sync::oneshot;
+
+use crate::repo_root;
+
+/// The client id registered at the test IdP.
+pub const CLIENT_ID: &str = "bff";
+/// The client secret registered at the test IdP (a well-known test value, not a secret).
+pub const CLIENT_SECRET: &str = "bff-secret";
+
+/// How long the IdP may take to print `READY` (node start-up is slow while cargo compiles).
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How the registered client authenticates at the token endpoint.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`), the default.
+    #[default]
+    Basic,
+    /// Form fields `client_id` and `client_secret` (`client_secret_post`).
+    Post,
+}
+
+impl ClientAuth {
+    fn as_env(self) -> &'static str {
+        match self {
+            Self::Basic => "client_secret_basic",
+            Self::Post => "client_secret_post",
+        }
+    }
+}
+
+/// Knobs of [`Idp::start`]; each maps to an environment variable of `idp/provider.mjs`.
+#[derive(Clone, Debug)]
+pub struct IdpOptions {
+    /// Origin of the client (Ward's `public_url`): the IdP registers `<origin>/bff/callback`,
+    /// `<origin>/` and `<origin>/bff/logged-out`, and `<origin>/bff/backchannel-logout`.
+    pub bff_origin: String,
+    /// `OP_HOST`: the interface and the issuer's host (default `127.0.0.1`).
+    pub host: Option<String>,
+    /// `AT_TTL`: access-token lifetime in seconds (IdP default 300).
+    pub at_ttl: Option<u64>,
+    /// `RT_TTL`: refresh-token lifetime in seconds (IdP default 86400).
+    pub rt_ttl: Option<u64>,
+    /// `IDT_TTL`: ID-token lifetime in seconds (IdP default 3600).
+    pub idt_ttl: Option<u64>,
+    /// `ALWAYS_REFRESH=1`: a refresh token on every code exchange, even without
+    /// `offline_access` + `prompt=consent`.
+    pub always_refresh: bool,
+    /// `AT_FORMAT=jwt`: JWT access tokens with `aud=urn:bff:api` (else opaque).
+    pub jwt_access_tokens: bool,
+    /// `CLIENT_AUTH`: the client's token-endpoint authentication method.
+    pub client_auth: ClientAuth,
+    /// `KEEP_SSRF_GUARD=1`: keep oidc-provider's block on back-channel calls to loopback.
+    pub keep_ssrf_guard: bool,
+    /// Any further environment variables for the node process.
+    pub extra_env: Vec<(String, String)>,
+}
+
+impl IdpOptions {
+    /// Defaults for a client at `bff_origin` (e.g. Ward's `http://localhost:<port>`).
+    pub fn new(bff_origin: impl Into<String>) -> Self {
+        Self {
+            bff_origin: bff_origin.into(),
+            host: None,
+            at_ttl: None,
+            rt_ttl: None,
+            idt_ttl: None,
+            always_refresh: false,
+            jwt_access_tokens: false,
+            client_auth: ClientAuth::Basic,
+            keep_ssrf_guard: false,
+            extra_env: Vec::new(),
+        }
+    }
+}
+
+impl Default for IdpOptions {
+    fn default() -> Self {
+        Self::new("http://127.0.0.1:8080")
+    }
+}
+
+/// Counters kept by the IdP's test hooks.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct IdpStats {
+    /// `POST /token` requests received, failed ones included.
+    pub token_requests: u64,
+    /// `POST /token/revocation` requests received.
+    pub revocations: u64,
+}
+
+/// A running test IdP. The node process is killed when this is dropped, and also exits by
+/// itself when the test process dies (it watches its stdin, which only we hold).
+pub struct Idp {
+    issuer: String,
+    bff_origin: String,
+    logs: Arc<Mutex<String>>,
+    http: reqwest::Client,
+    _child: Child,
+    _stdin: Option<ChildStdin>,
+}
+
+impl Idp {
+    /// Installs the IdP's npm packages if needed, starts it on a free port with the test hooks
+    /// on, and waits (at most 30 s) for its `READY <issuer>` line. The error carries the IdP's
+    /// output when it fails to come up.
+    pub async fn start(options: IdpOptions) -> anyhow::Result<Self> {
+        tokio::task::spawn_blocking(ensure_idp_installed)
+            .await
+            .context("the npm install task panicked")??;
+        let idp_dir = idp_dir();
+        let mut command = Command::new("node");
+        command
+            .arg("provider.mjs")
+            .current_dir(&idp_dir)
+            .env("OP_PORT", "0")
+            .env("TEST_HOOKS", "1")
+            .env("EXIT_WITH_STDIN", "1")
+            .env("BFF_ORIGIN", &options.bff_origin)
+            .env("CLIENT_AUTH", options.client_auth.as_env())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        let optional = [
+            ("OP_HOST", options.host.clone()),
+            ("AT_TTL", options.at_ttl.map(|v| v.to_string())),
+            ("RT_TTL", options.rt_ttl.map(|v| v.to_string())),
+            ("IDT_TTL", options.idt_ttl.map(|v| v.to_string())),
+            (
+                "ALWAYS_REFRESH",
+                options.always_refresh.then(|| "1".to_owned()),
+            ),
+            (
+                "AT_FORMAT",
+                options.jwt_access_tokens.then(|| "jwt".to_owned()),
+            ),
+            (
+                "KEEP_SSRF_GUARD",
+                options.keep_ssrf_guard.then(|| "1".to_owned()),
+            ),
+        ];
+        for (name, value) in optional {
+            if let Some(value) = value {
+                command.env(name, value);
+            }
+        }
+        for (name, value) in &options.extra_env {
+            command.env(name, value);
+        }
+        let mut child = command.spawn().map_err(|err| {
+            anyhow!(
+                "cannot run `node` ({err}): the integration tests need Node.js >= 20.19 and npm \
+                 on PATH to run the test IdP in {}",
+                idp_dir.display()
+            )
+        })?;
+
+        let logs = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let stdout = child.stdout.take().context("node stdout is piped")?;
+        let stderr = child.stderr.take().context("node stderr is piped")?;
+        tokio::spawn(capture(stdout, "out", Arc::clone(&logs), Some(ready_tx)));
+        let stderr_task = tokio::spawn(capture(stderr, "err", Arc::clone(&logs), None));
+
+        let issuer = match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
+            Ok(Ok(issuer)) => issuer,
+            outcome => {
+                let why = if outcome.is_err() {
+                    format!("did not print READY within {READY_TIMEOUT:?}")
+                } else {
+                    "exited before printing READY".to_owned()
+                };
+                let _ = child.start_kill();
+                let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+                let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+                bail!("the test IdP {why}; its output:\n{}", lock(&logs));
+            }
+        };
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(Duration::from_secs(30))
+            .build()
+            .context("building the HTTP client")?;
+        let stdin = child.stdin.take();
+        Ok(Self {
+            issuer,
+            bff_origin: options.bff_origin,
+            logs,
+            http,
+            _child: child,
+            _stdin: stdin,
+        })
+    }
+
+    /// The issuer, `http://127.0.0.1:<port>` (no trailing slash).
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `<issuer><path>`, e.g. `idp.url("/token")`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.issuer)
+    }
+
+    /// The redirect URI registered for the client: `<bff_origin>/bff/callback`.
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/bff/callback", self.bff_origin)
+    }
+
+    /// Everything the IdP printed so far (stdout lines prefixed `out| `, stderr `err| `).
+    /// Holds no tokens: the IdP logs none.
+    pub fn logs(&self) -> String {
+        lock(&self.logs).clone()
+    }
+
+    /// Changes how the `id_token` of later token responses (code and refresh) is made, until
+    /// changed again: `none` (untouched), `bad-signature`, `unknown-kid`, `rotated-key` (also
+    /// published in `/jwks` from now on), `wrong-aud`, `wrong-iss`, `wrong-nonce`, `expired`,
+    /// `future-iat`, `no-nonce`, `alg-none`, `azp-mismatch`. An unknown mode is an error.
+    pub async fn set_id_token_mode(&self, mode: &str) -> anyhow::Result<()> {
+        self.hook("/__test/mode", json!({ "idToken": mode })).await
+    }
+
+    /// Makes every later `POST /token` answer `status` with an OAuth `server_error` body, until
+    /// called again; `0` restores normal answers.
+    pub async fn fail_token_requests(&self, status: u16) -> anyhow::Result<()> {
+        self.hook("/__test/fail-token", json!({ "status": status }))
+            .await
+    }
+
+    /// Makes only the next `times` `POST /token` requests answer `status` (a transient fault);
+    /// later ones succeed again.
+    pub async fn fail_next_token_requests(&self, status: u16, times: u32) -> anyhow::Result<()> {
+        self.hook(
+            "/__test/fail-token",
+            json!({ "status": status, "times": times }),
+        )
+        .await
+    }
+
+    /// The IdP's request counters.
+    pub async fn stats(&self) -> anyhow::Result<IdpStats> {
+        let response = self
+            .http
+            .get(self.url("/__test/stats"))
+            .send()
+            .await
+            .context("GET /__test/stats")?;
+        let status = response.status();
+        let body: serde_json::Value = response.json().await.context("stats body")?;
+        if !status.is_success() {
+            bail!("GET /__test/stats answered {status}: {body}");
+        }
+        let count = |name: &str| {
+            body[name]
+                .as_u64()
+                .ok_or_else(|| anyhow!("stats lack {name}: {body}"))
+        };
+        Ok(IdpStats {
+            token_requests: count("tokenRequests")?,
+            revocations: count("revocations")?,
+        })
+    }
+
+    async fn hook(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
+        let response = self
+            .http
+            .post(self.url(path))
+            .json(&body)
+            .send()
+            .await
+            .with_context(|| format!("POST {path}"))?;
+        let status = response.status();
+        if !status.is_success() {
+            let text = response.text().await.unwrap_or_default();
+            bail!("POST {path} answered {status}: {text}");
+        }
+        Ok(())
+    }
+}
+
+fn lock(logs: &Mutex<String>) -> MutexGuard<'_, String> {
+    // Lines are appended whole, so a poisoned lock still holds consistent text.
+    logs.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Copies the lines of one output stream into `logs`; the first `READY <issuer>` line on
+/// stdout is sent to `ready`.
+async fn capture(
+    stream: impl AsyncRead + Unpin,
+    tag: &str,
+    logs: Arc<Mutex<String>>,
+    mut ready: Option<oneshot::Sender<String>>,
+) {
+    let mut lines = BufReader::new(stream).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let _ = writeln!(lock(&logs), "{tag}| {line}");
+        if let Some(issuer) = line.strip_prefix("READY ")
+            && let Some(ready) = ready.take()
+        {
+            let _ = ready.send(issuer.trim().to_owned());
+        }
+    }
+}
+
+fn idp_dir() -> PathBuf {
+    repo_root().join("idp")
+}
+
+/// Runs `npm ci --no-audit --no-fund` in `idp/` unless its packages are installed and not
+/// older than `package-lock.json`.
+///
+/// Safe to call from parallel tests and parallel test processes: an exclusive file lock
+/// (released by the OS even if a process dies) serialises installs, and whoever gets it second
+/// finds the packages in place. Fails with npm's output, or with a clear message when `npm` is
+/// missing: integration tests never skip for want of Node.js.
+pub fn ensure_idp_installed() -> anyhow::Result<()> {
+    static IN_PROCESS: Mutex<bool> = Mutex::new(false);
+    let mut done = IN_PROCESS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    if *done {
+        return Ok(());
+    }
+    let dir = idp_dir();
+    let lock_path = std::env::temp_dir().join(format!(
+        "ward-testkit-npm-{}.lock",
+        dir.to_string_lossy()
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+            .collect::<String>()
+    ));
+    let lock_file = File::create(&lock_path)
+        .with_context(|| format!("creating the install lock {}", lock_path.display()))?;
+    lock_file
+        .lock()
+        .with_context(|| format!("locking {}", lock_path.display()))?;
+    if !is_installed(&dir) {
+        install(&dir)?;
+    }
+    *done = true;
+    Ok(())
+}
+
+/// npm writes `node_modules/.package-lock.json` last, so its presence means a finished install;
+/// a `package-lock.json` changed since means the install is stale.
+fn is_installed(dir: &Path) -> bool {
+    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
+    match (
+        modified(dir.join("node_modules/.package-lock.json")),
+        modified(dir.join("package-lock.json")),
+    ) {
+        (Some(installed), Some(locked)) => installed >= locked,
+        _ => false,
+    }
+}
+
+fn install(dir: &Path) -> anyhow::Result<()> {
+    let output = std::process::Command::new("npm")
+        .args(["ci", "--no-audit", "--no-fund"])
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|err| {
+            anyhow!(
+                "cannot run `npm` ({err}): the integration tests need Node.js >= 20.19 and npm \
+                 on PATH to install and run the test IdP in {}",
+                dir.display()
+            )
+        })?;
+    if !output.status.success() {
+        bail!(
+            "`npm ci` in {} failed ({}):\n{}\n{}",
+            dir.display(),
+            output.status,
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,295 @@
+// Test / demo OpenID Provider for Ward's integration tests and local demo. NOT for production:
+// every login and password is accepted, keys live in memory, client secrets are well known.
+// oidc-provider 9.x (ESM only), Node >= 20.19.
+//
+// Usage: node provider.mjs       (listens on 127.0.0.1:4000; prints `READY <issuer>` once listening)
+// Env:   OP_PORT (0 = pick a free port), OP_HOST, BFF_ORIGIN (default http://127.0.0.1:8080),
+//        CLIENT_ID / CLIENT_SECRET (default bff / bff-secret),
+//        CLIENT_AUTH=client_secret_basic (default) | client_secret_post,
+//        AT_FORMAT=jwt (access tokens as JWT for resource "urn:bff:api"; default opaque),
+//        ALWAYS_REFRESH=1 (issue refresh tokens without offline_access/prompt=consent),
+//        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
+//        KEEP_SSRF_GUARD=1 (keep oidc-provider's loopback/private-IP block on back-channel logout),
+//        EXIT_WITH_STDIN=1 (exit when stdin closes: the parent test process has gone),
+//        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo).
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import { SignJWT, base64url, decodeJwt, decodeProtectedHeader } from 'jose';
+import Provider from 'oidc-provider';
+
+const HOST = process.env.OP_HOST || '127.0.0.1';
+const PORT = Number(process.env.OP_PORT || 4000);
+const BFF = process.env.BFF_ORIGIN || 'http://127.0.0.1:8080';
+const CLIENT_ID = process.env.CLIENT_ID || 'bff';
+const CLIENT_SECRET = process.env.CLIENT_SECRET || 'bff-secret';
+const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
+const AT_TTL = Number(process.env.AT_TTL || 300);
+const RT_TTL = Number(process.env.RT_TTL || 86400);
+const IDT_TTL = Number(process.env.IDT_TTL || 3600);
+const API_RESOURCE = 'urn:bff:api';
+
+if (!['client_secret_basic', 'client_secret_post'].includes(CLIENT_AUTH)) {
+  console.error(`CLIENT_AUTH must be client_secret_basic or client_secret_post, got ${CLIENT_AUTH}`);
+  process.exit(2);
+}
+
+// Fresh signing key per run (no key material on disk).
+const SIGNING_KID = 'test-rs256';
+const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+const jwk = { ...privateKey.export({ format: 'jwk' }), kid: SIGNING_KID, use: 'sig', alg: 'RS256' };
+
+function configuration() {
+  return {
+    clients: [{
+      client_id: CLIENT_ID,
+      client_secret: CLIENT_SECRET,
+      token_endpoint_auth_method: CLIENT_AUTH,
+      redirect_uris: [`${BFF}/bff/callback`],
+      post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
+      grant_types: ['authorization_code', 'refresh_token'],
+      response_types: ['code'],
+      // OIDC Back-Channel Logout 1.0 (needs features.backchannelLogout)
+      backchannel_logout_uri: `${BFF}/bff/backchannel-logout`,
+      backchannel_logout_session_required: true,
+    }],
+    jwks: { keys: [jwk] },
+    cookies: { keys: ['test-cookie-signing-key-1'] },
+    // Any login/password is accepted by the dev interactions; the login value becomes `sub`.
+    async findAccount(ctx, sub) {
+      return {
+        accountId: sub,
+        async claims() {
+          return { sub, email: `${sub}@example.test`, email_verified: true, name: `Test ${sub}` };
+        },
+      };
+    },
+    claims: {
+      openid: ['sub'],
+      email: ['email', 'email_verified'],
+      profile: ['name'],
+    },
+    // put scope-requested claims (email, name) into the ID token too (default true = userinfo only)
+    conformIdTokenClaims: false,
+    pkce: { required: () => true }, // S256 is the only method oidc-provider 9 accepts
+    features: {
+      devInteractions: { enabled: true }, // built-in login+consent pages at /interaction/:uid
+      revocation: { enabled: true }, // POST /token/revocation
+      introspection: { enabled: true }, // POST /token/introspection
+      userinfo: { enabled: true }, // GET /me
+      rpInitiatedLogout: { enabled: true }, // GET|POST /session/end
+      backchannelLogout: { enabled: true },
+      ...(process.env.AT_FORMAT === 'jwt' ? {
+        resourceIndicators: {
+          enabled: true,
+          defaultResource: () => API_RESOURCE,
+          useGrantedResource: () => true,
+          getResourceServerInfo: (ctx, resourceIndicator) => ({
+            scope: 'openid email profile offline_access api:read',
+            audience: resourceIndicator,
+            accessTokenTTL: AT_TTL,
+            accessTokenFormat: 'jwt',
+          }),
+        },
+      } : {}),
+    },
+    // The default policy drops offline_access unless prompt=consent is sent; this issues a
+    // refresh token on every code exchange for clients allowed the refresh_token grant.
+    ...(process.env.ALWAYS_REFRESH === '1' ? {
+      issueRefreshToken: async (ctx, client) => client.grantTypeAllowed('refresh_token'),
+    } : {}),
+    rotateRefreshToken: true, // every refresh returns a new refresh token
+    clientBasedCORS: () => false, // the BFF talks to the OP server-side only
+    ttl: {
+      AccessToken: AT_TTL,
+      AuthorizationCode: 60,
+      IdToken: IDT_TTL,
+      RefreshToken: RT_TTL,
+      Interaction: 600,
+      Session: 86400,
+      Grant: 86400,
+    },
+    // oidc-provider 9 blocks outbound fetches to loopback/private IPs (SSRF guard); drop its
+    // dispatcher so back-channel logout can reach a BFF on 127.0.0.1.
+    ...(process.env.KEEP_SSRF_GUARD === '1' ? {} : {
+      fetch: (url, options) => { delete options.dispatcher; return globalThis.fetch(url, options); },
+    }),
+  };
+}
+
+// oidc-provider accepts client_secret_basic and client_secret_post interchangeably for a client
+// registered with either. Hold the client to its registered method, so a test can tell which one
+// the BFF really uses: with `client_secret_post`, an Authorization header is refused; with
+// `client_secret_basic`, its absence is. (Header-only check: the body is left to oidc-provider.)
+const CLIENT_AUTH_PATHS = ['/token', '/token/revocation', '/token/introspection', '/request'];
+async function strictClientAuth(ctx, next) {
+  if (ctx.method === 'POST' && CLIENT_AUTH_PATHS.includes(ctx.path)) {
+    const basic = /^basic /i.test(ctx.get('authorization'));
+    if (basic !== (CLIENT_AUTH === 'client_secret_basic')) {
+      ctx.status = 401;
+      ctx.set('cache-control', 'no-store');
+      ctx.body = { error: 'invalid_client', error_description: `client must authenticate with ${CLIENT_AUTH}` };
+      return;
+    }
+  }
+  await next();
+}
+
+// ---------------------------------------------------------------------------------------------
+// TEST-ONLY HOOKS (TEST_HOOKS=1). They let integration tests make the OP misbehave on purpose.
+//   POST /__test/mode        {"idToken": "<mutation>"}  how later /token responses' id_token is made
+//   POST /__test/fail-token  {"status": 500}            later /token requests fail; {"status": 0} resets;
+//                            {"status": 500, "times": 1} only the next one (N) fail
+//   GET  /__test/stats       {"tokenRequests", "revocations"}
+// ---------------------------------------------------------------------------------------------
+const ID_TOKEN_MODES = [
+  'none', 'bad-signature', 'unknown-kid', 'rotated-key', 'wrong-aud', 'wrong-iss', 'wrong-nonce',
+  'expired', 'future-iat', 'no-nonce', 'alg-none', 'azp-mismatch',
+];
+
+function testHooks() {
+  const state = { idTokenMode: 'none', failStatus: 0, failTimes: 0, tokenRequests: 0, revocations: 0 };
+  let rotated; // { privateKey, publicJwk } once `rotated-key` has been set: /jwks serves it from then on
+  let unknown; // a key whose public half is never published
+
+  const freshKey = (kid) => {
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const publicJwk = { ...pair.publicKey.export({ format: 'jwk' }), kid, use: 'sig', alg: 'RS256' };
+    return { privateKey: pair.privateKey, publicJwk };
+  };
+
+  const readJson = async (req) => {
+    const chunks = [];
+    for await (const chunk of req) chunks.push(chunk);
+    const text = Buffer.concat(chunks).toString('utf8');
+    return text ? JSON.parse(text) : {};
+  };
+
+  const sign = (payload, header, key) => new SignJWT(payload).setProtectedHeader(header).sign(key);
+
+  async function mutate(idToken, mode) {
+    const header = decodeProtectedHeader(idToken);
+    const claims = decodeJwt(idToken);
+    const now = Math.floor(Date.now() / 1000);
+    const resign = (c, key = privateKey, kid = header.kid) => sign(c, { ...header, kid }, key);
+    switch (mode) {
+      case 'bad-signature': {
+        const [h, p, s] = idToken.split('.');
+        const sig = base64url.decode(s);
+        for (let i = 0; i < 8; i += 1) sig[i] ^= 0xff;
+        return `${h}.${p}.${base64url.encode(sig)}`;
+      }
+      case 'unknown-kid':
+        unknown ??= freshKey('unknown-kid');
+        return resign(claims, unknown.privateKey, 'unknown-kid');
+      case 'rotated-key':
+        return resign(claims, rotated.privateKey, 'rotated');
+      case 'wrong-aud': return resign({ ...claims, aud: 'not-the-client' });
+      case 'wrong-iss': return resign({ ...claims, iss: 'http://wrong-issuer.invalid' });
+      case 'wrong-nonce': return resign({ ...claims, nonce: 'not-the-nonce' });
+      case 'expired': return resign({ ...claims, iat: now - 7200, exp: now - 3600 });
+      case 'future-iat': return resign({ ...claims, iat: now + 3600, exp: now + 3600 + IDT_TTL });
+      case 'no-nonce': {
+        const rest = { ...claims };
+        delete rest.nonce;
+        return resign(rest);
+      }
+      case 'alg-none': {
+        const enc = (o) => base64url.encode(JSON.stringify(o));
+        return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claims)}.`;
+      }
+      case 'azp-mismatch': return resign({ ...claims, aud: [CLIENT_ID, 'other'], azp: 'other' });
+      default: return idToken;
+    }
+  }
+
+  return async function testHookMiddleware(ctx, next) {
+    if (ctx.path.startsWith('/__test/')) {
+      try {
+        ctx.state.testBody = ctx.method === 'POST' ? await readJson(ctx.req) : {};
+      } catch {
+        ctx.status = 400;
+        ctx.body = { error: 'body must be JSON' };
+        return;
+      }
+    }
+    if (ctx.path === '/__test/mode' && ctx.method === 'POST') {
+      const mode = ctx.state.testBody.idToken;
+      if (!ID_TOKEN_MODES.includes(mode)) {
+        ctx.status = 400;
+        ctx.body = { error: `unknown idToken mode; one of ${ID_TOKEN_MODES.join(', ')}` };
+        return;
+      }
+      if (mode === 'rotated-key') rotated ??= freshKey('rotated');
+      state.idTokenMode = mode;
+      console.log(`test-hook: idToken mode = ${mode}`);
+      ctx.body = { idToken: mode };
+      return;
+    }
+    if (ctx.path === '/__test/fail-token' && ctx.method === 'POST') {
+      const { status, times } = ctx.state.testBody;
+      state.failStatus = Number(status) || 0;
+      state.failTimes = times === undefined ? Infinity : Number(times) || 0;
+      console.log(`test-hook: fail-token status = ${state.failStatus} times = ${state.failTimes}`);
+      ctx.body = { status: state.failStatus };
+      return;
+    }
+    if (ctx.path === '/__test/stats' && ctx.method === 'GET') {
+      ctx.body = { tokenRequests: state.tokenRequests, revocations: state.revocations };
+      return;
+    }
+
+    const isToken = ctx.path === '/token' && ctx.method === 'POST';
+    if (isToken) {
+      state.tokenRequests += 1;
+      if (state.failStatus && state.failTimes > 0) {
+        state.failTimes -= 1;
+        ctx.status = state.failStatus;
+        ctx.set('cache-control', 'no-store');
+        ctx.body = { error: 'server_error', error_description: 'test hook: forced token failure' };
+        return;
+      }
+    }
+    if (ctx.path === '/token/revocation' && ctx.method === 'POST') state.revocations += 1;
+
+    await next();
+
+    if (isToken && ctx.status === 200 && ctx.body?.id_token && state.idTokenMode !== 'none') {
+      ctx.body = { ...ctx.body, id_token: await mutate(ctx.body.id_token, state.idTokenMode) };
+    }
+    if (ctx.path === '/jwks' && ctx.method === 'GET' && rotated && ctx.body?.keys) {
+      ctx.body = { keys: [...ctx.body.keys, rotated.publicJwk] };
+      ctx.type = 'application/jwk-set+json; charset=utf-8';
+    }
+  };
+}
+// ------------------------------------------------------------------------- end of test hooks
+
+// Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
+const server = createServer();
+server.listen(PORT, HOST, () => {
+  const { port } = server.address();
+  const issuer = `http://${HOST}:${port}`;
+  const provider = new Provider(issuer, configuration());
+  if (process.env.TEST_HOOKS === '1') { // first, so the counters see every request
+    provider.use(testHooks());
+    console.log('test-hook: TEST_HOOKS=1, /__test/* endpoints enabled (test use only)');
+  }
+  provider.use(strictClientAuth);
+  provider.on('backchannel.success', (ctx, client, accountId, sid) => console.log(`backchannel.success client=${client.clientId} sub=${accountId} sid=${sid}`));
+  provider.on('backchannel.error', (ctx, err, client) => console.log(`backchannel.error client=${client.clientId}: ${err.message}`));
+  provider.on('grant.error', (ctx, err) => console.log(`grant.error ${err.name}: ${err.message}`));
+  provider.on('server_error', (ctx, err) => console.error('server_error', err));
+  server.on('request', provider.callback());
+  console.log(`READY ${issuer}`);
+});
+server.on('error', (err) => {
+  console.error(`listen failed: ${err.message}`);
+  process.exit(1);
+});
+
+for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));
+if (process.env.EXIT_WITH_STDIN === '1') {
+  process.stdin.on('end', () => process.exit(0));
+  process.stdin.on('close', () => process.exit(0));
+  process.stdin.resume();
+}
