@@ -1,1 +1,140 @@
-//! Conformance suite (to be written).
+//! The conformance suite: what every [`SessionStore`] backend must do, written once.
+//!
+//! A backend's test file generates one `#[tokio::test]` per case with one line:
+//!
+//! ```ignore
+//! ward_store::conformance_tests!(|clock: Arc<ManualClock>| async move {
+//!     MyStore::connect(url, clock).await.expect("store opens")
+//! });
+//! ```
+//!
+//! The factory receives the [`ManualClock`] the case will advance, so expiry is tested by
+//! moving time rather than sleeping; it must return a store that is empty and reads that
+//! clock. A store that needs something kept alive beside it (a temporary directory, a test
+//! database) returns it wrapped in [`Guarded`]. The tests land in a module named
+//! `conformance`, so they report as `conformance::take_is_single_use_under_concurrency`.
+//!
+//! Each case is also a public async function here, for a backend that wants to drive one by
+//! hand. Cases assert through `assert!`: a failing backend fails the generated test.
+
+use std::any::Any;
+
+use async_trait::async_trait;
+
+use crate::{Record, SessionStore, StoreError, UnixTime};
+
+mod cases;
+pub use cases::*;
+
+#[doc(hidden)]
+pub use tokio as __tokio;
+
+/// The time every case starts at (2023-11-14T22:13:20Z): far from zero, so a backend that
+/// confuses "absolute" with "relative" expiry fails.
+pub const START: UnixTime = 1_700_000_000;
+
+/// How long a record made by the suite lives unless a case says otherwise.
+pub const TTL: u64 = 600;
+
+/// A store together with whatever must outlive it (a temporary directory, a throw-away
+/// database). Every call goes to the store; the guard is dropped after it.
+pub struct Guarded<S> {
+    store: S,
+    _guard: Box<dyn Any + Send + Sync>,
+}
+
+impl<S> Guarded<S> {
+    /// Keeps `guard` alive as long as `store`.
+    pub fn new(store: S, guard: impl Any + Send + Sync) -> Self {
+        Self {
+            store,
+            _guard: Box::new(guard),
+        }
+    }
+}
+
+#[async_trait]
+impl<S: SessionStore> SessionStore for Guarded<S> {
+    async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
+        self.store.put(key, record).await
+    }
+    async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.store.put_new(key, record).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.take(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.store.delete(key).await
+    }
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        self.store.keys_by_index(index).await
+    }
+    async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        self.store.sweep_expired().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.store.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        self.store.kind()
+    }
+}
+
+/// Generates the suite as `#[tokio::test]`s in a module named `conformance`.
+///
+/// The argument is an expression callable as `factory(Arc<ManualClock>)` returning a future
+/// of an empty store (`impl SessionStore`), typically an `async move` closure. The caller
+/// needs no direct tokio dependency.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr $(,)?) => {
+        #[allow(dead_code)]
+        fn __ward_conformance_store(
+            clock: ::std::sync::Arc<$crate::ManualClock>,
+        ) -> impl ::std::future::Future<Output = impl $crate::SessionStore> {
+            ($factory)(clock)
+        }
+
+        $crate::conformance_tests!(@cases
+            put_then_get_returns_value,
+            get_of_missing_key_returns_none,
+            put_replaces_value_and_indexes,
+            expired_record_reads_as_absent,
+            record_put_already_expired_reads_as_absent,
+            put_new_inserts_when_absent,
+            put_new_refuses_live_record_but_accepts_expired_one,
+            put_new_admits_one_writer_under_concurrency,
+            take_returns_value_once,
+            take_of_expired_record_returns_none,
+            take_is_single_use_under_concurrency,
+            delete_reports_whether_a_live_record_existed,
+            delete_removes_index_entries,
+            keys_by_index_finds_every_carrier,
+            keys_by_index_skips_expired,
+            sweep_removes_only_expired,
+            large_values_round_trip,
+            keys_with_unusual_characters_round_trip,
+            ping_succeeds,
+        );
+    };
+    (@cases $($case:ident),* $(,)?) => {
+        #[cfg(test)]
+        mod conformance {
+            use $crate::conformance::__tokio as tokio;
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    let clock = ::std::sync::Arc::new(
+                        $crate::ManualClock::new($crate::conformance::START),
+                    );
+                    let store = super::__ward_conformance_store(clock.clone()).await;
+                    $crate::conformance::$case(::std::sync::Arc::new(store), clock).await;
+                }
+            )*
+        }
+    };
+}

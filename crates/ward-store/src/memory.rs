@@ -1,1 +1,205 @@
-//! In-memory backend (to be written).
+//! The in-process backend: one map of records and one map of index entries behind one lock.
+//!
+//! Every operation takes the lock once and never awaits while holding it, so `take` and
+//! `put_new` are atomic with respect to every other call. Expiry is read through the injected
+//! [`Clock`]: a record at or past its `expires_at` reads as absent at once, and the memory it
+//! holds is released by [`SessionStore::sweep_expired`] (or by the next write to its key).
+//! Nothing survives the process; use it for tests and single-instance deployments that accept
+//! logging everyone out on restart.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::{Clock, Record, SessionStore, StoreError, UnixTime};
+
+/// An in-memory [`SessionStore`].
+pub struct MemoryStore {
+    clock: Arc<dyn Clock>,
+    inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let inner = self.lock();
+        f.debug_struct("MemoryStore")
+            .field("records", &inner.records.len())
+            .field("indexes", &inner.index.len())
+            .finish()
+    }
+}
+
+/// Invariant: `index[i]` contains `k` exactly when `records[k].indexes` contains `i`, and no
+/// set in `index` is empty.
+#[derive(Default)]
+struct Inner {
+    records: HashMap<String, Record>,
+    index: HashMap<String, BTreeSet<String>>,
+}
+
+fn is_live(record: &Record, now: UnixTime) -> bool {
+    record.expires_at > now
+}
+
+impl Inner {
+    /// Removes the record under `key` and its index entries, returning it.
+    fn remove(&mut self, key: &str) -> Option<Record> {
+        let record = self.records.remove(key)?;
+        for index in &record.indexes {
+            if let Some(keys) = self.index.get_mut(index) {
+                keys.remove(key);
+                if keys.is_empty() {
+                    self.index.remove(index);
+                }
+            }
+        }
+        Some(record)
+    }
+
+    /// Inserts `record` under `key`, replacing whatever was there.
+    fn insert(&mut self, key: &str, record: Record) {
+        self.remove(key);
+        for index in &record.indexes {
+            self.index
+                .entry(index.clone())
+                .or_default()
+                .insert(key.to_owned());
+        }
+        self.records.insert(key.to_owned(), record);
+    }
+
+    /// Removes the record under `key` and returns it only when it was live.
+    fn remove_live(&mut self, key: &str, now: UnixTime) -> Option<Record> {
+        self.remove(key).filter(|record| is_live(record, now))
+    }
+}
+
+impl MemoryStore {
+    /// An empty store whose expiry reads `clock`.
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Self {
+            clock,
+            inner: Mutex::new(Inner::default()),
+        }
+    }
+
+    /// No method panics while holding the lock with the invariant broken (all updates are
+    /// plain map operations), so a poisoned lock still guards consistent data.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl SessionStore for MemoryStore {
+    async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
+        self.lock().insert(key, record);
+        Ok(())
+    }
+
+    async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        if inner.records.get(key).is_some_and(|r| is_live(r, now)) {
+            return Ok(false);
+        }
+        inner.insert(key, record);
+        Ok(true)
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .get(key)
+            .filter(|r| is_live(r, now))
+            .map(|r| r.value.clone()))
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.lock().remove_live(key, now).map(|r| r.value))
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        Ok(self.lock().remove_live(key, now).is_some())
+    }
+
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let Some(keys) = inner.index.get(index) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys
+            .iter()
+            .filter(|k| inner.records.get(*k).is_some_and(|r| is_live(r, now)))
+            .cloned()
+            .collect())
+    }
+
+    async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let expired: Vec<String> = inner
+            .records
+            .iter()
+            .filter(|(_, r)| !is_live(r, now))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &expired {
+            inner.remove(key);
+        }
+        Ok(expired.len() as u64)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+
+    fn record(expires_at: UnixTime, indexes: &[&str]) -> Record {
+        Record {
+            value: b"sealed".to_vec(),
+            expires_at,
+            indexes: indexes.iter().map(|s| (*s).to_owned()).collect(),
+        }
+    }
+
+    #[tokio::test]
+    async fn sweep_leaves_no_empty_index_sets_behind() {
+        let clock = Arc::new(ManualClock::new(100));
+        let store = MemoryStore::new(clock.clone());
+        store.put("a", record(110, &["i:sub:x"])).await.unwrap();
+        store.put("b", record(200, &["i:sub:y"])).await.unwrap();
+        clock.advance(10);
+        assert_eq!(store.sweep_expired().await.unwrap(), 1);
+        let inner = store.lock();
+        assert_eq!(inner.records.len(), 1);
+        assert_eq!(inner.index.len(), 1);
+        assert!(inner.index.contains_key("i:sub:y"));
+    }
+
+    #[tokio::test]
+    async fn debug_shows_counts_only() {
+        let store = MemoryStore::new(Arc::new(ManualClock::new(0)));
+        store.put("secret-key", record(10, &["idx"])).await.unwrap();
+        let shown = format!("{store:?}");
+        assert!(
+            !shown.contains("secret-key") && !shown.contains("idx"),
+            "{shown}"
+        );
+    }
+}

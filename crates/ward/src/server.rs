@@ -51,8 +51,10 @@ pub fn open_store(
 ) -> Result<Arc<dyn SessionStore>, ward_store::StoreError> {
     Ok(match config.store.kind {
         StoreKind::Memory => Arc::new(ward_store::memory::MemoryStore::new(clock)),
-        // TEMP(lead): switch to EmbeddedStore::open once it lands.
-        StoreKind::Embedded => Arc::new(ward_store::memory::MemoryStore::new(clock)),
+        StoreKind::Embedded => Arc::new(ward_store_embedded::EmbeddedStore::open(
+            &config.store.path,
+            clock,
+        )?),
     })
 }
 
@@ -85,13 +87,16 @@ pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<Shared
     let store = open_store(&config, clock.clone())?;
     let oidc = discover(&config, clock.clone()).await?;
     let proxy = Proxy::new(&config.routes, &config.server.public_url)?;
-    let site = config.static_files.as_ref().map(|s| StaticSite::new(&s.dir));
+    let site = config
+        .static_files
+        .as_ref()
+        .map(|s| StaticSite::new(&s.dir));
     let settings = SessionSettings {
         idle_timeout: config.session.idle_timeout.as_secs(),
         absolute_timeout: config.session.absolute_timeout.as_secs(),
-        cookie_name: config.session.cookie_name.clone() /* TEMP(lead) */,
+        cookie_name: config.session.cookie_name.clone(), /* TEMP(lead) */
         cookie: CookieAttributes {
-            secure: true /* TEMP(lead) */,
+            secure: true, /* TEMP(lead) */
             same_site: match config.session.same_site {
                 SameSite::Strict => "Strict",
                 SameSite::Lax => "Lax",
