@@ -1,14 +1,61 @@
 //! The OpenID Connect client: discovery and JWKS cache, the authorization request (PKCE S256,
 //! `state`, `nonce`), the RFC 9207 `iss` check, code exchange, ID-token validation, token
-//! revocation and the end-session URL. (Stub: to be implemented.)
+//! revocation and the end-session URL.
+//!
+//! Protocol work is openidconnect's; this module decides policy. `http` is the only way out
+//! to the IdP (no redirects, bounded time and size); `discovery` verifies the metadata before
+//! any endpoint in it is used; `authorize` limits what configuration adds to the login
+//! redirect; `jwks` keeps the keys and rate-limits refetches; `id_token` adds the checks
+//! openidconnect leaves to clients; `userinfo` fetches the claims to merge; `endpoint`
+//! revokes tokens and reduces IdP failures to summaries that cannot leak a token.
 
+mod authorize;
+mod discovery;
+mod endpoint;
+mod http;
+mod id_token;
+mod jwks;
+#[cfg(test)]
+mod tests;
+mod userinfo;
+
+use std::error::Error as StdError;
 use std::sync::Arc;
 
+use openidconnect::core::{CoreClient, CoreIdToken, CoreResponseType};
+use openidconnect::{
+    AuthType, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
+    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
+    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+};
+use serde_json::{Map, Value};
 use url::Url;
 use ward_store::Clock;
 
-use crate::config::OidcConfig;
+pub use self::authorize::PROMPTS;
+use self::authorize::{auth_prompt, extra_auth_params, scopes, warn_without_s256};
+pub use self::discovery::DiscoveryError;
+use self::discovery::ProviderMetadata;
+use self::endpoint::ClientCredentials;
+pub use self::endpoint::EndpointError;
+pub use self::http::HttpError;
+use self::http::IdpHttpClient;
+pub use self::id_token::IdTokenError;
+use self::id_token::{IdTokenValidator, VerifiedIdToken, user_claims};
+use self::jwks::KeyCache;
+use crate::config::{ClientAuth, OidcConfig};
 use crate::secret::SecretString;
+use crate::session::random;
+
+/// The openidconnect client with the endpoints Ward requires set.
+type IdpClient<HasTokenUrl = EndpointSet> = CoreClient<
+    EndpointSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    HasTokenUrl,
+    EndpointMaybeSet,
+>;
 
 /// Why an OIDC operation failed. The text never carries a token, code or secret.
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +75,32 @@ pub enum OidcError {
     /// The token response lacked something required (e.g. the ID token).
     #[error("incomplete token response: {0}")]
     IncompleteResponse(&'static str),
+    /// The login transaction lacks a value the exchange needs; nothing was sent.
+    #[error("login transaction lacks {0}")]
+    IncompleteLogin(&'static str),
+    /// The revocation endpoint refused or failed.
+    #[error("token revocation failed")]
+    Revocation(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl OidcError {
+    /// The transport failure behind this error, if the IdP could not be reached or failed on
+    /// its side (a 502/504 case rather than a refusal).
+    pub fn idp_unavailable(&self) -> Option<&HttpError> {
+        let mut cause = StdError::source(self);
+        while let Some(err) = cause {
+            if let Some(http) = err.downcast_ref::<HttpError>() {
+                return http.is_unavailable().then_some(http);
+            }
+            cause = err.source();
+        }
+        None
+    }
+
+    /// Whether the IdP did not answer in time.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.idp_unavailable(), Some(HttpError::Timeout(_)))
+    }
 }
 
 /// What the browser is sent to the IdP with, and what Ward keeps to finish the login.
@@ -51,7 +124,8 @@ pub struct TokenSet {
     pub refresh_token: Option<SecretString>,
     /// The raw ID token (kept for `id_token_hint`).
     pub id_token: SecretString,
-    /// Access-token expiry (unix seconds), from `expires_in`.
+    /// Access-token expiry (unix seconds), from `expires_in`; `None` when the IdP sent none
+    /// (the session layer then applies its own default).
     pub access_expires_at: Option<u64>,
     /// `sub` of the validated ID token.
     pub sub: String,
@@ -62,52 +136,302 @@ pub struct TokenSet {
 }
 
 /// Ward's client at one IdP.
-pub struct OidcClient {}
+pub struct OidcClient {
+    client: IdpClient,
+    /// Kept to build a client with the current keys for signed userinfo answers.
+    metadata: ProviderMetadata,
+    /// The issuer exactly as the discovery document states it.
+    issuer: String,
+    /// RFC 9207 advertised: every authorization response must carry `iss`.
+    iss_parameter_required: bool,
+    revocation_endpoint: Option<Url>,
+    end_session_endpoint: Option<Url>,
+    credentials: ClientCredentials,
+    /// Configured scopes without `openid`, which openidconnect always sends first.
+    scopes: Vec<Scope>,
+    extra_auth_params: Vec<(String, String)>,
+    keys: KeyCache,
+    validator: IdTokenValidator,
+    http: IdpHttpClient,
+    clock: Arc<dyn Clock>,
+}
 
 impl OidcClient {
     /// Discovers the provider at `config.issuer` and loads its JWKS.
     pub async fn discover(
-        _config: &OidcConfig,
-        _redirect_uri: Url,
-        _clock: Arc<dyn Clock>,
+        config: &OidcConfig,
+        redirect_uri: Url,
+        clock: Arc<dyn Clock>,
     ) -> Result<Self, OidcError> {
-        todo!()
+        let discovery_error = |err: DiscoveryError| OidcError::Discovery(Box::new(err));
+        let http =
+            IdpHttpClient::new().map_err(|err| discovery_error(DiscoveryError::Client(err)))?;
+        let metadata = discovery::discover(&config.issuer, &http)
+            .await
+            .map_err(discovery_error)?;
+        let token_url = metadata
+            .token_endpoint()
+            .cloned()
+            .ok_or_else(|| discovery_error(DiscoveryError::NoTokenEndpoint))?;
+        let extra = metadata.additional_metadata().clone();
+        warn_without_s256(extra.code_challenge_methods_supported.as_deref());
+
+        let client_id = ClientId::new(config.client_id.clone());
+        let client = CoreClient::from_provider_metadata(
+            metadata.clone(),
+            client_id.clone(),
+            Some(ClientSecret::new(config.client_secret.expose().to_owned())),
+        )
+        .set_token_uri(token_url)
+        .set_redirect_uri(RedirectUrl::from_url(redirect_uri))
+        .set_auth_type(match config.client_auth {
+            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+            ClientAuth::ClientSecretPost => AuthType::RequestBody,
+        });
+        let validator = IdTokenValidator::new(
+            client_id,
+            metadata.issuer().clone(),
+            metadata.id_token_signing_alg_values_supported(),
+            Arc::clone(&clock),
+        );
+        let keys = KeyCache::new(
+            metadata.jwks_uri().clone(),
+            metadata.jwks().clone(),
+            clock.now(),
+        );
+        tracing::info!(
+            event = "oidc_discovered",
+            issuer = %metadata.issuer().as_str(),
+            keys = metadata.jwks().keys().len(),
+            iss_parameter = extra.authorization_response_iss_parameter_supported == Some(true),
+            revocation = extra.revocation_endpoint.is_some(),
+            end_session = extra.end_session_endpoint.is_some(),
+        );
+        Ok(Self {
+            client,
+            issuer: metadata.issuer().as_str().to_owned(),
+            iss_parameter_required: extra.authorization_response_iss_parameter_supported
+                == Some(true),
+            revocation_endpoint: extra.revocation_endpoint,
+            end_session_endpoint: extra.end_session_endpoint,
+            metadata,
+            credentials: ClientCredentials {
+                id: config.client_id.clone(),
+                secret: config.client_secret.clone(),
+                auth: config.client_auth,
+            },
+            scopes: scopes(&config.scopes),
+            extra_auth_params: extra_auth_params(&config.extra_auth_params),
+            keys,
+            validator,
+            http,
+            clock,
+        })
     }
 
     /// A new authorization request; `prompt` is passed on when given.
-    pub fn authorization_request(&self, _prompt: Option<&str>) -> AuthorizationRequest {
-        todo!()
+    ///
+    /// A `prompt` outside [`PROMPTS`] is dropped with a warning (the login endpoint validates
+    /// it first; this is the second line).
+    pub fn authorization_request(&self, prompt: Option<&str>) -> AuthorizationRequest {
+        let state = random::token();
+        let nonce = random::token();
+        let verifier = random::token();
+        let challenge =
+            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.clone()));
+        let (state_param, nonce_param) = (state.clone(), nonce.clone());
+        let mut request = self
+            .client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                move || CsrfToken::new(state_param),
+                move || Nonce::new(nonce_param),
+            )
+            .set_pkce_challenge(challenge)
+            .add_scopes(self.scopes.iter().cloned());
+        for (name, value) in &self.extra_auth_params {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        match prompt.map(auth_prompt) {
+            None => {}
+            Some(Some(prompt)) => request = request.add_prompt(prompt),
+            Some(None) => {
+                tracing::warn!(event = "login_prompt_dropped", "unsupported prompt value")
+            }
+        }
+        let (url, _, _) = request.url();
+        AuthorizationRequest {
+            url,
+            state: SecretString::new(state),
+            nonce: SecretString::new(nonce),
+            pkce_verifier: SecretString::new(verifier),
+        }
     }
 
     /// RFC 9207: when the IdP advertises `authorization_response_iss_parameter_supported`,
-    /// `iss` must be present and equal the issuer.
-    pub fn check_response_issuer(&self, _iss: Option<&str>) -> Result<(), OidcError> {
-        todo!()
+    /// `iss` must be present and equal the issuer. A present `iss` must match in any case.
+    /// The comparison is exact: a trailing slash or a case difference is a mismatch.
+    pub fn check_response_issuer(&self, iss: Option<&str>) -> Result<(), OidcError> {
+        match iss {
+            Some(iss) if iss == self.issuer => Ok(()),
+            Some(_) => Err(OidcError::IssuerMismatch),
+            None if self.iss_parameter_required => Err(OidcError::IssuerMismatch),
+            None => Ok(()),
+        }
     }
 
     /// Exchanges `code` with the client credentials and `pkce_verifier`, validates the ID token
     /// against `nonce`.
     pub async fn exchange_code(
         &self,
-        _code: &str,
-        _pkce_verifier: &SecretString,
-        _nonce: &SecretString,
+        code: &str,
+        pkce_verifier: &SecretString,
+        nonce: &SecretString,
     ) -> Result<TokenSet, OidcError> {
-        todo!()
+        // Fail closed before anything is sent: a login without verifier or nonce is broken.
+        if pkce_verifier.is_empty() {
+            return Err(OidcError::IncompleteLogin("a PKCE verifier"));
+        }
+        if nonce.is_empty() {
+            return Err(OidcError::IncompleteLogin("a nonce"));
+        }
+        let response = self
+            .client
+            .exchange_code(AuthorizationCode::new(code.to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+            .request_async(&self.http)
+            .await
+            .map_err(|err| {
+                if endpoint::id_token_unparseable(&err) {
+                    OidcError::InvalidIdToken(Box::new(IdTokenError::Malformed))
+                } else {
+                    OidcError::TokenRequest(Box::new(EndpointError::from_request(err)))
+                }
+            })?;
+        // RFC 6749 §5.1: the token type is case-insensitive; Ward only speaks Bearer.
+        if !response
+            .token_type()
+            .as_ref()
+            .eq_ignore_ascii_case("bearer")
+        {
+            return Err(OidcError::IncompleteResponse("a bearer token_type"));
+        }
+        if response.access_token().secret().is_empty() {
+            return Err(OidcError::IncompleteResponse("access_token"));
+        }
+        let id_token = response
+            .id_token()
+            .ok_or(OidcError::IncompleteResponse("id_token"))?;
+        let identity = self
+            .validate_id_token(id_token, nonce)
+            .await
+            .map_err(|err| OidcError::InvalidIdToken(Box::new(err)))?;
+        let access_token = SecretString::new(response.access_token().secret().clone());
+        let claims = self
+            .with_userinfo(&access_token, &identity.sub, identity.claims)
+            .await?;
+        Ok(TokenSet {
+            access_expires_at: response
+                .expires_in()
+                .map(|ttl| self.clock.now().saturating_add(ttl.as_secs())),
+            refresh_token: response
+                .refresh_token()
+                .map(|token| SecretString::new(token.secret().clone())),
+            id_token: SecretString::new(id_token.to_string()),
+            access_token,
+            sub: identity.sub,
+            sid: identity.sid,
+            claims,
+        })
     }
 
     /// Revokes a refresh token (RFC 7009) when the IdP has a revocation endpoint.
-    pub async fn revoke_refresh_token(&self, _token: &SecretString) -> Result<(), OidcError> {
-        todo!()
+    pub async fn revoke_refresh_token(&self, token: &SecretString) -> Result<(), OidcError> {
+        let Some(endpoint) = &self.revocation_endpoint else {
+            return Ok(());
+        };
+        endpoint::revoke_refresh_token(&self.http, endpoint, &self.credentials, token)
+            .await
+            .map_err(|err| OidcError::Revocation(Box::new(err)))
     }
 
     /// The RP-initiated logout URL, or `None` without an `end_session_endpoint`.
     pub fn end_session_url(
         &self,
-        _id_token_hint: Option<&SecretString>,
-        _post_logout_redirect_uri: &Url,
-        _state: &str,
+        id_token_hint: Option<&SecretString>,
+        post_logout_redirect_uri: &Url,
+        state: &str,
     ) -> Option<Url> {
-        todo!()
+        let mut url = self.end_session_endpoint.clone()?;
+        {
+            let mut query = url.query_pairs_mut();
+            if let Some(hint) = id_token_hint {
+                query.append_pair("id_token_hint", hint.expose());
+            }
+            query
+                .append_pair("client_id", &self.credentials.id)
+                .append_pair(
+                    "post_logout_redirect_uri",
+                    post_logout_redirect_uri.as_str(),
+                )
+                .append_pair("state", state);
+        }
+        Some(url)
+    }
+
+    /// Validates `id_token`; when no key fits, refetches the JWKS (rate-limited) and tries once
+    /// more, which is how a rotated-in signing key becomes known.
+    async fn validate_id_token(
+        &self,
+        id_token: &CoreIdToken,
+        nonce: &SecretString,
+    ) -> Result<VerifiedIdToken, IdTokenError> {
+        let keys = self.keys.current();
+        match self.validator.validate(id_token, nonce, &keys) {
+            Err(err) if err.is_unknown_key() => {
+                match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
+                    Some(fresh) => self.validator.validate(id_token, nonce, &fresh),
+                    None => Err(err),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// `claims` merged with the userinfo claims when the IdP has a userinfo endpoint. A
+    /// userinfo answer for another `sub` fails the login (OpenID Connect Core §5.3.2); any
+    /// other userinfo failure keeps the ID token's claims.
+    async fn with_userinfo(
+        &self,
+        access_token: &SecretString,
+        sub: &str,
+        mut claims: Map<String, Value>,
+    ) -> Result<Map<String, Value>, OidcError> {
+        if self.metadata.userinfo_endpoint().is_none() {
+            return Ok(claims);
+        }
+        let keys = self.keys.current();
+        let fetched = userinfo::fetch(
+            &self.metadata,
+            &keys,
+            self.client.client_id(),
+            &self.http,
+            access_token,
+        )
+        .await;
+        match fetched {
+            Ok(info) if info.get("sub").and_then(Value::as_str) == Some(sub) => {
+                claims.extend(user_claims(info));
+            }
+            Ok(_) => {
+                return Err(OidcError::InvalidIdToken(Box::new(
+                    IdTokenError::UserinfoSubjectMismatch,
+                )));
+            }
+            Err(reason) => {
+                tracing::warn!(event = "userinfo_failed", reason = %reason, "keeping the ID token's claims");
+            }
+        }
+        Ok(claims)
     }
 }

@@ -16,10 +16,7 @@ pub fn is_unsafe(method: &Method) -> bool {
 /// Whether the browser told us the request is cross-site, or same-site from an origin not in
 /// `cors_origins` (a sibling subdomain: the threat the token exists for).
 pub fn fetch_metadata_refuses(headers: &HeaderMap, cors_origins: &[String]) -> bool {
-    match headers
-        .get("sec-fetch-site")
-        .and_then(|v| v.to_str().ok())
-    {
+    match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("cross-site") => true,
         Some("same-site") => {
             let origin = headers.get("origin").and_then(|v| v.to_str().ok());
@@ -36,7 +33,9 @@ pub fn token_matches(headers: &HeaderMap, expected: &SecretString) -> bool {
     let (Some(value), None) = (values.next(), values.next()) else {
         return false;
     };
-    value.to_str().is_ok_and(|v| !v.is_empty() && expected.ct_eq(v))
+    value
+        .to_str()
+        .is_ok_and(|v| !v.is_empty() && expected.ct_eq(v))
 }
 
 #[cfg(test)]
@@ -80,7 +79,10 @@ mod tests {
         assert!(fetch_metadata_refuses(&headers, &allowed));
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
         assert!(fetch_metadata_refuses(&headers, &allowed));
-        headers.insert("origin", HeaderValue::from_static("https://admin.app.example"));
+        headers.insert(
+            "origin",
+            HeaderValue::from_static("https://admin.app.example"),
+        );
         assert!(!fetch_metadata_refuses(&headers, &allowed));
     }
 }

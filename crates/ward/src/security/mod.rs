@@ -2,6 +2,7 @@
 //! headers.
 
 pub mod client_ip;
+pub mod cors;
 pub mod csrf;
 pub mod headers;
 pub mod return_url;

@@ -64,7 +64,14 @@ mod tests {
 
     #[test]
     fn local_paths_are_accepted() {
-        for ok in ["/", "/app", "/app/page?x=1#frag", "/a%20b", "/caf%C3%A9", "/a:b"] {
+        for ok in [
+            "/",
+            "/app",
+            "/app/page?x=1#frag",
+            "/a%20b",
+            "/caf%C3%A9",
+            "/a:b",
+        ] {
             assert!(is_local_path(ok), "{ok}");
         }
     }

@@ -1,0 +1,197 @@
+//! Calls to the IdP's token-side endpoints and the summaries their failures become.
+//!
+//! openidconnect's errors keep the raw response body (which holds tokens on success-shaped
+//! answers) in their `Debug`, and serde's messages can quote response values; so they are
+//! reduced here to an [`EndpointError`] that carries only the OAuth error code, a field path or
+//! the transport error.
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use openidconnect::core::CoreIdToken;
+use openidconnect::{ErrorResponseType, RequestTokenError, StandardErrorResponse};
+use url::Url;
+use url::form_urlencoded::{Serializer, byte_serialize};
+
+use super::http::{HttpError, IdpHttpClient};
+use crate::config::ClientAuth;
+use crate::secret::SecretString;
+
+/// An IdP endpoint call that failed, summarised.
+#[derive(Debug, thiserror::Error)]
+pub enum EndpointError {
+    /// No usable HTTP answer (unreachable, timeout, 5xx, oversized).
+    #[error("{0}")]
+    Http(#[source] HttpError),
+    /// The IdP answered with an OAuth error (`error` code only; descriptions are not kept).
+    #[error("IdP refused the request: {0}")]
+    Refused(String),
+    /// The IdP answered with an unexpected status and no OAuth error.
+    #[error("IdP answered HTTP {0}")]
+    Status(http::StatusCode),
+    /// The answer is not the expected JSON (`path`: where parsing stopped).
+    #[error("IdP response is malformed at `{path}`")]
+    Malformed {
+        /// The JSON path, e.g. `expires_in`; `.` for the document itself.
+        path: String,
+    },
+    /// Another protocol violation, as described by oauth2 (no response data).
+    #[error("unexpected IdP response: {0}")]
+    Unexpected(String),
+    /// The request could not be built.
+    #[error("IdP request could not be built")]
+    Build(#[source] http::Error),
+}
+
+impl EndpointError {
+    /// Summarises an oauth2 request error without its body.
+    pub(crate) fn from_request<T>(
+        err: RequestTokenError<HttpError, StandardErrorResponse<T>>,
+    ) -> Self
+    where
+        T: ErrorResponseType + AsRef<str> + std::fmt::Display + 'static,
+    {
+        match err {
+            RequestTokenError::ServerResponse(response) => {
+                Self::Refused(error_code(response.error().as_ref()))
+            }
+            RequestTokenError::Request(err) => Self::Http(err),
+            RequestTokenError::Parse(err, _body) => Self::Malformed {
+                path: err.path().to_string(),
+            },
+            RequestTokenError::Other(text) => Self::Unexpected(text),
+        }
+    }
+}
+
+/// Whether a token response that failed to parse did so because of its `id_token`: then the
+/// failure is an invalid ID token rather than a broken token endpoint.
+pub(crate) fn id_token_unparseable<T>(err: &RequestTokenError<HttpError, T>) -> bool
+where
+    T: openidconnect::ErrorResponse + 'static,
+{
+    let RequestTokenError::Parse(_, body) = err else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(fields)) = serde_json::from_slice(body) else {
+        return false;
+    };
+    match fields.get("id_token") {
+        Some(serde_json::Value::String(jwt)) => jwt.parse::<CoreIdToken>().is_err(),
+        Some(_) => true,
+        None => false,
+    }
+}
+
+/// An OAuth `error` code reduced to its defined character set (RFC 6749 §5.2), so an IdP
+/// cannot smuggle arbitrary text into Ward's logs.
+fn error_code(code: &str) -> String {
+    let code: String = code
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        .take(64)
+        .collect();
+    if code.is_empty() {
+        "unknown_error".to_owned()
+    } else {
+        code
+    }
+}
+
+/// Ward's credentials at the token and revocation endpoints.
+pub(crate) struct ClientCredentials {
+    pub id: String,
+    pub secret: SecretString,
+    pub auth: ClientAuth,
+}
+
+impl ClientCredentials {
+    /// `Authorization: Basic` over the form-urlencoded id and secret (RFC 6749 §2.3.1).
+    fn basic_header(&self) -> String {
+        let id: String = byte_serialize(self.id.as_bytes()).collect();
+        let secret: String = byte_serialize(self.secret.expose().as_bytes()).collect();
+        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+}
+
+/// RFC 7009 revocation of a refresh token.
+///
+/// Sent by hand rather than through oauth2, which refuses plain-http revocation endpoints even
+/// for a local http test IdP; discovery already refuses an http endpoint of an https issuer.
+pub(crate) async fn revoke_refresh_token(
+    http: &IdpHttpClient,
+    endpoint: &Url,
+    credentials: &ClientCredentials,
+    token: &SecretString,
+) -> Result<(), EndpointError> {
+    let request = revocation_request(endpoint, credentials, token).map_err(EndpointError::Build)?;
+    let response = http.execute(request).await.map_err(EndpointError::Http)?;
+    if response.status().is_success() {
+        return Ok(());
+    }
+    #[derive(serde::Deserialize)]
+    struct OAuthError {
+        error: String,
+    }
+    Err(
+        match serde_json::from_slice::<OAuthError>(response.body()) {
+            Ok(body) => EndpointError::Refused(error_code(&body.error)),
+            Err(_) => EndpointError::Status(response.status()),
+        },
+    )
+}
+
+/// The RFC 7009 request, built before any `.await` (the form serializer is not `Send`).
+fn revocation_request(
+    endpoint: &Url,
+    credentials: &ClientCredentials,
+    token: &SecretString,
+) -> Result<http::Request<Vec<u8>>, http::Error> {
+    let mut form = Serializer::new(String::new());
+    form.append_pair("token", token.expose())
+        .append_pair("token_type_hint", "refresh_token");
+    let mut request = http::Request::builder()
+        .method(http::Method::POST)
+        .uri(endpoint.as_str())
+        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+        .header(ACCEPT, "application/json");
+    match credentials.auth {
+        ClientAuth::ClientSecretBasic => {
+            request = request.header(AUTHORIZATION, credentials.basic_header());
+        }
+        ClientAuth::ClientSecretPost => {
+            form.append_pair("client_id", &credentials.id)
+                .append_pair("client_secret", credentials.secret.expose());
+        }
+    }
+    request.body(form.finish().into_bytes())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_encoded_before_base64() {
+        let credentials = ClientCredentials {
+            id: "bff client".to_owned(),
+            secret: SecretString::new("s:%+ é"),
+            auth: ClientAuth::ClientSecretBasic,
+        };
+        let header = credentials.basic_header();
+        let decoded = STANDARD
+            .decode(header.trim_start_matches("Basic "))
+            .unwrap();
+        assert_eq!(
+            String::from_utf8(decoded).unwrap(),
+            "bff+client:s%3A%25%2B+%C3%A9"
+        );
+    }
+
+    #[test]
+    fn error_codes_are_reduced_to_their_character_set() {
+        assert_eq!(error_code("invalid_grant"), "invalid_grant");
+        assert_eq!(error_code("bad\r\nSet-Cookie: x=<y>"), "badSet-Cookiexy");
+        assert_eq!(error_code("\u{1F600}"), "unknown_error");
+    }
+}

@@ -1,0 +1,299 @@
+//! ID-token validation (OpenID Connect Core §3.1.3.7) on top of openidconnect's verifier,
+//! plus the checks it leaves to the client: `azp`, `iat` bounds, `nbf`, a non-empty `sub`, and
+//! a stored nonce that must exist (fail closed).
+//!
+//! Signatures use only asymmetric algorithms the IdP advertises: never `none`, never HS* (the
+//! verifier is built as a public client, so the client secret can never become a MAC key).
+//! Keys come only from the JWKS at the discovered `jwks_uri`; `jku`, `x5u`, `jwk` and `x5c`
+//! headers are not even parsed. A token without `kid` verifies only when exactly one key fits;
+//! several candidates are refused as ambiguous.
+
+use std::sync::Arc;
+use std::time::{Duration, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use openidconnect::core::{
+    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
+};
+use openidconnect::{
+    ClaimsVerificationError, ClientId, IssuerUrl, Nonce, SignatureVerificationError,
+};
+use serde_json::{Map, Value};
+use ward_store::Clock;
+
+use crate::secret::SecretString;
+
+/// Allowed difference between Ward's clock and the IdP's, in seconds.
+pub(crate) const CLOCK_SKEW: u64 = 60;
+/// Oldest acceptable `iat`, in seconds before now. The token is minted at the code exchange,
+/// which must happen within the login transaction's 10-minute lifetime.
+pub(crate) const MAX_ID_TOKEN_AGE: u64 = 600;
+
+/// Claims about the protocol rather than the user; they never reach `TokenSet::claims`.
+const PROTOCOL_CLAIMS: &[&str] = &[
+    "iss", "aud", "exp", "iat", "nbf", "nonce", "azp", "at_hash", "c_hash", "s_hash", "jti", "sid",
+    "typ", "events",
+];
+
+/// Asymmetric JWS algorithms Ward accepts, in preference order.
+const ASYMMETRIC_ALGS: &[CoreJwsSigningAlgorithm] = &[
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
+    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
+    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
+    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
+    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
+    CoreJwsSigningAlgorithm::EdDsa,
+];
+
+/// Why an ID token was refused. Texts name the failed check, never the token or the nonce.
+#[derive(Debug, thiserror::Error)]
+pub enum IdTokenError {
+    /// Signature, `iss`, `aud`, `exp`, `nonce` or header checks (openidconnect).
+    #[error(transparent)]
+    Claims(#[from] ClaimsVerificationError),
+    /// The login transaction has no nonce to compare with.
+    #[error("no nonce stored for this login")]
+    MissingExpectedNonce,
+    /// `azp` names another client.
+    #[error("azp is not this client")]
+    AuthorizedParty,
+    /// Several audiences but no `azp`.
+    #[error("several audiences and no azp")]
+    MissingAuthorizedParty,
+    /// `iat` lies beyond the clock skew in the future.
+    #[error("iat is in the future")]
+    IssuedInFuture,
+    /// `iat` is older than [`MAX_ID_TOKEN_AGE`].
+    #[error("iat is older than {MAX_ID_TOKEN_AGE}s")]
+    IssuedTooLongAgo,
+    /// `nbf` lies beyond the clock skew in the future, or is not a number.
+    #[error("nbf is in the future or invalid")]
+    NotYetValid,
+    /// `sub` is empty.
+    #[error("sub is empty")]
+    EmptySubject,
+    /// The token is not a well-formed JWT with a JSON object payload.
+    #[error("ID token is not a well-formed JWT")]
+    Malformed,
+    /// UserInfo answered for another subject (OpenID Connect Core §5.3.2).
+    #[error("userinfo sub differs from the ID token's")]
+    UserinfoSubjectMismatch,
+}
+
+impl IdTokenError {
+    /// Whether no key of the JWKS fits the token (its `kid` may be newly rotated in).
+    pub(crate) fn is_unknown_key(&self) -> bool {
+        matches!(
+            self,
+            Self::Claims(ClaimsVerificationError::SignatureVerification(
+                SignatureVerificationError::NoMatchingKey
+            ))
+        )
+    }
+}
+
+/// A validated ID token's identity.
+#[derive(Debug)]
+pub(crate) struct VerifiedIdToken {
+    pub sub: String,
+    pub sid: Option<String>,
+    /// User claims of the token (protocol claims removed).
+    pub claims: Map<String, Value>,
+}
+
+/// What an ID token is checked against.
+pub(crate) struct IdTokenValidator {
+    client_id: ClientId,
+    issuer: IssuerUrl,
+    algs: Vec<CoreJwsSigningAlgorithm>,
+    clock: Arc<dyn Clock>,
+}
+
+impl IdTokenValidator {
+    /// `advertised`: the IdP's `id_token_signing_alg_values_supported`; only its asymmetric
+    /// members are allowed, RS256 (the OpenID Connect default) when it names none.
+    pub(crate) fn new(
+        client_id: ClientId,
+        issuer: IssuerUrl,
+        advertised: &[CoreJwsSigningAlgorithm],
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        let mut algs: Vec<_> = ASYMMETRIC_ALGS
+            .iter()
+            .filter(|alg| advertised.contains(alg))
+            .cloned()
+            .collect();
+        if algs.is_empty() {
+            algs.push(CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
+        }
+        Self {
+            client_id,
+            issuer,
+            algs,
+            clock,
+        }
+    }
+
+    /// Validates `id_token` with `keys` against the login's `nonce`.
+    pub(crate) fn validate(
+        &self,
+        id_token: &CoreIdToken,
+        nonce: &SecretString,
+        keys: &CoreJsonWebKeySet,
+    ) -> Result<VerifiedIdToken, IdTokenError> {
+        if nonce.is_empty() {
+            return Err(IdTokenError::MissingExpectedNonce);
+        }
+        let now = self.clock.now();
+        // openidconnect rejects `now >= exp`; shifting its clock back grants the skew.
+        let skewed_now = UNIX_EPOCH + Duration::from_secs(now.saturating_sub(CLOCK_SKEW));
+        let verifier = CoreIdTokenVerifier::new_public_client(
+            self.client_id.clone(),
+            self.issuer.clone(),
+            keys.clone(),
+        )
+        .set_allowed_algs(self.algs.iter().cloned())
+        .set_time_fn(move || skewed_now.into());
+        let expected_nonce = Nonce::new(nonce.expose().to_owned());
+        let claims = id_token.claims(&verifier, &expected_nonce)?;
+
+        match claims.authorized_party() {
+            Some(azp) if azp.as_str() != self.client_id.as_str() => {
+                return Err(IdTokenError::AuthorizedParty);
+            }
+            None if claims.audiences().len() > 1 => {
+                return Err(IdTokenError::MissingAuthorizedParty);
+            }
+            _ => {}
+        }
+        check_issued_at(claims.issue_time().timestamp(), now)?;
+        let sub = claims.subject().as_str();
+        if sub.is_empty() {
+            return Err(IdTokenError::EmptySubject);
+        }
+        let payload = payload(id_token)?;
+        check_not_before(payload.get("nbf"), now)?;
+        let sid = payload
+            .get("sid")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        Ok(VerifiedIdToken {
+            sub: sub.to_owned(),
+            sid,
+            claims: user_claims(payload),
+        })
+    }
+}
+
+fn check_issued_at(iat: i64, now: u64) -> Result<(), IdTokenError> {
+    let now = i64::try_from(now).unwrap_or(i64::MAX);
+    let skew = CLOCK_SKEW as i64;
+    if iat > now.saturating_add(skew) {
+        return Err(IdTokenError::IssuedInFuture);
+    }
+    if iat < now.saturating_sub(MAX_ID_TOKEN_AGE as i64 + skew) {
+        return Err(IdTokenError::IssuedTooLongAgo);
+    }
+    Ok(())
+}
+
+fn check_not_before(nbf: Option<&Value>, now: u64) -> Result<(), IdTokenError> {
+    match nbf {
+        None => Ok(()),
+        Some(value) => match value.as_u64() {
+            Some(nbf) if nbf <= now.saturating_add(CLOCK_SKEW) => Ok(()),
+            _ => Err(IdTokenError::NotYetValid),
+        },
+    }
+}
+
+/// The JSON payload of a JWT whose signature openidconnect has already verified.
+fn payload(id_token: &CoreIdToken) -> Result<Map<String, Value>, IdTokenError> {
+    let compact = id_token.to_string();
+    let encoded = compact.split('.').nth(1).ok_or(IdTokenError::Malformed)?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(encoded.trim_end_matches('='))
+        .map_err(|_| IdTokenError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| IdTokenError::Malformed)
+}
+
+/// `claims` without protocol claims.
+pub(crate) fn user_claims(mut claims: Map<String, Value>) -> Map<String, Value> {
+    claims.retain(|name, _| !PROTOCOL_CLAIMS.contains(&name.as_str()));
+    claims
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn protocol_claims_are_dropped_and_user_claims_kept() {
+        let Value::Object(all) = json!({
+            "iss": "https://idp.example", "aud": ["bff"], "exp": 2, "iat": 1, "nbf": 1,
+            "nonce": "n", "azp": "bff", "at_hash": "h", "c_hash": "h", "sid": "s", "jti": "j",
+            "sub": "alice", "email": "alice@example.test", "name": "Alice",
+            "auth_time": 1, "acr": "1", "amr": ["pwd"],
+        }) else {
+            unreachable!()
+        };
+        let kept: Vec<_> = user_claims(all).keys().cloned().collect();
+        assert_eq!(kept, ["acr", "amr", "auth_time", "email", "name", "sub"]);
+    }
+
+    #[test]
+    fn iat_within_skew_and_age_is_accepted() {
+        assert!(check_issued_at(1_000, 1_000).is_ok());
+        assert!(check_issued_at(1_060, 1_000).is_ok());
+        assert!(check_issued_at(10_000 - 660, 10_000).is_ok());
+    }
+
+    #[test]
+    fn iat_beyond_skew_or_age_is_refused() {
+        assert!(matches!(
+            check_issued_at(1_061, 1_000),
+            Err(IdTokenError::IssuedInFuture)
+        ));
+        assert!(matches!(
+            check_issued_at(10_000 - 661, 10_000),
+            Err(IdTokenError::IssuedTooLongAgo)
+        ));
+    }
+
+    #[test]
+    fn nbf_must_be_a_number_not_beyond_skew() {
+        assert!(check_not_before(None, 1_000).is_ok());
+        assert!(check_not_before(Some(&json!(1_060)), 1_000).is_ok());
+        assert!(check_not_before(Some(&json!(1_061)), 1_000).is_err());
+        assert!(check_not_before(Some(&json!("1000")), 1_000).is_err());
+    }
+
+    #[test]
+    fn only_advertised_asymmetric_algorithms_are_allowed() {
+        let clock: Arc<dyn Clock> = Arc::new(ward_store::ManualClock::new(0));
+        let issuer = IssuerUrl::new("https://idp.example".to_owned()).unwrap();
+        let validator = IdTokenValidator::new(
+            ClientId::new("bff".to_owned()),
+            issuer.clone(),
+            &[
+                CoreJwsSigningAlgorithm::HmacSha256,
+                CoreJwsSigningAlgorithm::None,
+                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
+            ],
+            Arc::clone(&clock),
+        );
+        assert_eq!(validator.algs, [CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
+        let fallback = IdTokenValidator::new(ClientId::new("bff".to_owned()), issuer, &[], clock);
+        assert_eq!(
+            fallback.algs,
+            [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
+        );
+    }
+}

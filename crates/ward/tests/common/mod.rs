@@ -1,0 +1,212 @@
+//! Shared harness of Ward's integration tests: start the real IdP and an echo API, run Ward
+//! in-process on a loopback port with a manual clock, walk a browser through the login.
+
+#![allow(dead_code)] // each test binary uses a different part of the harness
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use ward::state::SharedState;
+use ward_store::{Clock, ManualClock, SystemClock};
+use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions, Reply};
+
+/// A fixed test key ring entry (never used outside tests).
+pub const TEST_KEY: &str = "test1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+/// How a test wants Ward set up.
+pub struct Options {
+    /// TOML appended to the base configuration (extra sections or routes).
+    pub extra_toml: String,
+    /// `memory` (default) or `embedded`.
+    pub store: &'static str,
+    /// Adjusts the IdP's options before it starts.
+    pub idp: fn(&mut IdpOptions),
+    /// Keys for `[crypto] keys`.
+    pub keys: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Self {
+            extra_toml: String::new(),
+            store: "memory",
+            idp: |_| {},
+            keys: vec![TEST_KEY.to_owned()],
+        }
+    }
+}
+
+/// A running Ward with its IdP and upstream.
+pub struct Ward {
+    /// `http://localhost:<port>`: the public origin.
+    pub origin: String,
+    /// The real IdP.
+    pub idp: Idp,
+    /// The recording API upstream.
+    pub upstream: EchoUpstream,
+    /// Ward's shared state (store, config) for white-box assertions.
+    pub state: SharedState,
+    /// The clock Ward reads; advance it to expire things.
+    pub clock: Arc<ManualClock>,
+    /// Directory for the embedded store file.
+    pub dir: tempfile::TempDir,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+impl Ward {
+    /// Ward with default options.
+    pub async fn start() -> Ward {
+        Self::start_with(Options::default()).await
+    }
+
+    /// Ward with `options`.
+    pub async fn start_with(options: Options) -> Ward {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let port = listener.local_addr().expect("bound address").port();
+        let origin = format!("http://localhost:{port}");
+        let mut idp_options = IdpOptions::new(origin.clone());
+        idp_options.always_refresh = true;
+        (options.idp)(&mut idp_options);
+        let idp = Idp::start(idp_options).await.expect("start the IdP");
+        let upstream = EchoUpstream::start().await.expect("start the echo upstream");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let toml = base_config(&origin, &idp, &upstream, &dir, &options);
+        let clock = Arc::new(ManualClock::new(SystemClock.now()));
+        let config = ward::config::load_from_str(&toml, &BTreeMap::new(), dir.path())
+            .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
+        let state = ward::server::build_state(config, clock.clone())
+            .await
+            .expect("build Ward's state");
+        let (tx, rx) = oneshot::channel();
+        let task = tokio::spawn(ward::server::run(listener, state.clone(), async {
+            let _ = rx.await;
+        }));
+        Ward {
+            origin,
+            idp,
+            upstream,
+            state,
+            clock,
+            dir,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Stops serving and waits for in-flight requests (and the store handle) to finish.
+    pub async fn stop(mut self) {
+        self.stop_inner().await;
+    }
+
+    async fn stop_inner(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task").expect("server result");
+        }
+    }
+
+    /// `origin + path`.
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.origin)
+    }
+
+    /// Logs `user` in with `browser`, landing on `return_url`; returns the callback's reply.
+    pub async fn login(&self, browser: &Browser, user: &str, return_url: &str) -> Reply {
+        let start = browser
+            .get(self.url(&format!("/bff/login?returnUrl={return_url}")))
+            .await
+            .expect("GET /bff/login");
+        assert_eq!(start.status, 302, "login redirects to the IdP");
+        let authorize = start.location().expect("Location").to_owned();
+        let back = browser
+            .login_at_idp(&authorize, user)
+            .await
+            .expect("login at the IdP");
+        let callback = browser.follow(&back).await.expect("GET /bff/callback");
+        assert_eq!(callback.status, 302, "callback: {}", callback.text());
+        callback
+    }
+
+    /// A logged-in browser for `user` and its `/bff/user` JSON.
+    pub async fn logged_in(&self, user: &str) -> (Browser, serde_json::Value) {
+        let browser = Browser::new().expect("browser");
+        self.login(&browser, user, "/").await;
+        let me = browser.get(self.url("/bff/user")).await.expect("GET /bff/user");
+        assert_eq!(me.status, 200, "{}", me.text());
+        (browser, me.json().expect("user JSON"))
+    }
+
+    /// Ward's current time.
+    pub fn clock_now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    /// The session cookie's name.
+    pub fn cookie_name(&self) -> String {
+        self.state.config.effective_cookie_name()
+    }
+}
+
+impl Drop for Ward {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+    }
+}
+
+fn base_config(
+    origin: &str,
+    idp: &Idp,
+    upstream: &EchoUpstream,
+    dir: &tempfile::TempDir,
+    options: &Options,
+) -> String {
+    let keys: Vec<String> = options.keys.iter().map(|k| format!("\"{k}\"")).collect();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "{origin}"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+
+[store]
+kind = "{store}"
+path = "{db}"
+
+[crypto]
+keys = [{keys}]
+
+[telemetry]
+log_level = "debug"
+
+[[routes]]
+prefix = "/api"
+upstream = "{api}"
+token = "user"
+
+[[routes]]
+prefix = "/public"
+upstream = "{api}"
+token = "none"
+strip_prefix = true
+{extra}
+"#,
+        issuer = idp.issuer(),
+        store = options.store,
+        db = dir.path().join("ward.db").display(),
+        keys = keys.join(", "),
+        api = upstream.url(),
+        extra = options.extra_toml,
+    )
+}
