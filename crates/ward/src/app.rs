@@ -2,8 +2,9 @@
 //!
 //! Order (outermost first) and why:
 //! 1. access log — sees the final status of everything, including refusals below;
-//! 2. `/bff/*` endpoints, each answering with Ward's security headers;
-//! 3. the gateway fallback — proxy routes (fetch-metadata refusal, then session, then CSRF,
+//! 2. CORS — preflights answered (or refused) by Ward, never by an upstream;
+//! 3. `/bff/*` endpoints, each answering with Ward's security headers;
+//! 4. the gateway fallback — proxy routes (fetch-metadata refusal, then session, then CSRF,
 //!    all before any byte goes upstream), then static files, then `404 not_found`.
 
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use crate::config::TokenMode;
 use crate::endpoints::{self, SessionLogId};
 use crate::error::ApiError;
 use crate::proxy::{ForwardContext, Route};
-use crate::security::{client_ip, csrf, headers};
+use crate::security::{client_ip, cors, csrf, headers};
 use crate::state::{SharedState, cookie_header};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
@@ -33,13 +34,16 @@ pub fn router(state: SharedState) -> Router {
         .route("/bff/logout", post(endpoints::logout))
         .route("/bff/client.js", get(endpoints::client_js))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
-        .layer(middleware::map_response(|mut response: Response<Body>| async {
-            headers::apply(response.headers_mut());
-            response
-        }));
+        .layer(middleware::map_response(
+            |mut response: Response<Body>| async {
+                headers::apply(response.headers_mut());
+                response
+            },
+        ));
     Router::new()
         .merge(bff)
         .fallback(gateway)
+        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
 }
@@ -69,7 +73,8 @@ async fn proxy(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let unsafe_method = csrf::is_unsafe(req.method());
-    if unsafe_method && csrf::fetch_metadata_refuses(req.headers(), &state.config.server.cors_origins)
+    if unsafe_method
+        && csrf::fetch_metadata_refuses(req.headers(), &state.config.server.cors_origins)
     {
         tracing::warn!(event = "csrf_rejected", reason = "fetch_metadata");
         return Err(ApiError::CsrfFailed);
@@ -86,7 +91,11 @@ async fn proxy(
     }
     if let Some(session) = &mut session {
         if unsafe_method && !csrf::token_matches(req.headers(), &session.data.csrf_token) {
-            tracing::warn!(event = "csrf_rejected", reason = "token", session = session.log_id());
+            tracing::warn!(
+                event = "csrf_rejected",
+                reason = "token",
+                session = session.log_id()
+            );
             return Err(ApiError::CsrfFailed);
         }
         state.sessions.slide(session).await?;

@@ -63,7 +63,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 
 fn load_config(path: &Path) -> anyhow::Result<Config> {
     let env: BTreeMap<String, String> = std::env::vars().collect();
-    ward::config::load(path, &env).map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
+    ward::config::load(path, &env)
+        .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
@@ -99,7 +100,10 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     println!("store: {} reachable", store.kind());
     ward::server::discover(&config, clock).await?;
     println!("oidc: provider metadata loaded from {}", config.oidc.issuer);
-    println!("\n# effective configuration (secrets masked)\n{}", config.to_masked_toml());
+    println!(
+        "\n# effective configuration (secrets masked)\n{}",
+        config.to_masked_toml()
+    );
     Ok(())
 }
 

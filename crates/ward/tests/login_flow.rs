@@ -8,7 +8,11 @@ use ward_testkit::Browser;
 #[tokio::test]
 async fn user_without_session_is_unauthenticated_with_security_headers() {
     let ward = Ward::start().await;
-    let reply = Browser::new().unwrap().get(ward.url("/bff/user")).await.unwrap();
+    let reply = Browser::new()
+        .unwrap()
+        .get(ward.url("/bff/user"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 401);
     assert_eq!(reply.json().unwrap()["error"], "unauthenticated");
     assert_eq!(reply.header("cache-control"), Some("no-store"));
@@ -20,10 +24,16 @@ async fn user_without_session_is_unauthenticated_with_security_headers() {
 async fn login_redirect_carries_pkce_s256_state_and_nonce() {
     let ward = Ward::start().await;
     let browser = Browser::new().unwrap();
-    let reply = browser.get(ward.url("/bff/login?returnUrl=/app")).await.unwrap();
+    let reply = browser
+        .get(ward.url("/bff/login?returnUrl=/app"))
+        .await
+        .unwrap();
     assert_eq!(reply.status, 302);
     let location = reply.location_url().unwrap();
-    assert!(location.as_str().starts_with(&ward.idp.url("/auth")), "{location}");
+    assert!(
+        location.as_str().starts_with(&ward.idp.url("/auth")),
+        "{location}"
+    );
     let param = |name: &str| reply.location_param(name).unwrap_or_default();
     assert_eq!(param("code_challenge_method"), "S256");
     assert_eq!(param("code_challenge").len(), 43);
@@ -35,13 +45,24 @@ async fn login_redirect_carries_pkce_s256_state_and_nonce() {
     assert!(param("scope").split(' ').any(|s| s == "openid"));
     assert!(reply.location_param("client_secret").is_none());
     assert!(reply.location_param("code_verifier").is_none());
-    let tx_cookie = reply.set_cookie("__Host-ward-tx").expect("login binding cookie");
-    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Lax", "Max-Age=600"] {
+    let tx_cookie = reply
+        .set_cookie("__Host-ward-tx")
+        .expect("login binding cookie");
+    for attr in [
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Lax",
+        "Max-Age=600",
+    ] {
         assert!(tx_cookie.contains(attr), "{attr} missing");
     }
     let again = browser.get(ward.url("/bff/login")).await.unwrap();
     assert_ne!(again.location_param("state"), reply.location_param("state"));
-    assert_ne!(again.location_param("code_challenge"), reply.location_param("code_challenge"));
+    assert_ne!(
+        again.location_param("code_challenge"),
+        reply.location_param("code_challenge")
+    );
 }
 
 #[tokio::test]
@@ -51,7 +72,13 @@ async fn full_login_sets_host_cookie_and_user_returns_profile_without_tokens() {
     let callback = ward.login(&browser, "alice", "/app/page").await;
     assert_eq!(callback.location(), Some("/app/page"));
     let cookie = callback.set_cookie("__Host-ward").expect("session cookie");
-    for attr in ["Path=/", "Secure", "HttpOnly", "SameSite=Strict", "Max-Age=28"] {
+    for attr in [
+        "Path=/",
+        "Secure",
+        "HttpOnly",
+        "SameSite=Strict",
+        "Max-Age=28",
+    ] {
         assert!(cookie.contains(attr), "{attr} missing");
     }
     assert!(!cookie.contains("Domain"), "a __Host- cookie has no Domain");
@@ -68,7 +95,13 @@ async fn full_login_sets_host_cookie_and_user_returns_profile_without_tokens() {
     assert_eq!(body["expiresAt"].as_u64().unwrap(), now + 30 * 60);
     assert_eq!(body["absoluteExpiresAt"].as_u64().unwrap(), now + 8 * 3600);
     let text = me.text();
-    for forbidden in ["access_token", "refresh_token", "id_token", "accessToken", "idToken"] {
+    for forbidden in [
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "accessToken",
+        "idToken",
+    ] {
         assert!(!text.contains(forbidden), "{forbidden} in /bff/user");
     }
 }
@@ -77,8 +110,14 @@ async fn full_login_sets_host_cookie_and_user_returns_profile_without_tokens() {
 async fn two_tabs_logging_in_at_once_both_succeed() {
     let ward = Ward::start().await;
     let browser = Browser::new().unwrap();
-    let first = browser.get(ward.url("/bff/login?returnUrl=/one")).await.unwrap();
-    let second = browser.get(ward.url("/bff/login?returnUrl=/two")).await.unwrap();
+    let first = browser
+        .get(ward.url("/bff/login?returnUrl=/one"))
+        .await
+        .unwrap();
+    let second = browser
+        .get(ward.url("/bff/login?returnUrl=/two"))
+        .await
+        .unwrap();
     let back_second = browser
         .login_at_idp(second.location().unwrap(), "alice")
         .await
@@ -98,7 +137,10 @@ async fn replayed_callback_is_refused_without_a_session() {
     let ward = Ward::start().await;
     let browser = Browser::new().unwrap();
     let start = browser.get(ward.url("/bff/login")).await.unwrap();
-    let back = browser.login_at_idp(start.location().unwrap(), "alice").await.unwrap();
+    let back = browser
+        .login_at_idp(start.location().unwrap(), "alice")
+        .await
+        .unwrap();
     let first = browser.follow(&back).await.unwrap();
     assert_eq!(first.status, 302);
     let replay = browser.follow(&back).await.unwrap();
@@ -112,7 +154,10 @@ async fn callback_in_another_browser_fails_and_leaves_the_login_usable() {
     let ward = Ward::start().await;
     let victim = Browser::new().unwrap();
     let start = victim.get(ward.url("/bff/login")).await.unwrap();
-    let back = victim.login_at_idp(start.location().unwrap(), "alice").await.unwrap();
+    let back = victim
+        .login_at_idp(start.location().unwrap(), "alice")
+        .await
+        .unwrap();
 
     let attacker = victim.fresh().unwrap();
     let stolen = attacker.follow(&back).await.unwrap();
@@ -137,7 +182,10 @@ async fn malformed_callbacks_fail_as_login_failed() {
         "?code=abc&state=unknown-state",
         "?code=abc&state=abc&state=def",
     ] {
-        let reply = browser.get(ward.url(&format!("/bff/callback{query}"))).await.unwrap();
+        let reply = browser
+            .get(ward.url(&format!("/bff/callback{query}")))
+            .await
+            .unwrap();
         assert_eq!(reply.status, 400, "{query}");
         assert_eq!(reply.json().unwrap()["error"], "login_failed", "{query}");
         assert_eq!(reply.header("cache-control"), Some("no-store"));
@@ -149,7 +197,10 @@ async fn idp_error_redirects_to_error_path_with_the_code() {
     let ward = Ward::start().await;
     let browser = Browser::new().unwrap();
     let start = browser.get(ward.url("/bff/login")).await.unwrap();
-    let back = browser.abort_at_idp(start.location().unwrap()).await.unwrap();
+    let back = browser
+        .abort_at_idp(start.location().unwrap())
+        .await
+        .unwrap();
     let reply = browser.follow(&back).await.unwrap();
     assert_eq!(reply.status, 302);
     assert_eq!(reply.location(), Some("/?bff_error=access_denied"));
@@ -164,10 +215,7 @@ async fn login_again_issues_a_new_session_id_and_ends_the_old_one() {
     ward.login(&browser, "alice", "/").await;
     let new = browser.cookie("localhost", "__Host-ward").unwrap();
     assert_ne!(old, new);
-    let stale = browser
-        .get(ward.url("/bff/user"))
-        .await
-        .unwrap();
+    let stale = browser.get(ward.url("/bff/user")).await.unwrap();
     assert_eq!(stale.status, 200);
     let replay = browser
         .request(reqwest::Method::GET, ward.url("/bff/user"))
@@ -194,7 +242,10 @@ async fn logout_requires_csrf_then_ends_session_and_revokes_refresh_token() {
         .await
         .unwrap();
     assert_eq!(wrong.status, 403);
-    assert_eq!(browser.get(ward.url("/bff/user")).await.unwrap().status, 200);
+    assert_eq!(
+        browser.get(ward.url("/bff/user")).await.unwrap().status,
+        200
+    );
 
     let cookie = browser.cookie("localhost", "__Host-ward").unwrap();
     let before = ward.idp.stats().await.unwrap().revocations;
@@ -207,23 +258,38 @@ async fn logout_requires_csrf_then_ends_session_and_revokes_refresh_token() {
     assert_eq!(reply.status, 200);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
     let logout_url = url::Url::parse(reply.json().unwrap()["logoutUrl"].as_str().unwrap()).unwrap();
-    assert!(logout_url.as_str().starts_with(&ward.idp.url("/session/end")));
+    assert!(
+        logout_url
+            .as_str()
+            .starts_with(&ward.idp.url("/session/end"))
+    );
     let params: std::collections::HashMap<_, _> = logout_url.query_pairs().into_owned().collect();
     assert_eq!(params["client_id"], "bff");
     assert_eq!(params["post_logout_redirect_uri"], ward.url("/"));
     assert!(!params["state"].is_empty());
     assert!(!params.contains_key("id_token_hint"));
-    assert!(reply.set_cookie("__Host-ward").unwrap().contains("Max-Age=0"));
+    assert!(
+        reply
+            .set_cookie("__Host-ward")
+            .unwrap()
+            .contains("Max-Age=0")
+    );
     assert_eq!(ward.idp.stats().await.unwrap().revocations, before + 1);
 
-    assert_eq!(browser.get(ward.url("/bff/user")).await.unwrap().status, 401);
+    assert_eq!(
+        browser.get(ward.url("/bff/user")).await.unwrap().status,
+        401
+    );
     let replay = browser
         .request(reqwest::Method::GET, ward.url("/bff/user"))
         .header("cookie", &format!("__Host-ward={cookie}"))
         .send()
         .await
         .unwrap();
-    assert_eq!(replay.status, 401, "a logged-out cookie must not come back to life");
+    assert_eq!(
+        replay.status, 401,
+        "a logged-out cookie must not come back to life"
+    );
 }
 
 #[tokio::test]
@@ -263,9 +329,15 @@ async fn idle_session_expires_and_use_slides_it() {
     let ward = Ward::start().await;
     let (browser, _) = ward.logged_in("alice").await;
     ward.clock.advance(20 * 60);
-    assert_eq!(browser.get(ward.url("/bff/user")).await.unwrap().status, 200);
+    assert_eq!(
+        browser.get(ward.url("/bff/user")).await.unwrap().status,
+        200
+    );
     ward.clock.advance(20 * 60);
-    let slid = browser.get(ward.url("/bff/user?slide=false")).await.unwrap();
+    let slid = browser
+        .get(ward.url("/bff/user?slide=false"))
+        .await
+        .unwrap();
     assert_eq!(slid.status, 200, "used 20 minutes ago: still alive");
     ward.clock.advance(15 * 60);
     let reply = browser.get(ward.url("/bff/user")).await.unwrap();
@@ -282,7 +354,10 @@ async fn absolute_timeout_ends_a_session_in_constant_use() {
         assert_eq!(reply.status, 200);
     }
     ward.clock.advance(29 * 60);
-    assert_eq!(browser.get(ward.url("/bff/user")).await.unwrap().status, 401);
+    assert_eq!(
+        browser.get(ward.url("/bff/user")).await.unwrap().status,
+        401
+    );
 }
 
 #[tokio::test]

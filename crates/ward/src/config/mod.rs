@@ -1,7 +1,23 @@
 //! Configuration: plain data ([`model`]), loading from TOML plus `WARD_*` overrides and
-//! `*_file` secrets ([`load`]), and validation that reports every problem at once.
+//! `*_file` secrets ([`load`]), and validation that reports every problem at once
+//! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
 pub mod duration;
+mod effective;
+mod env;
+mod errors;
+mod load;
+mod masked;
 mod model;
+mod schema;
+mod secrets;
+mod sections;
+mod validate;
 
+#[cfg(test)]
+mod tests;
+
+pub use errors::{ConfigError, ConfigErrors};
+pub use load::{load, load_from_str};
 pub use model::*;
+pub use validate::validate;

@@ -7,13 +7,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use url::Url;
 
 use crate::secret::SecretString;
 
 /// Everything Ward reads from its configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct Config {
     /// `[server]`
     #[serde(default)]
@@ -35,7 +35,7 @@ pub struct Config {
     /// `[crypto]`
     pub crypto: CryptoConfig,
     /// `[static]`: serve the SPA's files.
-    #[serde(default, rename = "static")]
+    #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
     pub static_files: Option<StaticConfig>,
     /// `[telemetry]`
     #[serde(default)]
@@ -46,7 +46,7 @@ pub struct Config {
 }
 
 /// `[server]`: where Ward listens and the origin the browser sees.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct ServerConfig {
     /// Socket address to bind.
     #[serde(default = "defaults::listen")]
@@ -66,14 +66,14 @@ pub struct ServerConfig {
 }
 
 /// `[oidc]`: the identity provider and Ward's client registration at it.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct OidcConfig {
     /// Issuer URL; discovery at `<issuer>/.well-known/openid-configuration`.
     pub issuer: Url,
     /// Ward's client id at the IdP.
     pub client_id: String,
-    /// Ward's client secret (or `client_secret_file`, resolved at load).
-    #[serde(default)]
+    /// Ward's client secret (or `client_secret_file`, resolved at load). Serializes as `***`.
+    #[serde(default, serialize_with = "crate::config::masked::client_secret")]
     pub client_secret: SecretString,
     /// How Ward authenticates at the token endpoint.
     #[serde(default)]
@@ -87,7 +87,7 @@ pub struct OidcConfig {
 }
 
 /// Token endpoint client authentication.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ClientAuth {
     /// HTTP Basic with client id and secret.
@@ -98,7 +98,7 @@ pub enum ClientAuth {
 }
 
 /// `[session]`: the session cookie and lifetimes.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct SessionConfig {
     /// Cookie name; `__Host-` or `__Host-Http-` prefixed unless `insecure_dev`.
     #[serde(default = "defaults::cookie_name")]
@@ -116,12 +116,12 @@ pub struct SessionConfig {
     )]
     pub absolute_timeout: Duration,
     /// Allow-list of claims returned by `/bff/user`; `None` returns all.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub claims: Option<Vec<String>>,
 }
 
 /// `SameSite` of the session cookie.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SameSite {
     /// `SameSite=Strict` (default).
@@ -132,7 +132,7 @@ pub enum SameSite {
 }
 
 /// `[login]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LoginConfig {
     /// Local path the browser lands on when the IdP reports an error (`?bff_error=`).
     #[serde(default = "defaults::root_path")]
@@ -140,7 +140,7 @@ pub struct LoginConfig {
 }
 
 /// `[logout]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct LogoutConfig {
     /// Local path the IdP sends the browser back to after logout.
     #[serde(default = "defaults::root_path")]
@@ -151,7 +151,7 @@ pub struct LogoutConfig {
 }
 
 /// `[store]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StoreConfig {
     /// Which backend keeps sessions.
     #[serde(default)]
@@ -162,7 +162,7 @@ pub struct StoreConfig {
 }
 
 /// The session store backend.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StoreKind {
     /// In-process memory: nothing survives a restart.
@@ -173,21 +173,23 @@ pub enum StoreKind {
 }
 
 /// `[crypto]`: the key ring sealing everything at rest.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct CryptoConfig {
-    /// `"<kid>:<base64 of 32 bytes>"` entries; the first seals, all open.
+    /// `"<kid>:<base64 of 32 bytes>"` entries; the first seals, all open. Serializes as
+    /// `"<kid>:***"`.
+    #[serde(serialize_with = "crate::config::masked::keys")]
     pub keys: Vec<SecretString>,
 }
 
 /// `[static]`: serve the SPA.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct StaticConfig {
     /// Directory with `index.html` and assets.
     pub dir: PathBuf,
 }
 
 /// `[telemetry]`
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct TelemetryConfig {
     /// Log line format.
     #[serde(default)]
@@ -198,7 +200,7 @@ pub struct TelemetryConfig {
 }
 
 /// Log line format.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LogFormat {
     /// One JSON object per line (default).
@@ -209,7 +211,7 @@ pub enum LogFormat {
 }
 
 /// One `[[routes]]` entry of the API proxy.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct RouteConfig {
     /// Path prefix, matched on whole segments.
     pub prefix: String,
@@ -226,7 +228,7 @@ pub struct RouteConfig {
 }
 
 /// Token attached to upstream requests of a route.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TokenMode {
     /// A valid session is required; its access token is attached.

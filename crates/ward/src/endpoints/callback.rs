@@ -85,7 +85,11 @@ fn idp_error_redirect(state: &SharedState, error: &str) -> Result<Response, ApiE
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(64)
         .collect();
-    let code = if code.is_empty() { "unknown_error".to_owned() } else { code };
+    let code = if code.is_empty() {
+        "unknown_error".to_owned()
+    } else {
+        code
+    };
     tracing::info!(event = "login_idp_error", idp_error = %code);
     let path = &state.config.login.error_path;
     let separator = if path.contains('?') { '&' } else { '?' };

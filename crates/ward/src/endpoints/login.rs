@@ -58,8 +58,7 @@ pub async fn login(
     state.sessions.begin_login(&binding, &tx).await?;
     tracing::info!(event = "login_started");
 
-    let location =
-        HeaderValue::try_from(request.url.as_str()).map_err(|_| ApiError::Internal)?;
+    let location = HeaderValue::try_from(request.url.as_str()).map_err(|_| ApiError::Internal)?;
     let cookie = HeaderValue::try_from(state.sessions.set_login_cookie(&binding))
         .map_err(|_| ApiError::Internal)?;
     Ok((

@@ -24,11 +24,19 @@ pub async fn logout(
         None => redirect_path.clone(),
         Some(session) => {
             if !csrf::token_matches(&headers, &session.data.csrf_token) {
-                tracing::warn!(event = "csrf_rejected", endpoint = "logout", session = session.log_id());
+                tracing::warn!(
+                    event = "csrf_rejected",
+                    endpoint = "logout",
+                    session = session.log_id()
+                );
                 return Err(ApiError::CsrfFailed);
             }
             state.sessions.delete(&session).await?;
-            tracing::info!(event = "session_ended", reason = "logout", session = session.log_id());
+            tracing::info!(
+                event = "session_ended",
+                reason = "logout",
+                session = session.log_id()
+            );
             if let Some(refresh) = &session.data.refresh_token
                 && let Err(err) = state.oidc.revoke_refresh_token(refresh).await
             {

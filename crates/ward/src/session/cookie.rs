@@ -165,7 +165,11 @@ mod tests {
             "x".repeat(10_000),
         ];
         for case in cases {
-            assert!(SessionCookie::parse(&case).is_none(), "{} chars", case.len());
+            assert!(
+                SessionCookie::parse(&case).is_none(),
+                "{} chars",
+                case.len()
+            );
         }
     }
 

@@ -141,7 +141,11 @@ impl SessionManager {
             }
         };
         let Ok(data) = serde_json::from_slice::<SessionData>(&opened.plaintext) else {
-            tracing::warn!(event = "session_unreadable", reason = "format", "session record did not parse");
+            tracing::warn!(
+                event = "session_unreadable",
+                reason = "format",
+                "session record did not parse"
+            );
             return Ok(None);
         };
         if data.v != SESSION_FORMAT || self.expires_at(&data) <= self.clock.now() {

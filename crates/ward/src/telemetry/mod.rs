@@ -10,7 +10,15 @@ use tracing_subscriber::fmt::MakeWriter;
 use crate::config::{LogFormat, TelemetryConfig};
 
 /// Crates whose verbose levels could print request or response contents.
-const CAPPED: [&str; 7] = ["hyper", "hyper_util", "h2", "reqwest", "rustls", "tower_http", "openidconnect"];
+const CAPPED: [&str; 7] = [
+    "hyper",
+    "hyper_util",
+    "h2",
+    "reqwest",
+    "rustls",
+    "tower_http",
+    "openidconnect",
+];
 
 /// The filter for `log_level`, with [`CAPPED`] crates held at `info` unless named.
 pub fn filter(log_level: &str) -> Result<EnvFilter, tracing_subscriber::filter::ParseError> {
@@ -24,7 +32,10 @@ pub fn filter(log_level: &str) -> Result<EnvFilter, tracing_subscriber::filter::
 }
 
 /// Installs the global subscriber writing to `writer` (stdout in production).
-pub fn init<W>(config: &TelemetryConfig, writer: W) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+pub fn init<W>(
+    config: &TelemetryConfig,
+    writer: W,
+) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {

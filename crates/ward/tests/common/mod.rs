@@ -26,6 +26,9 @@ pub struct Options {
     pub idp: fn(&mut IdpOptions),
     /// Keys for `[crypto] keys`.
     pub keys: Vec<String>,
+    /// Reuse this directory (embedded store file `ward.db` in it) instead of a fresh one,
+    /// e.g. to restart Ward on the same store.
+    pub data_dir: Option<std::path::PathBuf>,
 }
 
 impl Default for Options {
@@ -35,6 +38,7 @@ impl Default for Options {
             store: "memory",
             idp: |_| {},
             keys: vec![TEST_KEY.to_owned()],
+            data_dir: None,
         }
     }
 }
@@ -65,16 +69,24 @@ impl Ward {
 
     /// Ward with `options`.
     pub async fn start_with(options: Options) -> Ward {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind loopback");
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
         let port = listener.local_addr().expect("bound address").port();
         let origin = format!("http://localhost:{port}");
         let mut idp_options = IdpOptions::new(origin.clone());
         idp_options.always_refresh = true;
         (options.idp)(&mut idp_options);
         let idp = Idp::start(idp_options).await.expect("start the IdP");
-        let upstream = EchoUpstream::start().await.expect("start the echo upstream");
+        let upstream = EchoUpstream::start()
+            .await
+            .expect("start the echo upstream");
         let dir = tempfile::tempdir().expect("temp dir");
-        let toml = base_config(&origin, &idp, &upstream, &dir, &options);
+        let data_dir = options
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| dir.path().to_owned());
+        let toml = base_config(&origin, &idp, &upstream, &data_dir, &options);
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let config = ward::config::load_from_str(&toml, &BTreeMap::new(), dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
@@ -137,7 +149,10 @@ impl Ward {
     pub async fn logged_in(&self, user: &str) -> (Browser, serde_json::Value) {
         let browser = Browser::new().expect("browser");
         self.login(&browser, user, "/").await;
-        let me = browser.get(self.url("/bff/user")).await.expect("GET /bff/user");
+        let me = browser
+            .get(self.url("/bff/user"))
+            .await
+            .expect("GET /bff/user");
         assert_eq!(me.status, 200, "{}", me.text());
         (browser, me.json().expect("user JSON"))
     }
@@ -165,7 +180,7 @@ fn base_config(
     origin: &str,
     idp: &Idp,
     upstream: &EchoUpstream,
-    dir: &tempfile::TempDir,
+    data_dir: &std::path::Path,
     options: &Options,
 ) -> String {
     let keys: Vec<String> = options.keys.iter().map(|k| format!("\"{k}\"")).collect();
@@ -204,7 +219,7 @@ strip_prefix = true
 "#,
         issuer = idp.issuer(),
         store = options.store,
-        db = dir.path().join("ward.db").display(),
+        db = data_dir.join("ward.db").display(),
         keys = keys.join(", "),
         api = upstream.url(),
         extra = options.extra_toml,

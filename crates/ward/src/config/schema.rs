@@ -1,0 +1,70 @@
+//! The keys this build accepts, by section, with the shape of their values.
+//!
+//! The model's serde derive remains the judge of what is unknown; this table tells the
+//! environment overrides how to read a value (a numeric client secret stays a string) and lets
+//! the tests hold `ward.example.toml` to documenting every key.
+
+/// How an environment value for a key is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// Taken verbatim as a string.
+    Text,
+    /// Parsed as a TOML array, integer, boolean or inline table when it is one.
+    Structured,
+}
+
+/// Sections that are tables; `routes` is the array of tables `[[routes]]`.
+pub(crate) const SECTIONS: &[&str] = &[
+    "server",
+    "oidc",
+    "session",
+    "login",
+    "logout",
+    "store",
+    "crypto",
+    "static",
+    "telemetry",
+    "routes",
+];
+
+/// `(section, key, shape)` of every key of the table sections.
+pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
+    ("server", "listen", Shape::Text),
+    ("server", "public_url", Shape::Text),
+    ("server", "trusted_proxy_hops", Shape::Structured),
+    ("server", "insecure_dev", Shape::Structured),
+    ("server", "cors_origins", Shape::Structured),
+    ("oidc", "issuer", Shape::Text),
+    ("oidc", "client_id", Shape::Text),
+    ("oidc", "client_secret", Shape::Text),
+    ("oidc", "client_secret_file", Shape::Text),
+    ("oidc", "client_auth", Shape::Text),
+    ("oidc", "scopes", Shape::Structured),
+    ("oidc", "extra_auth_params", Shape::Structured),
+    ("session", "cookie_name", Shape::Text),
+    ("session", "same_site", Shape::Text),
+    ("session", "idle_timeout", Shape::Text),
+    ("session", "absolute_timeout", Shape::Text),
+    ("session", "claims", Shape::Structured),
+    ("login", "error_path", Shape::Text),
+    ("logout", "redirect_path", Shape::Text),
+    ("logout", "id_token_hint", Shape::Structured),
+    ("store", "kind", Shape::Text),
+    ("store", "path", Shape::Text),
+    ("crypto", "keys", Shape::Structured),
+    ("crypto", "keys_file", Shape::Text),
+    ("static", "dir", Shape::Text),
+    ("telemetry", "log_format", Shape::Text),
+    ("telemetry", "log_level", Shape::Text),
+];
+
+/// Keys of one `[[routes]]` entry.
+#[cfg(test)]
+pub(crate) const ROUTE_KEYS: &[&str] = &["prefix", "upstream", "token", "strip_prefix", "timeout"];
+
+/// The shape of `section.key`, `None` when this build has no such key.
+pub(crate) fn shape_of(section: &str, key: &str) -> Option<Shape> {
+    KEYS.iter()
+        .find(|(s, k, _)| *s == section && *k == key)
+        .map(|(_, _, shape)| *shape)
+}

@@ -1,0 +1,621 @@
+//! Loader-level tests: TOML + environment + `*_file` in, a `Config` or every problem out.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+
+use super::*;
+
+const CLIENT_SECRET: &str = "cl1ent-S3CRET-value";
+const EXAMPLE: &str = include_str!("../../../../ward.example.toml");
+
+fn key(kid: &str, byte: u8) -> String {
+    format!("{kid}:{}", STANDARD.encode([byte; 32]))
+}
+
+/// The smallest valid configuration, plus `extra` appended.
+fn config_text(extra: &str) -> String {
+    format!(
+        "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"ward\"\n\
+         client_secret = \"{CLIENT_SECRET}\"\n\n[crypto]\nkeys = [\"{}\"]\n\n{extra}",
+        key("k1", 1)
+    )
+}
+
+fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
+fn load_ok(text: &str, vars: &[(&str, &str)]) -> Config {
+    match load_from_str(text, &env(vars), Path::new("/base")) {
+        Ok(config) => config,
+        Err(errors) => panic!("expected a valid configuration, got:\n{errors}"),
+    }
+}
+
+fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
+    match load_from_str(text, &env(vars), Path::new("/base")) {
+        Ok(_) => panic!("expected problems"),
+        Err(errors) => errors.to_string(),
+    }
+}
+
+/// Loads `config_text(extra)` and returns the problem lines.
+fn problems_with(extra: &str) -> Vec<String> {
+    load_err(&config_text(extra), &[])
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+fn assert_problem(extra: &str, expected_start: &str) {
+    let lines = problems_with(extra);
+    assert!(
+        lines.iter().any(|line| line.starts_with(expected_start)),
+        "no line starting with {expected_start:?} in {lines:#?}"
+    );
+}
+
+#[test]
+fn a_minimal_configuration_gets_the_documented_defaults() {
+    let config = load_ok(&config_text(""), &[]);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.server.public_url.as_str(), "http://localhost:8080/");
+    assert_eq!(config.oidc.client_secret.expose(), CLIENT_SECRET);
+    assert_eq!(config.oidc.client_auth, ClientAuth::ClientSecretBasic);
+    assert_eq!(config.session.cookie_name, "__Host-ward");
+    assert_eq!(config.session.idle_timeout, Duration::from_secs(1800));
+    assert_eq!(
+        config.session.absolute_timeout,
+        Duration::from_secs(8 * 3600)
+    );
+    assert_eq!(config.store.kind, StoreKind::Embedded);
+    assert_eq!(config.store.path, Path::new("/base/ward-data/ward.db"));
+    assert_eq!(config.crypto.keys.len(), 1);
+    assert!(config.static_files.is_none());
+    assert!(config.routes.is_empty());
+    assert!(config.cookie_secure());
+    assert_eq!(config.effective_cookie_name(), "__Host-ward");
+}
+
+#[test]
+fn the_example_file_loads_with_secrets_from_the_environment() {
+    let keys = format!("[\"{}\"]", key("k1", 3));
+    let config = load_ok(
+        EXAMPLE,
+        &[
+            ("WARD_OIDC__CLIENT_SECRET", CLIENT_SECRET),
+            ("WARD_CRYPTO__KEYS", &keys),
+        ],
+    );
+    assert_eq!(config.routes.len(), 1);
+    assert_eq!(config.oidc.client_secret.expose(), CLIENT_SECRET);
+}
+
+#[test]
+fn the_example_documents_every_accepted_key() {
+    let documented = |key: &str| {
+        EXAMPLE.lines().any(|line| {
+            let line = line.trim_start_matches("# ");
+            line.starts_with(&format!("{key} = "))
+        })
+    };
+    for (section, key, _) in schema::KEYS {
+        assert!(EXAMPLE.contains(&format!("[{section}]")), "[{section}]");
+        assert!(
+            documented(key),
+            "{section}.{key} is not in ward.example.toml"
+        );
+    }
+    for key in schema::ROUTE_KEYS {
+        assert!(documented(key), "routes.{key} is not in ward.example.toml");
+    }
+}
+
+#[test]
+fn the_example_documents_nothing_the_build_rejects_as_unknown() {
+    // Uncomment every commented-out key and section: none may be unknown (other problems,
+    // such as both forms of a secret or a missing static dir, are expected).
+    let uncommented: String = EXAMPLE
+        .lines()
+        .map(|line| {
+            let rest = line.strip_prefix("# ").unwrap_or(line);
+            let is_key = rest
+                .split_once(" = ")
+                .is_some_and(|(k, _)| k.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
+            if is_key || rest.starts_with('[') {
+                rest
+            } else {
+                line
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(uncommented.contains("\nclient_secret_file = "));
+    assert!(uncommented.contains("\n[static]\ndir = "));
+    let errors = load_err(&uncommented, &[]);
+    assert!(!errors.contains("unknown"), "{errors}");
+}
+
+#[test]
+fn environment_overrides_take_precedence_over_the_file() {
+    let text = config_text("[server]\nlisten = \"127.0.0.1:1111\"\ntrusted_proxy_hops = 0");
+    let config = load_ok(
+        &text,
+        &[
+            ("WARD_SERVER__LISTEN", "127.0.0.1:2222"),
+            ("WARD_SERVER__TRUSTED_PROXY_HOPS", "2"),
+            ("WARD_SESSION__IDLE_TIMEOUT", "10m"),
+            ("WARD_OIDC__CLIENT_SECRET", "from-env"),
+            ("WARD_OIDC__SCOPES", r#"["openid"]"#),
+            ("WARD_LOGOUT__ID_TOKEN_HINT", "true"),
+        ],
+    );
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:2222");
+    assert_eq!(config.server.trusted_proxy_hops, 2);
+    assert_eq!(config.session.idle_timeout, Duration::from_secs(600));
+    assert_eq!(config.oidc.client_secret.expose(), "from-env");
+    assert_eq!(config.oidc.scopes, ["openid"]);
+    assert!(config.logout.id_token_hint);
+}
+
+#[test]
+fn a_configuration_can_come_entirely_from_the_environment() {
+    let keys = format!("[\"{}\"]", key("k1", 4));
+    let config = load(
+        Path::new("/nonexistent/ward.toml"),
+        &env(&[
+            ("WARD_OIDC__ISSUER", "https://idp.example.com"),
+            ("WARD_OIDC__CLIENT_ID", "ward"),
+            ("WARD_OIDC__CLIENT_SECRET", CLIENT_SECRET),
+            ("WARD_CRYPTO__KEYS", &keys),
+        ]),
+    )
+    .expect("loads from the environment alone");
+    assert_eq!(config.oidc.client_id, "ward");
+}
+
+#[test]
+fn a_missing_file_is_named_with_the_missing_keys() {
+    let errors = load(Path::new("/nonexistent/ward.toml"), &BTreeMap::new())
+        .expect_err("nothing configured")
+        .to_string();
+    let lines: Vec<&str> = errors.lines().collect();
+    assert!(
+        lines[0].starts_with("/nonexistent/ward.toml: file not found"),
+        "{errors}"
+    );
+    for key in [
+        "oidc.issuer",
+        "oidc.client_id",
+        "oidc.client_secret",
+        "crypto.keys",
+    ] {
+        assert!(
+            lines.iter().any(|l| l.starts_with(key)),
+            "{key} in {errors}"
+        );
+    }
+}
+
+#[test]
+fn a_file_is_loaded_from_disk_with_paths_relative_to_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir(dir.path().join("dist")).expect("mkdir");
+    std::fs::write(dir.path().join("secret"), format!("{CLIENT_SECRET}\n")).expect("write");
+    std::fs::write(
+        dir.path().join("keys"),
+        format!("# primary\n{}\n", key("k2", 5)),
+    )
+    .expect("write");
+    let text = "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"ward\"\n\
+                client_secret_file = \"secret\"\n[crypto]\nkeys_file = \"keys\"\n\
+                [static]\ndir = \"dist\"\n";
+    let path = dir.path().join("ward.toml");
+    std::fs::write(&path, text).expect("write");
+    let config = load(&path, &BTreeMap::new()).expect("loads");
+    assert_eq!(config.oidc.client_secret.expose(), CLIENT_SECRET);
+    assert_eq!(config.crypto.keys[0].expose(), key("k2", 5));
+    let static_dir = config.static_files.map(|s| s.dir);
+    assert_eq!(static_dir, Some(dir.path().join("dist")));
+}
+
+#[test]
+fn unknown_keys_are_reported_in_every_section_and_from_the_environment() {
+    let text = "typo_top = 1\n".to_owned()
+        + &config_text(
+            "[server]\nlistn = \"x\"\n[nonsense]\na = 1\n\
+         [[routes]]\nprefix = \"/api\"\nupstream = \"http://127.0.0.1:1\"\ntoken = \"user\"\n\
+         timout = \"1s\"\n",
+        );
+    let errors = load_err(&text, &[("WARD_SESSION__IDLE", "1m")]);
+    for expected in [
+        "typo_top: unknown key",
+        "nonsense: unknown section",
+        "server.listn: unknown key",
+        "routes[0].timout: unknown key",
+        "session.idle (from WARD_SESSION__IDLE): unknown key",
+    ] {
+        assert!(
+            errors.lines().any(|l| l == expected),
+            "{expected:?} in\n{errors}"
+        );
+    }
+}
+
+#[test]
+fn three_problems_in_three_sections_are_three_messages() {
+    let lines = problems_with(
+        "[session]\nidle_timeout = \"30\"\n\
+         [telemetry]\nlog_format = \"xml\"\n\
+         [[routes]]\nprefix = \"api\"\nupstream = \"http://127.0.0.1:1\"\ntoken = \"none\"\n",
+    );
+    assert_eq!(lines.len(), 3, "{lines:#?}");
+    assert!(lines[0].starts_with("session.idle_timeout: \"30\" has no unit"));
+    assert!(lines[1].starts_with("telemetry.log_format: unknown variant `xml`"));
+    assert_eq!(lines[2], "routes[0].prefix: \"api\" must start with \"/\"");
+}
+
+#[test]
+fn type_errors_name_the_key_and_value() {
+    assert_problem(
+        "[server]\ntrusted_proxy_hops = 300",
+        "server.trusted_proxy_hops: invalid value",
+    );
+    assert_problem("[server]\nlisten = \"nowhere\"", "server.listen: invalid");
+    assert_problem(
+        "[session]\nabsolute_timeout = 8",
+        "session.absolute_timeout: 8 has no unit",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"",
+        "store.kind: unknown variant `redis`",
+    );
+    assert_problem(
+        "[server]\ncors_origins = [1]",
+        "server.cors_origins[0]: invalid type",
+    );
+    for (top, expected) in [
+        ("server = 1", "server: must be a table ([server])"),
+        (
+            "routes = 1",
+            "routes: must be an array of tables ([[routes]])",
+        ),
+    ] {
+        let errors = load_err(&format!("{top}\n{}", config_text("")), &[]);
+        assert_eq!(errors, expected);
+    }
+}
+
+#[test]
+fn a_route_missing_its_keys_reports_each_one() {
+    let lines = problems_with("[[routes]]\nstrip_prefix = true\n");
+    assert_eq!(
+        lines,
+        [
+            "routes[0].prefix: required key is missing",
+            "routes[0].upstream: required key is missing",
+            "routes[0].token: required key is missing",
+        ]
+    );
+}
+
+#[test]
+fn public_url_must_be_a_secure_origin_unless_insecure_dev() {
+    assert_problem(
+        "[server]\npublic_url = \"https://a.example/app\"",
+        "server.public_url: must be an origin",
+    );
+    assert_problem(
+        "[server]\npublic_url = \"https://a.example/?x=1\"",
+        "server.public_url: must not have a query",
+    );
+    assert_problem(
+        "[server]\npublic_url = \"ftp://a.example\"",
+        "server.public_url: scheme must be http or https",
+    );
+    assert_problem(
+        "[server]\npublic_url = \"http://a.example\"",
+        "server.public_url: plain http is only allowed",
+    );
+    for ok in [
+        "https://a.example/",
+        "http://127.0.0.1:8080",
+        "http://[::1]:8080",
+    ] {
+        load_ok(
+            &config_text(&format!("[server]\npublic_url = \"{ok}\"")),
+            &[],
+        );
+    }
+}
+
+#[test]
+fn insecure_dev_drops_the_prefix_of_the_default_cookie_only() {
+    let config = load_ok(
+        &config_text("[server]\npublic_url = \"http://dev.example:8080\"\ninsecure_dev = true"),
+        &[],
+    );
+    assert!(!config.cookie_secure());
+    assert_eq!(config.effective_cookie_name(), "ward");
+
+    assert_problem(
+        "[server]\npublic_url = \"http://dev.example\"\ninsecure_dev = true\n\
+         [session]\ncookie_name = \"__Secure-app\"",
+        "session.cookie_name: \"__Secure-app\": browsers reject a \"__Secure-\" cookie",
+    );
+    let config = load_ok(
+        &config_text(
+            "[server]\npublic_url = \"https://a.example\"\ninsecure_dev = true\n\
+             [session]\ncookie_name = \"app\"",
+        ),
+        &[],
+    );
+    assert_eq!(config.effective_cookie_name(), "app");
+    assert!(config.cookie_secure());
+}
+
+#[test]
+fn cookie_names_must_be_tokens_with_the_host_prefix() {
+    assert_problem(
+        "[session]\ncookie_name = \"ward\"",
+        "session.cookie_name: \"ward\" must start with \"__Host-\"",
+    );
+    assert_problem(
+        "[session]\ncookie_name = \"__Secure-ward\"",
+        "session.cookie_name: \"__Secure-ward\" must start",
+    );
+    assert_problem(
+        "[session]\ncookie_name = \"__Host-w;x\"",
+        "session.cookie_name: \"__Host-w;x\" is not a valid cookie name",
+    );
+    assert_problem(
+        "[session]\ncookie_name = \"__Host-\"",
+        "session.cookie_name: \"__Host-\" has a prefix but no name",
+    );
+    let config = load_ok(
+        &config_text("[session]\ncookie_name = \"__Host-Http-ward\""),
+        &[],
+    );
+    assert_eq!(config.effective_cookie_name(), "__Host-Http-ward");
+}
+
+#[test]
+fn session_lifetimes_must_be_positive_and_ordered() {
+    assert_problem(
+        "[session]\nidle_timeout = \"0s\"",
+        "session.idle_timeout: must be greater than zero",
+    );
+    assert_problem(
+        "[session]\nidle_timeout = \"9h\"\nabsolute_timeout = \"8h\"",
+        "session.idle_timeout: must not exceed session.absolute_timeout",
+    );
+}
+
+#[test]
+fn oidc_settings_are_checked() {
+    assert_problem(
+        "[oidc.extra_auth_params]\nstate = \"x\"",
+        "oidc.extra_auth_params.state: is set by Ward",
+    );
+    let lines = load_err(
+        &config_text("")
+            .replace(
+                "https://idp.example.com\"",
+                "http://idp.example.com\"\nscopes = [\"profile\"]",
+            )
+            .replace("client_id = \"ward\"", "client_id = \"\""),
+        &[],
+    );
+    assert!(lines.contains("oidc.issuer: must be https"), "{lines}");
+    assert!(
+        lines.contains("oidc.scopes: must contain \"openid\""),
+        "{lines}"
+    );
+    assert!(
+        lines.contains("oidc.client_id: must not be empty"),
+        "{lines}"
+    );
+    let local = config_text("").replace("https://idp.example.com", "http://127.0.0.1:4000");
+    load_ok(&local, &[]);
+}
+
+#[test]
+fn an_empty_client_secret_is_reported_as_required() {
+    let errors = load_err(&config_text(""), &[("WARD_OIDC__CLIENT_SECRET", "")]);
+    assert_eq!(
+        errors,
+        "oidc.client_secret (from WARD_OIDC__CLIENT_SECRET): required (or \
+         oidc.client_secret_file, or WARD_OIDC__CLIENT_SECRET)"
+    );
+}
+
+#[test]
+fn keys_must_be_well_formed_with_unique_ids() {
+    let keys = format!(
+        "[\"{}\", \"{}\", \"nokid\", \"k3:c2hvcnQ=\"]",
+        key("k1", 1),
+        key("k1", 2)
+    );
+    let errors = load_err(&config_text(""), &[("WARD_CRYPTO__KEYS", &keys)]);
+    let lines: Vec<&str> = errors.lines().collect();
+    assert_eq!(
+        lines,
+        [
+            "crypto.keys[1] (from WARD_CRYPTO__KEYS): key id is already used by crypto.keys[0]",
+            "crypto.keys[2] (from WARD_CRYPTO__KEYS): expected \"<kid>:<base64 of 32 bytes>\"",
+            "crypto.keys[3] (from WARD_CRYPTO__KEYS): key material is 5 bytes, expected 32",
+        ]
+    );
+    let errors = load_err(&config_text(""), &[("WARD_CRYPTO__KEYS", "[]")]);
+    assert!(errors.starts_with("crypto.keys (from WARD_CRYPTO__KEYS): at least one key"));
+}
+
+#[test]
+fn paths_must_be_local() {
+    assert_problem(
+        "[login]\nerror_path = \"https://evil.example\"",
+        "login.error_path: \"https://evil.example\" must be a local path",
+    );
+    assert_problem(
+        "[logout]\nredirect_path = \"//evil.example\"",
+        "logout.redirect_path: \"//evil.example\" must be a local path",
+    );
+}
+
+#[test]
+fn routes_are_checked_against_each_other_and_bff() {
+    let route = |prefix: &str, upstream: &str, timeout: &str| {
+        format!(
+            "[[routes]]\nprefix = \"{prefix}\"\nupstream = \"{upstream}\"\ntoken = \"user\"\ntimeout = \"{timeout}\"\n"
+        )
+    };
+    let lines = problems_with(
+        &[
+            route("/api", "http://127.0.0.1:1", "1s"),
+            route("/api", "https://api.example/base", "1s"),
+            route("/bff/x", "http://127.0.0.1:1", "1s"),
+            route("/v1/", "ftp://h", "0s"),
+            route("/q", "http://h/?a=1", "1s"),
+            route("/c", "http://user:pw@h", "1s"),
+        ]
+        .concat(),
+    );
+    assert_eq!(
+        lines,
+        [
+            "routes[1].prefix: \"/api\" is already the prefix of routes[0]",
+            "routes[2].prefix: \"/bff/x\" is reserved for Ward's own endpoints (/bff)",
+            "routes[3].prefix: \"/v1/\" must not end with \"/\" (prefixes match whole path segments)",
+            "routes[3].upstream: scheme must be http or https, not \"ftp\"",
+            "routes[3].timeout: must be greater than zero",
+            "routes[4].upstream: must not have a query or fragment",
+            "routes[5].upstream: must not contain credentials",
+        ]
+    );
+}
+
+#[test]
+fn static_dir_must_be_an_existing_directory() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("file");
+    std::fs::write(&file, "x").expect("write");
+    let root_route =
+        "[[routes]]\nprefix = \"/\"\nupstream = \"http://127.0.0.1:1\"\ntoken = \"none\"\n";
+    let lines = problems_with(&format!(
+        "[static]\ndir = \"{}\"\n{root_route}",
+        file.display()
+    ));
+    assert!(lines[0].starts_with("static.dir: ") && lines[0].ends_with("is not a directory"));
+    assert_eq!(
+        lines[1],
+        "routes[0].prefix: \"/\" takes every path, and [static] serves the same paths"
+    );
+    assert_problem(
+        "[static]\ndir = \"/nonexistent/dist\"",
+        "static.dir: /nonexistent/dist: No such file",
+    );
+}
+
+#[test]
+fn telemetry_and_cors_values_are_checked() {
+    assert_problem(
+        "[telemetry]\nlog_level = \"ward=loud\"",
+        "telemetry.log_level: not a tracing filter",
+    );
+    assert_problem(
+        "[server]\ncors_origins = [\"https://app.example/\"]",
+        "server.cors_origins[0]: \"https://app.example/\" is not an origin; write \"https://app.example\"",
+    );
+    assert_problem(
+        "[server]\ncors_origins = [\"*\"]",
+        "server.cors_origins[0]: \"*\" is not an origin",
+    );
+}
+
+#[test]
+fn secret_values_never_appear_in_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("keys"),
+        "TOPSECRETKEYLINE\nk1:TOPSECRETB64\n",
+    )
+    .expect("write");
+    let keys_file = dir.path().join("keys").display().to_string();
+    let cases = [
+        load_err(&config_text("").replace(CLIENT_SECRET, "x\" = 2"), &[]),
+        load_err(&format!("[oidc]\nclient_secret = \"{CLIENT_SECRET}"), &[]),
+        load_err(
+            &format!("[oidc]\nclient_secret = [\"{CLIENT_SECRET}\"]"),
+            &[],
+        ),
+        load_err(
+            "",
+            &[
+                ("WARD_OIDC__CLIENT_SECRET", CLIENT_SECRET),
+                ("WARD_OIDC__CLIENT_SECRET_FILE", "/x"),
+            ],
+        ),
+        load_err("[crypto]\nkeys = \"TOPSECRETKEYLINE\"", &[]),
+        load_err(
+            "[crypto]\nkeys = [\"TOPSECRETKEYLINE\", \"k1:TOPSECRETB64\"]",
+            &[],
+        ),
+        load_err(&format!("[crypto]\nkeys_file = \"{keys_file}\""), &[]),
+        load_err("", &[("WARD_CRYPTO__KEYS", "TOPSECRETKEYLINE")]),
+    ];
+    for errors in cases {
+        assert!(!errors.is_empty());
+        for secret in [CLIENT_SECRET, "TOPSECRET"] {
+            assert!(!errors.contains(secret), "secret in:\n{errors}");
+        }
+    }
+}
+
+#[test]
+fn a_syntax_error_gives_its_position_but_not_the_line() {
+    let errors = load_err(&format!("[oidc]\nclient_secret = \"{CLIENT_SECRET}"), &[]);
+    assert!(
+        errors.starts_with("configuration: line 2, column "),
+        "{errors}"
+    );
+    assert!(!errors.contains(CLIENT_SECRET));
+}
+
+#[test]
+fn the_masked_toml_shows_the_effective_setup_without_secrets() {
+    let config = load_ok(
+        &config_text(
+            "[[routes]]\nprefix = \"/api\"\nupstream = \"http://127.0.0.1:1\"\ntoken = \"user\"\n",
+        ),
+        &[],
+    );
+    let masked = config.to_masked_toml();
+    assert!(masked.contains("client_secret = \"***\""), "{masked}");
+    assert!(masked.contains("keys = [\"k1:***\"]"), "{masked}");
+    assert!(masked.contains("idle_timeout = \"30m\""), "{masked}");
+    assert!(masked.contains("[[routes]]"), "{masked}");
+    assert!(!masked.contains(CLIENT_SECRET));
+    assert!(!masked.contains(&key("k1", 1)[3..]));
+    let reparsed: toml::Table = masked.parse().expect("valid TOML");
+    assert_eq!(
+        reparsed["session"]["cookie_name"].as_str(),
+        Some("__Host-ward")
+    );
+}
+
+#[test]
+fn validate_checks_a_configuration_built_in_code() {
+    let mut config = load_ok(&config_text(""), &[]);
+    assert_eq!(validate(&config), Ok(()));
+    config.session.idle_timeout = Duration::ZERO;
+    config.crypto.keys.clear();
+    let errors = validate(&config).expect_err("two problems");
+    assert_eq!(errors.errors().len(), 2, "{errors}");
+}

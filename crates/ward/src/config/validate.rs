@@ -1,0 +1,481 @@
+//! What types cannot check: origins, cookie-name rules, lifetimes, key shapes, paths, routes.
+//!
+//! Every check runs and reports into one list. A section that failed to deserialize is `None`
+//! in the [`Draft`] and its checks are skipped: its problems are already on the list.
+
+use std::path::Path;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use url::Url;
+
+use super::effective::{cookie_prefix, is_loopback_host, is_secure_origin};
+use super::errors::{ConfigErrors, Problems};
+use super::model::*;
+use super::secrets::KeyEntry;
+use crate::secret::SecretString;
+
+/// The session cookie name every fresh install gets; in a plain-http `insecure_dev` setup its
+/// prefix is dropped instead of refusing to start (see `effective.rs`).
+const DEFAULT_COOKIE_NAME: &str = "__Host-ward";
+
+/// Authorization request parameters Ward sets itself; `extra_auth_params` must not replace them
+/// (state, nonce and PKCE are what make the login safe).
+const RESERVED_AUTH_PARAMS: &[&str] = &[
+    "response_type",
+    "client_id",
+    "redirect_uri",
+    "scope",
+    "state",
+    "nonce",
+    "code_challenge",
+    "code_challenge_method",
+    "prompt",
+];
+
+/// The configuration as far as it deserialized.
+#[derive(Default)]
+pub(crate) struct Draft<'a> {
+    pub(crate) server: Option<&'a ServerConfig>,
+    pub(crate) oidc: Option<&'a OidcConfig>,
+    pub(crate) client_secret: Option<&'a SecretString>,
+    pub(crate) session: Option<&'a SessionConfig>,
+    pub(crate) login: Option<&'a LoginConfig>,
+    pub(crate) logout: Option<&'a LogoutConfig>,
+    pub(crate) keys: Option<&'a [KeyEntry]>,
+    /// `Some(None)` when `[static]` is absent, `None` when it failed to deserialize.
+    pub(crate) static_files: Option<Option<&'a StaticConfig>>,
+    pub(crate) telemetry: Option<&'a TelemetryConfig>,
+    /// The routes that deserialized, with their index in `[[routes]]`.
+    pub(crate) routes: Vec<(usize, &'a RouteConfig)>,
+}
+
+/// Checks a complete configuration (one built in code rather than loaded).
+pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
+    let keys: Vec<KeyEntry> = config
+        .crypto
+        .keys
+        .iter()
+        .enumerate()
+        .map(|(index, value)| KeyEntry {
+            label: format!("crypto.keys[{index}]"),
+            value: value.clone(),
+        })
+        .collect();
+    let draft = Draft {
+        server: Some(&config.server),
+        oidc: Some(&config.oidc),
+        client_secret: Some(&config.oidc.client_secret),
+        session: Some(&config.session),
+        login: Some(&config.login),
+        logout: Some(&config.logout),
+        keys: Some(&keys),
+        static_files: Some(config.static_files.as_ref()),
+        telemetry: Some(&config.telemetry),
+        routes: config.routes.iter().enumerate().collect(),
+    };
+    let mut problems = Problems::default();
+    check(&draft, &mut problems);
+    problems.into_result(Some(()))
+}
+
+/// Runs every check that the deserialized sections allow.
+pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
+    if let Some(server) = draft.server {
+        check_server(server, out);
+    }
+    let insecure_dev = draft.server.map(|s| s.insecure_dev);
+    if let Some(oidc) = draft.oidc {
+        check_oidc(oidc, insecure_dev, out);
+    }
+    if draft.client_secret.is_some_and(SecretString::is_empty) {
+        out.push(
+            "oidc.client_secret",
+            "required (or oidc.client_secret_file, or WARD_OIDC__CLIENT_SECRET)",
+        );
+    }
+    if let Some(session) = draft.session {
+        check_session(session, draft.server, out);
+    }
+    if let Some(login) = draft.login {
+        check_local_path("login.error_path", &login.error_path, out);
+    }
+    if let Some(logout) = draft.logout {
+        check_local_path("logout.redirect_path", &logout.redirect_path, out);
+    }
+    if let Some(keys) = draft.keys {
+        check_keys(keys, out);
+    }
+    if let Some(Some(static_files)) = draft.static_files {
+        check_static_dir(&static_files.dir, out);
+    }
+    if let Some(telemetry) = draft.telemetry
+        && let Err(error) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level)
+    {
+        out.push(
+            "telemetry.log_level",
+            format!("not a tracing filter: {error}"),
+        );
+    }
+    check_routes(&draft.routes, draft.static_files.flatten().is_some(), out);
+}
+
+fn check_server(server: &ServerConfig, out: &mut Problems) {
+    let url = &server.public_url;
+    if let Err(reason) = origin_shape(url) {
+        out.push("server.public_url", reason);
+    } else if !is_secure_origin(url) && !server.insecure_dev {
+        out.push(
+            "server.public_url",
+            "plain http is only allowed for localhost or a loopback address; use https \
+             (or server.insecure_dev = true, for development only)",
+        );
+    }
+    for (index, origin) in server.cors_origins.iter().enumerate() {
+        let path = format!("server.cors_origins[{index}]");
+        match Url::parse(origin) {
+            Ok(url) if origin_shape(&url).is_ok() => {
+                let canonical = url.origin().ascii_serialization();
+                if *origin != canonical {
+                    out.push(
+                        path,
+                        format!("{origin:?} is not an origin; write {canonical:?}"),
+                    );
+                }
+            }
+            Ok(_) | Err(_) => out.push(
+                path,
+                format!("{origin:?} is not an origin (scheme://host[:port])"),
+            ),
+        }
+    }
+}
+
+/// An http(s) origin: scheme, host, port, and no path but `/`.
+fn origin_shape(url: &Url) -> Result<(), String> {
+    http_url_shape(url)?;
+    if url.path() != "/" {
+        return Err("must be an origin (scheme://host[:port]) without a path".into());
+    }
+    Ok(())
+}
+
+/// http or https, a host, no credentials, query or fragment.
+fn http_url_shape(url: &Url) -> Result<(), String> {
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(format!(
+            "scheme must be http or https, not {:?}",
+            url.scheme()
+        ));
+    }
+    if url.host().is_none() {
+        return Err("must have a host".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("must not contain credentials".into());
+    }
+    if url.query().is_some() || url.fragment().is_some() {
+        return Err("must not have a query or fragment".into());
+    }
+    Ok(())
+}
+
+fn check_oidc(oidc: &OidcConfig, insecure_dev: Option<bool>, out: &mut Problems) {
+    match http_url_shape(&oidc.issuer) {
+        Err(reason) => out.push("oidc.issuer", reason),
+        Ok(()) => {
+            let plain_remote = oidc.issuer.scheme() == "http" && !is_loopback_host(&oidc.issuer);
+            if plain_remote && insecure_dev == Some(false) {
+                out.push(
+                    "oidc.issuer",
+                    "must be https unless it is on localhost or a loopback address \
+                     (or server.insecure_dev = true)",
+                );
+            }
+        }
+    }
+    if oidc.client_id.is_empty() {
+        out.push("oidc.client_id", "must not be empty");
+    }
+    if !oidc.scopes.iter().any(|scope| scope == "openid") {
+        out.push("oidc.scopes", "must contain \"openid\"");
+    }
+    for (index, scope) in oidc.scopes.iter().enumerate() {
+        if scope.is_empty() || scope.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            out.push(
+                format!("oidc.scopes[{index}]"),
+                "must be one scope without spaces",
+            );
+        }
+    }
+    for name in oidc.extra_auth_params.keys() {
+        if RESERVED_AUTH_PARAMS.contains(&name.as_str()) {
+            out.push(
+                format!("oidc.extra_auth_params.{name}"),
+                "is set by Ward itself and cannot be overridden",
+            );
+        }
+    }
+}
+
+fn check_session(session: &SessionConfig, server: Option<&ServerConfig>, out: &mut Problems) {
+    check_cookie_name(&session.cookie_name, server, out);
+    if session.idle_timeout.is_zero() {
+        out.push("session.idle_timeout", "must be greater than zero");
+    }
+    if session.absolute_timeout.is_zero() {
+        out.push("session.absolute_timeout", "must be greater than zero");
+    } else if session.idle_timeout > session.absolute_timeout {
+        out.push(
+            "session.idle_timeout",
+            "must not exceed session.absolute_timeout",
+        );
+    }
+    for (index, claim) in session.claims.iter().flatten().enumerate() {
+        if claim.is_empty() {
+            out.push(format!("session.claims[{index}]"), "must not be empty");
+        }
+    }
+}
+
+fn check_cookie_name(name: &str, server: Option<&ServerConfig>, out: &mut Problems) {
+    const KEY: &str = "session.cookie_name";
+    if name.is_empty() || !name.bytes().all(is_token_byte) {
+        out.push(
+            KEY,
+            format!("{name:?} is not a valid cookie name (letters, digits and !#$%&'*+-.^_`|~)"),
+        );
+        return;
+    }
+    let prefix = cookie_prefix(name);
+    if prefix.is_some_and(|p| p.len() == name.len()) {
+        out.push(KEY, format!("{name:?} has a prefix but no name after it"));
+        return;
+    }
+    let Some(server) = server else { return };
+    let secure = is_secure_origin(&server.public_url);
+    if !server.insecure_dev {
+        if !name.starts_with("__Host-") {
+            out.push(
+                KEY,
+                format!("{name:?} must start with \"__Host-\" or \"__Host-Http-\""),
+            );
+        }
+    } else if !secure && prefix.is_some() && name != DEFAULT_COOKIE_NAME {
+        out.push(
+            KEY,
+            format!(
+                "{name:?}: browsers reject a {:?} cookie without Secure, which a plain-http \
+                 public_url cannot have; use a name without the prefix",
+                prefix.unwrap_or_default()
+            ),
+        );
+    }
+}
+
+/// RFC 6265 `token`: visible ASCII except separators.
+fn is_token_byte(b: u8) -> bool {
+    b.is_ascii_graphic() && !br#"()<>@,;:\"/[]?={}"#.contains(&b)
+}
+
+/// A path on Ward's own origin: one leading `/`, no `//` or `/\` (which browsers read as
+/// another host), no query, fragment, spaces or control characters.
+fn check_local_path(key: &str, path: &str, out: &mut Problems) {
+    let ok = path.starts_with('/')
+        && !path.starts_with("//")
+        && !path.contains('\\')
+        && !path.contains(['?', '#'])
+        && !path.chars().any(|c| c.is_whitespace() || c.is_control());
+    if !ok {
+        out.push(
+            key,
+            format!("{path:?} must be a local path starting with a single \"/\" (no query)"),
+        );
+    }
+}
+
+fn check_keys(keys: &[KeyEntry], out: &mut Problems) {
+    if keys.is_empty() {
+        out.push(
+            "crypto.keys",
+            "at least one key is required (or crypto.keys_file, or WARD_CRYPTO__KEYS); \
+             `ward keygen` prints one",
+        );
+    }
+    let mut seen: Vec<(&str, &str)> = Vec::new();
+    for entry in keys {
+        match key_id(entry.value.expose()) {
+            Err(reason) => out.push(entry.label.as_str(), reason),
+            Ok(kid) => match seen.iter().find(|(other, _)| *other == kid) {
+                Some((_, first)) => out.push(
+                    entry.label.as_str(),
+                    format!("key id is already used by {first}"),
+                ),
+                None => seen.push((kid, entry.label.as_str())),
+            },
+        }
+    }
+}
+
+/// The kid of a `<kid>:<base64 of 32 bytes>` entry. Messages never quote the entry.
+fn key_id(entry: &str) -> Result<&str, String> {
+    let Some((kid, material)) = entry.split_once(':') else {
+        return Err("expected \"<kid>:<base64 of 32 bytes>\"".into());
+    };
+    let kid_ok = (1..=32).contains(&kid.len())
+        && kid
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if !kid_ok {
+        return Err("key id must be 1-32 characters of A-Z, a-z, 0-9, _ and -".into());
+    }
+    let decoded = [STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD]
+        .iter()
+        .find_map(|engine| engine.decode(material).ok());
+    match decoded.map(|bytes| bytes.len()) {
+        None => Err("key material is not base64".into()),
+        Some(32) => Ok(kid),
+        Some(n) => Err(format!("key material is {n} bytes, expected 32")),
+    }
+}
+
+fn check_static_dir(dir: &Path, out: &mut Problems) {
+    match std::fs::metadata(dir) {
+        Ok(meta) if meta.is_dir() => {}
+        Ok(_) => out.push(
+            "static.dir",
+            format!("{} is not a directory", dir.display()),
+        ),
+        Err(error) => out.push("static.dir", format!("{}: {error}", dir.display())),
+    }
+}
+
+fn check_routes(routes: &[(usize, &RouteConfig)], static_files: bool, out: &mut Problems) {
+    for (position, (index, route)) in routes.iter().enumerate() {
+        let key = |field: &str| format!("routes[{index}].{field}");
+        if let Err(reason) = route_prefix(&route.prefix) {
+            out.push(key("prefix"), format!("{:?} {reason}", route.prefix));
+        } else if route.prefix == "/" && static_files {
+            out.push(
+                key("prefix"),
+                "\"/\" takes every path, and [static] serves the same paths",
+            );
+        }
+        let earlier = routes[..position]
+            .iter()
+            .find(|(_, other)| other.prefix == route.prefix);
+        if let Some((first, _)) = earlier {
+            out.push(
+                key("prefix"),
+                format!(
+                    "{:?} is already the prefix of routes[{first}]",
+                    route.prefix
+                ),
+            );
+        }
+        if let Err(reason) = http_url_shape(&route.upstream) {
+            out.push(key("upstream"), reason);
+        }
+        if route.timeout.is_zero() {
+            out.push(key("timeout"), "must be greater than zero");
+        }
+    }
+}
+
+/// A route prefix: `/` or `/seg[/seg…]`, matched on whole segments, never under `/bff`.
+fn route_prefix(prefix: &str) -> Result<(), &'static str> {
+    if !prefix.starts_with('/') {
+        return Err("must start with \"/\"");
+    }
+    if prefix == "/" {
+        return Ok(());
+    }
+    if prefix.ends_with('/') {
+        return Err("must not end with \"/\" (prefixes match whole path segments)");
+    }
+    let segments_ok = prefix[1..].split('/').all(|segment| {
+        !segment.is_empty()
+            && segment != "."
+            && segment != ".."
+            && !segment.contains(['?', '#', '%', '\\'])
+            && !segment.chars().any(|c| c.is_whitespace() || c.is_control())
+    });
+    if !segments_ok {
+        return Err(
+            "must be plain path segments (no empty, \".\" or \"..\" segments, ?, #, %, \\)",
+        );
+    }
+    if prefix == "/bff" || prefix.starts_with("/bff/") {
+        return Err("is reserved for Ward's own endpoints (/bff)");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_entries_need_a_kid_and_32_bytes_of_base64_in_any_alphabet() {
+        let std_padded = STANDARD.encode([7u8; 32]);
+        let url_nopad = URL_SAFE_NO_PAD.encode([0xfbu8; 32]);
+        assert_eq!(key_id(&format!("k1:{std_padded}")), Ok("k1"));
+        assert_eq!(key_id(&format!("key_2-b:{url_nopad}")), Ok("key_2-b"));
+        assert!(key_id(&std_padded).is_err());
+        assert!(key_id(&format!(":{std_padded}")).is_err());
+        assert!(key_id(&format!("k.1:{std_padded}")).is_err());
+        assert!(key_id(&format!("{}:{std_padded}", "k".repeat(33))).is_err());
+        assert!(key_id("k1:not base64!").is_err());
+        assert_eq!(
+            key_id(&format!("k1:{}", STANDARD.encode([1u8; 16]))),
+            Err("key material is 16 bytes, expected 32".to_owned())
+        );
+    }
+
+    #[test]
+    fn route_prefixes_are_whole_segments_outside_bff() {
+        assert!(route_prefix("/").is_ok());
+        assert!(route_prefix("/api").is_ok());
+        assert!(route_prefix("/api/v1").is_ok());
+        assert!(route_prefix("/bffx").is_ok());
+        for bad in [
+            "api", "/api/", "//api", "/api//v1", "/a/../b", "/./a", "/a?b", "/bff", "/bff/x",
+        ] {
+            assert!(route_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cookie_tokens_exclude_separators_and_spaces() {
+        assert!(
+            b"__Host-ward!#$%&'*+.^_`|~"
+                .iter()
+                .all(|b| is_token_byte(*b))
+        );
+        for b in b"()<>@,;:\\\"/[]?={} \t\x7f" {
+            assert!(!is_token_byte(*b), "{}", *b as char);
+        }
+    }
+
+    #[test]
+    fn local_paths_are_single_slash_paths_without_query() {
+        let mut problems = Problems::default();
+        for ok in ["/", "/logged-out", "/a/b"] {
+            check_local_path("p", ok, &mut problems);
+        }
+        assert!(problems.is_empty());
+        for bad in [
+            "",
+            "x",
+            "//evil.com",
+            "/\\evil.com",
+            "/a?b=1",
+            "/a b",
+            "https://x/",
+        ] {
+            let mut problems = Problems::default();
+            check_local_path("p", bad, &mut problems);
+            assert!(!problems.is_empty(), "{bad}");
+        }
+    }
+}

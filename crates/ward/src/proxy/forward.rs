@@ -1,0 +1,110 @@
+//! The upstream connection pool and one exchange with it: send, wait for the response head
+//! within the route's timeout, map failures to 502/504.
+
+use std::error::Error as _;
+use std::fmt;
+
+use axum::body::Body;
+use axum::http::{Request, Response};
+use hyper::body::Incoming;
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::{Client, ResponseFuture};
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+
+use super::ProxyError;
+use super::routes::Route;
+use crate::error::ApiError;
+
+/// One pooled client for every route. TLS (with the system's trusted roots) is set up only
+/// when some upstream is `https`, so a plain-http deployment needs no certificate store.
+/// Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream offers it by ALPN.
+pub(crate) enum UpstreamClient {
+    Plain(Client<HttpConnector, Body>),
+    Tls(Client<HttpsConnector<HttpConnector>, Body>),
+}
+
+impl UpstreamClient {
+    pub(crate) fn new(needs_tls: bool) -> Result<Self, ProxyError> {
+        let mut builder = Client::builder(TokioExecutor::new());
+        // The timer lets the pool expire idle connections.
+        builder.pool_timer(TokioTimer::new());
+        if !needs_tls {
+            let mut http = HttpConnector::new();
+            http.set_nodelay(true);
+            return Ok(Self::Plain(builder.build(http)));
+        }
+        let mut http = HttpConnector::new();
+        http.set_nodelay(true);
+        http.enforce_http(false);
+        let https = HttpsConnectorBuilder::new()
+            .with_native_roots()
+            .map_err(ProxyError::TrustRoots)?
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        Ok(Self::Tls(builder.build(https)))
+    }
+
+    fn request(&self, req: Request<Body>) -> ResponseFuture {
+        match self {
+            Self::Plain(client) => client.request(req),
+            Self::Tls(client) => client.request(req),
+        }
+    }
+}
+
+/// Sends `req` and waits for the response head at most `route.timeout()`. The response body
+/// is not bounded here: it streams for as long as the upstream sends it.
+pub(crate) async fn send(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, ApiError> {
+    match tokio::time::timeout(route.timeout(), client.request(req)).await {
+        Ok(Ok(response)) => Ok(response),
+        Ok(Err(err)) => {
+            let kind = if err.is_connect() {
+                "connect"
+            } else {
+                "exchange"
+            };
+            // The chain names the failure (refused, reset, DNS, TLS): never a header, a query
+            // string or a body, none of which hyper puts in its errors.
+            tracing::warn!(
+                event = "upstream_failed",
+                route = route.prefix(),
+                kind,
+                error = %Chain(&err),
+                "upstream request failed"
+            );
+            Err(ApiError::UpstreamUnavailable)
+        }
+        Err(_elapsed) => {
+            tracing::warn!(
+                event = "upstream_failed",
+                route = route.prefix(),
+                kind = "timeout",
+                timeout_ms = u64::try_from(route.timeout().as_millis()).unwrap_or(u64::MAX),
+                "upstream did not answer in time"
+            );
+            Err(ApiError::UpstreamTimeout)
+        }
+    }
+}
+
+/// An error and its sources, `: `-separated, for one log field.
+struct Chain<'a>(&'a hyper_util::client::legacy::Error);
+
+impl fmt::Display for Chain<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)?;
+        let mut source = self.0.source();
+        while let Some(err) = source {
+            write!(f, ": {err}")?;
+            source = err.source();
+        }
+        Ok(())
+    }
+}

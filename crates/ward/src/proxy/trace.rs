@@ -1,0 +1,153 @@
+//! W3C Trace Context towards the upstream: a well-formed browser `traceparent` is kept as the
+//! parent, anything else is replaced by a fresh one, so every upstream request is traceable and
+//! no malformed value reaches an upstream's parser.
+
+use axum::http::{HeaderMap, HeaderValue};
+
+use crate::session::random;
+
+const TRACEPARENT: &str = "traceparent";
+const TRACESTATE: &str = "tracestate";
+
+/// Keeps one well-formed version-00 `traceparent` (and its `tracestate`); otherwise starts a
+/// new trace, dropping any `tracestate` that belonged to the discarded parent.
+pub(crate) fn keep_or_start(headers: &mut HeaderMap) {
+    let incoming = headers.get_all(TRACEPARENT);
+    let mut values = incoming.iter();
+    let valid = matches!(
+        (values.next(), values.next()),
+        (Some(v), None) if is_valid_traceparent(v.as_bytes())
+    );
+    if valid {
+        return;
+    }
+    headers.remove(TRACESTATE);
+    if let Ok(value) = HeaderValue::try_from(new_traceparent()) {
+        headers.insert(TRACEPARENT, value);
+    }
+}
+
+/// W3C Trace Context version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower-case, ids not all zero.
+pub(crate) fn is_valid_traceparent(value: &[u8]) -> bool {
+    let [b'0', b'0', b'-', rest @ ..] = value else {
+        return false;
+    };
+    let Ok(rest) = std::str::from_utf8(rest) else {
+        return false;
+    };
+    let mut parts = rest.split('-');
+    let (Some(trace), Some(span), Some(flags), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    let lower_hex = |s: &str, len: usize| {
+        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
+    lower_hex(trace, 32)
+        && lower_hex(span, 16)
+        && lower_hex(flags, 2)
+        && not_zero(trace)
+        && not_zero(span)
+}
+
+/// A fresh sampled `traceparent` from the CSPRNG, so upstreams with parent-based sampling
+/// record the request.
+fn new_traceparent() -> String {
+    format!(
+        "00-{}-{}-01",
+        hex(&random::bytes::<16>()),
+        hex(&random::bytes::<8>())
+    )
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    bytes.iter().fold(String::new(), |mut out, b| {
+        let _ = write!(out, "{b:02x}");
+        out
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PARENT: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    fn sent(headers: &HeaderMap) -> Vec<&str> {
+        headers
+            .get_all(TRACEPARENT)
+            .iter()
+            .map(|v| v.to_str().expect("ascii"))
+            .collect()
+    }
+
+    #[test]
+    fn a_valid_traceparent_and_its_tracestate_pass_through() {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static(PARENT));
+        headers.insert(TRACESTATE, HeaderValue::from_static("v=1"));
+        keep_or_start(&mut headers);
+        assert_eq!(sent(&headers), [PARENT]);
+        assert_eq!(
+            headers.get(TRACESTATE).map(HeaderValue::as_bytes),
+            Some(&b"v=1"[..])
+        );
+    }
+
+    #[test]
+    fn an_invalid_traceparent_is_replaced_and_its_tracestate_dropped() {
+        let mut headers = HeaderMap::new();
+        headers.insert(TRACEPARENT, HeaderValue::from_static("garbage"));
+        headers.insert(TRACESTATE, HeaderValue::from_static("v=1"));
+        keep_or_start(&mut headers);
+        let sent = sent(&headers);
+        assert_eq!(sent.len(), 1);
+        assert!(is_valid_traceparent(sent[0].as_bytes()), "{}", sent[0]);
+        assert!(!headers.contains_key(TRACESTATE));
+    }
+
+    #[test]
+    fn a_missing_traceparent_is_generated_fresh_each_time() {
+        let (mut a, mut b) = (HeaderMap::new(), HeaderMap::new());
+        keep_or_start(&mut a);
+        keep_or_start(&mut b);
+        let (a, b) = (sent(&a)[0], sent(&b)[0]);
+        assert!(is_valid_traceparent(a.as_bytes()) && is_valid_traceparent(b.as_bytes()));
+        assert!(a.ends_with("-01"));
+        assert_ne!(a, b);
+    }
+
+    #[test]
+    fn two_traceparents_are_replaced_by_one_fresh_one() {
+        let mut headers = HeaderMap::new();
+        headers.append(TRACEPARENT, HeaderValue::from_static(PARENT));
+        headers.append(TRACEPARENT, HeaderValue::from_static(PARENT));
+        keep_or_start(&mut headers);
+        let sent = sent(&headers);
+        assert_eq!(sent.len(), 1);
+        assert_ne!(sent[0], PARENT);
+    }
+
+    #[test]
+    fn traceparent_validation_follows_version_00() {
+        let ok = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00";
+        assert!(is_valid_traceparent(ok.as_bytes()));
+        for bad in [
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-1",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-0g",
+            "",
+        ] {
+            assert!(!is_valid_traceparent(bad.as_bytes()), "{bad}");
+        }
+    }
+}
