@@ -81,10 +81,19 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
     }
 }
 
-/// Builds everything the handlers share.
+/// Builds everything the handlers share, on the configured store.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<SharedState, StartError> {
-    let ring = KeyRing::from_config(&config.crypto.keys)?;
     let store = open_store(&config, clock.clone())?;
+    build_state_with_store(config, clock, store).await
+}
+
+/// Builds everything the handlers share, on a store the caller opened (tests inject faults).
+pub async fn build_state_with_store(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn SessionStore>,
+) -> Result<SharedState, StartError> {
+    let ring = KeyRing::from_config(&config.crypto.keys)?;
     let oidc = discover(&config, clock.clone()).await?;
     let proxy = Proxy::new(&config.routes, &config.server.public_url)?;
     let site = config

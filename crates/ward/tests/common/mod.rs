@@ -3,6 +3,8 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod flaky;
+
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -29,6 +31,8 @@ pub struct Options {
     /// Reuse this directory (embedded store file `ward.db` in it) instead of a fresh one,
     /// e.g. to restart Ward on the same store.
     pub data_dir: Option<std::path::PathBuf>,
+    /// When set, the store fails every call while this switch is on.
+    pub outage: Option<flaky::Outage>,
 }
 
 impl Default for Options {
@@ -39,6 +43,7 @@ impl Default for Options {
             idp: |_| {},
             keys: vec![TEST_KEY.to_owned()],
             data_dir: None,
+            outage: None,
         }
     }
 }
@@ -90,7 +95,15 @@ impl Ward {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let config = ward::config::load_from_str(&toml, &BTreeMap::new(), dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
-        let state = ward::server::build_state(config, clock.clone())
+        let store = ward::server::open_store(&config, clock.clone()).expect("open the store");
+        let store: Arc<dyn ward_store::SessionStore> = match options.outage.clone() {
+            Some(outage) => Arc::new(flaky::FlakyStore {
+                inner: store,
+                outage,
+            }),
+            None => store,
+        };
+        let state = ward::server::build_state_with_store(config, clock.clone(), store)
             .await
             .expect("build Ward's state");
         let (tx, rx) = oneshot::channel();

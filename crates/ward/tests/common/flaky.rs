@@ -1,0 +1,77 @@
+//! A store wrapper whose outage a test switches on and off: every call fails with
+//! `StoreError::Unavailable` while the switch is on.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use async_trait::async_trait;
+use ward_store::{Record, SessionStore, StoreError};
+
+/// The switch of a [`FlakyStore`].
+#[derive(Clone, Default)]
+pub struct Outage(Arc<AtomicBool>);
+
+impl Outage {
+    /// Starts failing every store call.
+    pub fn begin(&self) {
+        self.0.store(true, Ordering::SeqCst);
+    }
+
+    /// Stops failing.
+    pub fn end(&self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), StoreError> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(StoreError::Unavailable("injected outage".into()))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// `inner`, failing while `outage` is on.
+pub struct FlakyStore {
+    pub inner: Arc<dyn SessionStore>,
+    pub outage: Outage,
+}
+
+#[async_trait]
+impl SessionStore for FlakyStore {
+    async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
+        self.outage.check()?;
+        self.inner.put(key, record).await
+    }
+    async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.outage.check()?;
+        self.inner.put_new(key, record).await
+    }
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.outage.check()?;
+        self.inner.get(key).await
+    }
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.outage.check()?;
+        self.inner.take(key).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.outage.check()?;
+        self.inner.delete(key).await
+    }
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        self.outage.check()?;
+        self.inner.keys_by_index(index).await
+    }
+    async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        self.outage.check()?;
+        self.inner.sweep_expired().await
+    }
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.outage.check()?;
+        self.inner.ping().await
+    }
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
