@@ -1,31 +1,51 @@
 //! `GET /bff/callback`: finish the login (SPEC §1 step 3). Every failure is the same
 //! `400 login_failed` to the browser; the reason goes to the log.
 
-use axum::extract::{Query, State};
+use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use serde::Deserialize;
 
 use crate::error::ApiError;
 use crate::state::{SharedState, cookie_header};
 
 /// Query of `/bff/callback`. Values are never logged.
-#[derive(Deserialize)]
-pub struct CallbackQuery {
+#[derive(Default)]
+struct CallbackQuery {
     code: Option<String>,
     state: Option<String>,
     iss: Option<String>,
     error: Option<String>,
 }
 
+impl CallbackQuery {
+    /// Parses the query; `None` when a parameter Ward reads appears more than once (an
+    /// attacker appending a second `state` or `iss` must not get to choose which one counts).
+    fn parse(raw: Option<&str>) -> Option<Self> {
+        let mut query = Self::default();
+        for (name, value) in url::form_urlencoded::parse(raw.unwrap_or("").as_bytes()) {
+            let slot = match name.as_ref() {
+                "code" => &mut query.code,
+                "state" => &mut query.state,
+                "iss" => &mut query.iss,
+                "error" => &mut query.error,
+                _ => continue,
+            };
+            if slot.replace(value.into_owned()).is_some() {
+                return None;
+            }
+        }
+        Some(query)
+    }
+}
+
 /// `302` to `returnUrl` with a new session cookie; `302` to `[login] error_path` when the IdP
 /// reports an error; `400 login_failed` otherwise.
 pub async fn callback(
     State(state): State<SharedState>,
-    query: Result<Query<CallbackQuery>, axum::extract::rejection::QueryRejection>,
+    RawQuery(raw): RawQuery,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let Ok(Query(query)) = query else {
+    let Some(query) = CallbackQuery::parse(raw.as_deref()) else {
         tracing::info!(event = "login_rejected", reason = "malformed_query");
         return Err(ApiError::LoginFailed);
     };
@@ -96,4 +116,24 @@ fn idp_error_redirect(state: &SharedState, error: &str) -> Result<Response, ApiE
     let location = HeaderValue::try_from(format!("{path}{separator}bff_error={code}"))
         .map_err(|_| ApiError::Internal)?;
     Ok((StatusCode::FOUND, [(header::LOCATION, location)]).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_parameters_are_refused() {
+        assert!(CallbackQuery::parse(Some("code=a&state=b&iss=c")).is_some());
+        for raw in [
+            "code=a&code=b",
+            "state=a&state=b",
+            "iss=a&iss=b",
+            "error=a&error=b",
+        ] {
+            assert!(CallbackQuery::parse(Some(raw)).is_none(), "{raw}");
+        }
+        let parsed = CallbackQuery::parse(Some("code=a%2Bb&state=s&other=1&other=2")).unwrap();
+        assert_eq!(parsed.code.as_deref(), Some("a+b"));
+    }
 }
