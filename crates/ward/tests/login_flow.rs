@@ -409,3 +409,22 @@ async fn unknown_paths_are_json_404_and_wrong_methods_405() {
     assert_eq!(reply.status, 405);
     assert_eq!(reply.header("cache-control"), Some("no-store"));
 }
+
+#[tokio::test]
+async fn idp_error_spends_the_login_transaction() {
+    let ward = Ward::start().await;
+    let browser = Browser::new().unwrap();
+    let start = browser.get(ward.url("/bff/login")).await.unwrap();
+    let authorize = start.location().unwrap().to_owned();
+    let aborted = browser.abort_at_idp(&authorize).await.unwrap();
+    assert_eq!(browser.follow(&aborted).await.unwrap().status, 302);
+
+    let before = ward.idp.stats().await.unwrap().token_requests;
+    let back = browser.login_at_idp(&authorize, "alice").await.unwrap();
+    let late = browser.follow(&back).await.unwrap();
+    assert_eq!(
+        late.status, 400,
+        "the aborted login's state must not finish a login"
+    );
+    assert_eq!(ward.idp.stats().await.unwrap().token_requests, before);
+}

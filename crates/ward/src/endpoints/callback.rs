@@ -49,15 +49,20 @@ pub async fn callback(
         tracing::info!(event = "login_rejected", reason = "malformed_query");
         return Err(ApiError::LoginFailed);
     };
+    let cookies = cookie_header(&headers);
+    let binding = state.sessions.login_binding(cookies.as_deref());
     if let Some(error) = &query.error {
+        // The login is over either way: spend its transaction so it cannot be finished later.
+        if let (Some(binding), Some(tx_state)) = (&binding, &query.state) {
+            state.sessions.finish_login(binding, tx_state).await?;
+        }
         return idp_error_redirect(&state, error);
     }
     let (Some(code), Some(tx_state)) = (&query.code, &query.state) else {
         tracing::info!(event = "login_rejected", reason = "missing_code_or_state");
         return Err(ApiError::LoginFailed);
     };
-    let cookies = cookie_header(&headers);
-    let Some(binding) = state.sessions.login_binding(cookies.as_deref()) else {
+    let Some(binding) = binding else {
         tracing::info!(event = "login_rejected", reason = "no_login_binding");
         return Err(ApiError::LoginFailed);
     };

@@ -30,7 +30,7 @@ pub async fn login(
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::BadRequest)?;
     let return_url = query.return_url.unwrap_or_else(|| "/".to_owned());
-    if !return_url::is_local_path(&return_url) {
+    if !return_url::is_local_path(&return_url) || targets_ward(&state, &return_url) {
         tracing::info!(event = "login_rejected", reason = "invalid_return_url");
         return Err(ApiError::InvalidReturnUrl);
     }
@@ -66,4 +66,14 @@ pub async fn login(
         [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
     )
         .into_response())
+}
+
+/// Whether `return_url` lands on Ward's own endpoints or an API route: after login the browser
+/// must land on the SPA, never be steered into `/bff/*` or a proxied API (SECURITY-CASES R-07).
+fn targets_ward(state: &SharedState, return_url: &str) -> bool {
+    let path = return_url.split(['?', '#']).next().unwrap_or(return_url);
+    let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
+    [path, decoded.as_ref()]
+        .iter()
+        .any(|p| *p == "/bff" || p.starts_with("/bff/") || state.proxy.route_for(p).is_some())
 }

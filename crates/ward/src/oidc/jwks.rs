@@ -32,7 +32,9 @@ impl KeyCache {
         Self {
             jwks_uri,
             keys: RwLock::new(Arc::new(keys)),
-            last_fetch: Mutex::new(fetched_at),
+            // The first unknown `kid` after start may refetch at once: a rotation right after
+            // start is as legitimate as any other.
+            last_fetch: Mutex::new(fetched_at.saturating_sub(MIN_REFETCH_INTERVAL)),
         }
     }
 

@@ -39,23 +39,24 @@ fn is_local_once(path: &str) -> bool {
     !path.chars().any(|c| c.is_control() || c == '\\')
 }
 
-/// Percent-decodes `input`; `None` when the result is not UTF-8 or an escape is malformed.
+/// Percent-decodes `input`; `None` when an escape is malformed or the result is not UTF-8.
 fn percent_decode(input: &str) -> Option<String> {
+    // percent-encoding passes malformed escapes through; a `%` not followed by two hex digits
+    // is refused here instead, so no ambiguous form survives.
     let bytes = input.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = bytes.get(i + 1..i + 3)?;
-            let hex = std::str::from_utf8(hex).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let malformed = bytes.iter().enumerate().any(|(i, &b)| {
+        b == b'%'
+            && !bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if malformed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(input)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 #[cfg(test)]

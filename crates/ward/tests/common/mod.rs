@@ -33,6 +33,8 @@ pub struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// When set, the store fails every call while this switch is on.
     pub outage: Option<flaky::Outage>,
+    /// `WARD_<SECTION>__<KEY>` overrides, as the binary would read them from the environment.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for Options {
@@ -44,6 +46,7 @@ impl Default for Options {
             keys: vec![TEST_KEY.to_owned()],
             data_dir: None,
             outage: None,
+            env: BTreeMap::new(),
         }
     }
 }
@@ -93,7 +96,7 @@ impl Ward {
             .unwrap_or_else(|| dir.path().to_owned());
         let toml = base_config(&origin, &idp, &upstream, &data_dir, &options);
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let config = ward::config::load_from_str(&toml, &BTreeMap::new(), dir.path())
+        let config = ward::config::load_from_str(&toml, &options.env, dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
         let store = ward::server::open_store(&config, clock.clone()).expect("open the store");
         let store: Arc<dyn ward_store::SessionStore> = match options.outage.clone() {
