@@ -23,6 +23,7 @@ use crate::endpoints::{self, SessionLogId};
 use crate::error::ApiError;
 use crate::proxy::{ForwardContext, Route};
 use crate::security::{client_ip, cors, csrf, headers};
+use crate::session::LoadedSession;
 use crate::state::{SharedState, cookie_header};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
@@ -81,7 +82,7 @@ async fn proxy(
     }
     let cookies = cookie_header(req.headers());
     let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
-    let mut session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {
+    let session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {
         state.sessions.load(cookies.as_deref()).await?
     } else {
         None
@@ -89,8 +90,31 @@ async fn proxy(
     if route.token == TokenMode::User && session.is_none() {
         return Err(ApiError::Unauthenticated);
     }
+    let log_id = session
+        .as_ref()
+        .map(|s| SessionLogId(s.log_id().to_owned()));
+    let mut response = match admit(state, route, session, peer, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    if let Some(log_id) = log_id {
+        response.extensions_mut().insert(log_id);
+    }
+    Ok(response)
+}
+
+/// With the session loaded (or not needed): CSRF, the idle timer, then forwarding.
+async fn admit(
+    state: &SharedState,
+    route: &Route,
+    mut session: Option<LoadedSession>,
+    peer: SocketAddr,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
     if let Some(session) = &mut session {
-        if unsafe_method && !csrf::token_matches(req.headers(), &session.data.csrf_token) {
+        if csrf::is_unsafe(req.method())
+            && !csrf::token_matches(req.headers(), &session.data.csrf_token)
+        {
             tracing::warn!(
                 event = "csrf_rejected",
                 reason = "token",
@@ -113,19 +137,23 @@ async fn proxy(
         ),
         ward_cookies: &state.cookie_names,
     };
-    let mut response = state.proxy.forward(route, req, ctx).await;
-    if let Some(session) = &session {
-        response
-            .extensions_mut()
-            .insert(SessionLogId(session.log_id().to_owned()));
-    }
-    Ok(response)
+    Ok(state.proxy.forward(route, req, ctx).await)
 }
 
 /// One line per request: method, path (never the query: it may hold a code), status, latency,
-/// session log id.
-async fn access_log(req: Request, next: Next) -> Response<Body> {
+/// session log id, trace id.
+async fn access_log(mut req: Request, next: Next) -> Response<Body> {
     let started = Instant::now();
+    // Every request carries a valid W3C trace context from here on (the browser's when it is
+    // well-formed, a new one otherwise); the proxy passes it upstream and the log names it.
+    crate::proxy::trace::keep_or_start(req.headers_mut());
+    let trace_id = req
+        .headers()
+        .get("traceparent")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.get(3..35))
+        .unwrap_or("")
+        .to_owned();
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     let response = next.run(req).await;
@@ -141,6 +169,7 @@ async fn access_log(req: Request, next: Next) -> Response<Body> {
         status = response.status().as_u16(),
         latency_ms = started.elapsed().as_secs_f64() * 1000.0,
         session,
+        trace_id,
         "request"
     );
     response

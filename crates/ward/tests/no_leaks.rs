@@ -110,6 +110,9 @@ impl Seen {
     }
 }
 
+/// Index of the upstream's echo among the bodies.
+const ECHO: usize = 3;
+
 fn param(reply: &Reply, name: &str) -> String {
     reply
         .location_param(name)
@@ -173,6 +176,7 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
     assert_eq!(api.status, 200);
     // The echo upstream describes the request it received, bearer included: its body is the
     // API's content passed through, not something Ward wrote.
+    assert_eq!(seen.bodies.len(), ECHO);
     seen.note("api (upstream's echo)", &api, &["access token"]);
     let access_token = ward
         .upstream
@@ -277,7 +281,7 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
 
     // The search itself works: the upstream's echo holds the bearer token.
     assert_eq!(
-        leaked(&seen.bodies[3].text, &secrets),
+        leaked(&seen.bodies[ECHO].text, &secrets),
         ["access token"],
         "the echo body should show the bearer (and only it)"
     );
@@ -338,6 +342,21 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
         access, seen.requests,
         "one access line per request, in order"
     );
+    for line in lines.iter().filter(|l| l["target"] == "ward::access") {
+        let trace_id = line["trace_id"].as_str().unwrap_or("");
+        assert!(
+            trace_id.len() == 32 && trace_id.bytes().all(|b| b.is_ascii_hexdigit()),
+            "every access line names its W3C trace id"
+        );
+        let path = line["path"].as_str().unwrap_or("");
+        let status = line["status"].as_u64().unwrap_or(0);
+        if path.starts_with("/api") || (path == "/bff/logout" && status != 401) {
+            assert!(
+                !line["session"].as_str().unwrap_or("").is_empty(),
+                "{path} {status}: the access line names the session it acted on"
+            );
+        }
+    }
     let sessions: Vec<&str> = lines
         .iter()
         .filter(|l| l["event"] == "login_succeeded")

@@ -6,9 +6,10 @@ use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use super::SessionLogId;
 use crate::error::ApiError;
 use crate::security::csrf;
-use crate::session::random;
+use crate::session::{LoadedSession, random};
 use crate::state::{SharedState, cookie_header};
 
 /// Deletes the session (CSRF token required when one exists), revokes its refresh token and
@@ -18,48 +19,64 @@ pub async fn logout(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let cookies = cookie_header(&headers);
-    let session = state.sessions.load(cookies.as_deref()).await?;
-    let redirect_path = &state.config.logout.redirect_path;
-    let logout_url = match session {
-        None => redirect_path.clone(),
-        Some(session) => {
-            if !csrf::token_matches(&headers, &session.data.csrf_token) {
-                tracing::warn!(
-                    event = "csrf_rejected",
-                    endpoint = "logout",
-                    session = session.log_id()
-                );
-                return Err(ApiError::CsrfFailed);
-            }
-            state.sessions.delete(&session).await?;
-            tracing::info!(
-                event = "session_ended",
-                reason = "logout",
-                session = session.log_id()
-            );
-            if let Some(refresh) = &session.data.refresh_token
-                && let Err(err) = state.oidc.revoke_refresh_token(refresh).await
-            {
-                tracing::warn!(event = "revocation_failed", reason = %err);
-            }
-            let post_logout = state
-                .config
-                .server
-                .public_url
-                .join(redirect_path)
-                .map_err(|_| ApiError::Internal)?;
-            let hint = state
-                .config
-                .logout
-                .id_token_hint
-                .then_some(&session.data.id_token);
-            state
-                .oidc
-                .end_session_url(hint, &post_logout, &random::token())
-                .map(String::from)
-                .unwrap_or_else(|| "/".to_owned())
-        }
+    let Some(session) = state.sessions.load(cookies.as_deref()).await? else {
+        return logged_out(&state, state.config.logout.redirect_path.clone());
     };
+    let log_id = SessionLogId(session.log_id().to_owned());
+    let mut response = match end(&state, &headers, session).await {
+        Ok(logout_url) => logged_out(&state, logout_url)?,
+        Err(err) => err.into_response(),
+    };
+    response.extensions_mut().insert(log_id);
+    Ok(response)
+}
+
+/// Checks the CSRF token, deletes the session, revokes its refresh token; the logout URL.
+async fn end(
+    state: &SharedState,
+    headers: &HeaderMap,
+    session: LoadedSession,
+) -> Result<String, ApiError> {
+    if !csrf::token_matches(headers, &session.data.csrf_token) {
+        tracing::warn!(
+            event = "csrf_rejected",
+            endpoint = "logout",
+            session = session.log_id()
+        );
+        return Err(ApiError::CsrfFailed);
+    }
+    state.sessions.delete(&session).await?;
+    tracing::info!(
+        event = "session_ended",
+        reason = "logout",
+        session = session.log_id()
+    );
+    if let Some(refresh) = &session.data.refresh_token
+        && let Err(err) = state.oidc.revoke_refresh_token(refresh).await
+    {
+        // The session is gone either way; an unrevoked refresh token expires at the IdP.
+        tracing::warn!(event = "revocation_failed", reason = %err);
+    }
+    let post_logout = state
+        .config
+        .server
+        .public_url
+        .join(&state.config.logout.redirect_path)
+        .map_err(|_| ApiError::Internal)?;
+    let hint = state
+        .config
+        .logout
+        .id_token_hint
+        .then_some(&session.data.id_token);
+    Ok(state
+        .oidc
+        .end_session_url(hint, &post_logout, &random::token())
+        .map(String::from)
+        .unwrap_or_else(|| "/".to_owned()))
+}
+
+/// `200 {"logoutUrl"}` with the session cookie expired.
+fn logged_out(state: &SharedState, logout_url: String) -> Result<Response, ApiError> {
     let cookie = HeaderValue::try_from(state.sessions.clear_session_cookie())
         .map_err(|_| ApiError::Internal)?;
     Ok((

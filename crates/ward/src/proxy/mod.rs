@@ -20,7 +20,7 @@ mod path;
 mod routes;
 #[cfg(test)]
 mod tests;
-mod trace;
+pub(crate) mod trace;
 
 use std::net::IpAddr;
 
