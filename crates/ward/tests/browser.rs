@@ -42,7 +42,7 @@ async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
     );
     let ward = Ward::start_with(Options {
         extra_toml: format!(
-            "[static]\ndir = {}\n[session]\nsame_site = \"lax\"\n",
+            "[static]\ndir = {}\n",
             toml::Value::String(page_dir.display().to_string())
         ),
         ..Options::default()
