@@ -321,22 +321,24 @@ fn idp_dir() -> PathBuf {
     repo_root().join("idp")
 }
 
-/// Runs `npm ci --no-audit --no-fund` in `idp/` unless its packages are installed and not
+/// Runs `npm ci` in `idp/` when needed (see [`ensure_npm_installed`]).
+pub fn ensure_idp_installed() -> anyhow::Result<()> {
+    ensure_npm_installed(&idp_dir())
+}
+
+/// Runs `npm ci --no-audit --no-fund` in `dir` unless its packages are installed and not
 /// older than `package-lock.json`.
 ///
 /// Safe to call from parallel tests and parallel test processes: an exclusive file lock
 /// (released by the OS even if a process dies) serialises installs, and whoever gets it second
 /// finds the packages in place. Fails with npm's output, or with a clear message when `npm` is
 /// missing: integration tests never skip for want of Node.js.
-pub fn ensure_idp_installed() -> anyhow::Result<()> {
-    static IN_PROCESS: Mutex<bool> = Mutex::new(false);
-    let mut done = IN_PROCESS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if *done {
+pub fn ensure_npm_installed(dir: &Path) -> anyhow::Result<()> {
+    static DONE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+    let mut done = DONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if done.iter().any(|d| d == dir) {
         return Ok(());
     }
-    let dir = idp_dir();
     let lock_path = std::env::temp_dir().join(format!(
         "ward-testkit-npm-{}.lock",
         dir.to_string_lossy()
@@ -349,10 +351,10 @@ pub fn ensure_idp_installed() -> anyhow::Result<()> {
     lock_file
         .lock()
         .with_context(|| format!("locking {}", lock_path.display()))?;
-    if !is_installed(&dir) {
-        install(&dir)?;
+    if !is_installed(dir) {
+        install(dir)?;
     }
-    *done = true;
+    done.push(dir.to_owned());
     Ok(())
 }
 
@@ -378,7 +380,7 @@ fn install(dir: &Path) -> anyhow::Result<()> {
         .map_err(|err| {
             anyhow!(
                 "cannot run `npm` ({err}): the integration tests need Node.js >= 20.19 and npm \
-                 on PATH to install and run the test IdP in {}",
+                 on PATH to install the packages of {}",
                 dir.display()
             )
         })?;

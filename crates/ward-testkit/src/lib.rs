@@ -26,6 +26,7 @@ pub use browser::{Browser, BrowserRequest, Reply};
 pub use echo::{EchoUpstream, RecordedRequest};
 pub use idp::{
     CLIENT_ID, CLIENT_SECRET, ClientAuth, Idp, IdpOptions, IdpStats, ensure_idp_installed,
+    ensure_npm_installed,
 };
 
 /// The workspace root (where `Cargo.toml` and `idp/` live), from this crate's manifest path.

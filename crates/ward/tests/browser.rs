@@ -10,10 +10,9 @@
 
 mod common;
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Options, Ward};
@@ -30,10 +29,10 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
     let chromium = chromium_path();
-    tokio::task::spawn_blocking(ensure_e2e_installed)
+    tokio::task::spawn_blocking(|| ward_testkit::ensure_npm_installed(&e2e_dir()))
         .await
         .expect("the npm install task")
-        .unwrap_or_else(|err| panic!("{err}"));
+        .unwrap_or_else(|err| panic!("{err:#}"));
     let page_dir = repo_root().join("demo/page");
     assert!(
         page_dir.join("index.html").is_file(),
@@ -172,68 +171,4 @@ fn script_report(output: &Output) -> String {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     )
-}
-
-/// Runs `npm ci --no-audit --no-fund` in `e2e/` unless its packages are installed and not older
-/// than `package-lock.json`. An exclusive file lock serialises parallel test processes (the same
-/// scheme as `ward_testkit::ensure_idp_installed`).
-fn ensure_e2e_installed() -> Result<(), String> {
-    static IN_PROCESS: Mutex<bool> = Mutex::new(false);
-    let mut done = IN_PROCESS
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner());
-    if *done {
-        return Ok(());
-    }
-    let dir = e2e_dir();
-    let lock_path = std::env::temp_dir().join(format!(
-        "ward-e2e-npm-{}.lock",
-        dir.to_string_lossy()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect::<String>()
-    ));
-    let lock_file = File::create(&lock_path)
-        .map_err(|err| format!("creating the install lock {}: {err}", lock_path.display()))?;
-    lock_file
-        .lock()
-        .map_err(|err| format!("locking {}: {err}", lock_path.display()))?;
-    if !is_installed(&dir) {
-        let output = std::process::Command::new("npm")
-            .args(["ci", "--no-audit", "--no-fund"])
-            .current_dir(&dir)
-            .stdin(Stdio::null())
-            .output()
-            .map_err(|err| {
-                format!(
-                    "cannot run `npm` ({err}): the browser test needs Node.js >= 20.19 and npm \
-                     on PATH to install playwright-core in {}",
-                    dir.display()
-                )
-            })?;
-        if !output.status.success() {
-            return Err(format!(
-                "`npm ci` in {} failed ({}):\n{}\n{}",
-                dir.display(),
-                output.status,
-                String::from_utf8_lossy(&output.stdout),
-                String::from_utf8_lossy(&output.stderr)
-            ));
-        }
-    }
-    *done = true;
-    Ok(())
-}
-
-/// npm writes `node_modules/.package-lock.json` last, so its presence means a finished install;
-/// a `package-lock.json` changed since means the install is stale.
-fn is_installed(dir: &Path) -> bool {
-    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (
-        modified(dir.join("node_modules/.package-lock.json")),
-        modified(dir.join("package-lock.json")),
-    ) {
-        (Some(installed), Some(locked)) => installed >= locked,
-        _ => false,
-    }
 }

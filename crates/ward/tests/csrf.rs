@@ -9,8 +9,9 @@ use reqwest::Method;
 use serde_json::Value;
 use ward_testkit::{Browser, Reply};
 
-/// Unsafe methods: the four of SPEC §4 and one that no allowlist would name.
-const UNSAFE: [&str; 5] = ["POST", "PUT", "PATCH", "DELETE", "PROPFIND"];
+/// Unsafe methods: the four of SPEC §4, one that no allowlist would name, and a lower-case
+/// `post` (method names are case-sensitive, RFC 9110 §9.1: it is not `POST`, and not safe).
+const UNSAFE: [&str; 6] = ["POST", "PUT", "PATCH", "DELETE", "PROPFIND", "post"];
 
 fn method(name: &str) -> Method {
     Method::from_bytes(name.as_bytes()).expect("a valid method token")
@@ -466,4 +467,34 @@ async fn the_token_is_stable_within_a_session_and_new_for_each_session() {
         .await
         .unwrap();
     assert_csrf_refused(&stale, "the previous session's token");
+}
+
+#[tokio::test]
+async fn method_override_headers_cannot_turn_a_safe_request_into_an_unsafe_one() {
+    // SECURITY-CASES X-03: under the GET exemption, a header that frameworks read as the real
+    // method must be refused (400) or stripped; forwarded, it is a CSRF bypass for any
+    // upstream that honours it (Express method-override, Rails, Symfony, ASP.NET…).
+    let ward = Ward::start().await;
+    let (browser, _) = ward.logged_in("alice").await;
+    for name in [
+        "x-http-method-override",
+        "x-http-method",
+        "x-method-override",
+    ] {
+        let reply = browser
+            .request(Method::GET, ward.url("/api/x"))
+            .header(name, "DELETE")
+            .send()
+            .await
+            .unwrap();
+        if reply.status == 200 {
+            let seen = ward.upstream.last().expect("forwarded");
+            assert!(
+                seen.header(name).is_none(),
+                "{name} reached the upstream on a GET without a CSRF token"
+            );
+        } else {
+            assert_eq!(reply.status, 400, "{name}: refused as a bad request");
+        }
+    }
 }

@@ -92,6 +92,12 @@ fn is_valid_traceparent(value: &str) -> bool {
 /// resolve dot segments on the way) and returns the status code and the body.
 async fn raw_get(ward: &Ward, target: &str, cookie: Option<&str>) -> (u16, String) {
     let authority = ward.origin.trim_start_matches("http://");
+    raw_get_as(ward, target, authority, cookie).await
+}
+
+/// [`raw_get`] with the `Host` header of the browser's choice.
+async fn raw_get_as(ward: &Ward, target: &str, host: &str, cookie: Option<&str>) -> (u16, String) {
+    let authority = ward.origin.trim_start_matches("http://");
     let port = authority
         .rsplit_once(':')
         .map(|(_, p)| p)
@@ -99,8 +105,7 @@ async fn raw_get(ward: &Ward, target: &str, cookie: Option<&str>) -> (u16, Strin
     let mut stream = TcpStream::connect(("127.0.0.1", port.parse::<u16>().unwrap()))
         .await
         .expect("connect to Ward");
-    let mut request =
-        format!("GET {target} HTTP/1.1\r\nHost: {authority}\r\nConnection: close\r\n");
+    let mut request = format!("GET {target} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n");
     if let Some(cookie) = cookie {
         request.push_str(&format!("Cookie: {cookie}\r\n"));
     }
@@ -771,4 +776,49 @@ async fn trace_is_refused_with_405() {
         .unwrap();
     assert_ward_error(&reply, 405, "method_not_allowed");
     assert_upstream_saw_nothing(&ward.upstream, "TRACE");
+}
+
+#[tokio::test]
+async fn only_the_configured_upstream_is_contacted_whatever_the_request_names() {
+    // SECURITY-CASES P-05: the path is an opaque path on the route's upstream, never a URL;
+    // the browser's Host and an absolute-form target choose nothing.
+    let ward = Ward::start().await;
+    let (browser, _) = ward.logged_in("alice").await;
+    let cookie = browser.cookie_header_for(&ward.url("/api/x")).unwrap();
+    let public_host = ward.origin.trim_start_matches("http://").to_owned();
+    let upstream_host = ward.upstream.url().trim_start_matches("http://").to_owned();
+    for (target, host, expected) in [
+        (
+            "/api//evil.example/steal",
+            public_host.as_str(),
+            "/api//evil.example/steal",
+        ),
+        (
+            "/api/http://evil.example/",
+            public_host.as_str(),
+            "/api/http://evil.example/",
+        ),
+        (
+            "/api/@evil.example",
+            public_host.as_str(),
+            "/api/@evil.example",
+        ),
+        ("/api/x", "evil.example", "/api/x"),
+        ("http://evil.example/api/x", "evil.example", "/api/x"),
+    ] {
+        let (status, body) = raw_get_as(&ward, target, host, Some(&cookie)).await;
+        assert_eq!(status, 200, "{target} (Host {host}): {body}");
+        let seen = only_request(&ward.upstream);
+        assert_eq!(seen.path_and_query, expected, "{target}");
+        assert_eq!(
+            all_values(&seen, "host"),
+            [upstream_host.as_str()],
+            "{target}"
+        );
+        assert_eq!(
+            all_values(&seen, "x-forwarded-host"),
+            [public_host.as_str()],
+            "{target}: from public_url, never from Host"
+        );
+    }
 }
