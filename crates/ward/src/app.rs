@@ -3,8 +3,10 @@
 //! Order (outermost first) and why:
 //! 1. access log — sees the final status of everything, including refusals below;
 //! 2. CORS — preflights answered (or refused) by Ward, never by an upstream;
-//! 3. `/bff/*` endpoints, each answering with Ward's security headers;
-//! 4. the gateway fallback — proxy routes (fetch-metadata refusal, then session, then CSRF,
+//! 3. cross-site refusal — unsafe requests from another site stop here, before any endpoint
+//!    or route (the session's CSRF token is checked later, where the session is loaded);
+//! 4. `/bff/*` endpoints, each answering with Ward's security headers;
+//! 5. the gateway fallback — proxy routes (session, then CSRF token,
 //!    all before any byte goes upstream), then static files, then `404 not_found`.
 
 use std::net::SocketAddr;
@@ -44,6 +46,10 @@ pub fn router(state: SharedState) -> Router {
     Router::new()
         .merge(bff)
         .fallback(gateway)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            csrf::refuse_cross_site,
+        ))
         .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
         .layer(middleware::from_fn(access_log))
         .with_state(state)
@@ -74,12 +80,6 @@ async fn proxy(
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
     let unsafe_method = csrf::is_unsafe(req.method());
-    if unsafe_method
-        && csrf::fetch_metadata_refuses(req.headers(), &state.config.server.cors_origins)
-    {
-        tracing::warn!(event = "csrf_rejected", reason = "fetch_metadata");
-        return Err(ApiError::CsrfFailed);
-    }
     let cookies = cookie_header(req.headers());
     let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
     let session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {

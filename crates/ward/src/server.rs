@@ -114,6 +114,7 @@ pub async fn build_state_with_store(
     };
     let sessions = SessionManager::new(store, Sealer::new(ring), clock.clone(), settings);
     let cookie_names = sessions.cookie_names();
+    let public_origin = config.server.public_url.origin().ascii_serialization();
     Ok(Arc::new(AppState {
         config,
         oidc,
@@ -122,6 +123,7 @@ pub async fn build_state_with_store(
         site,
         clock,
         cookie_names,
+        public_origin,
     }))
 }
 

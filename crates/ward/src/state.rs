@@ -27,6 +27,8 @@ pub struct AppState {
     pub clock: Arc<dyn Clock>,
     /// Names of Ward's cookies (never forwarded upstream).
     pub cookie_names: Vec<String>,
+    /// `public_url`'s origin as browsers write it in `Origin` (`scheme://host[:port]`).
+    pub public_origin: String,
 }
 
 /// The state as handlers receive it.

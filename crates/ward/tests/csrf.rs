@@ -498,3 +498,106 @@ async fn method_override_headers_cannot_turn_a_safe_request_into_an_unsafe_one()
         }
     }
 }
+
+fn with_cors_origin(origin: &str) -> common::Options {
+    let mut options = common::Options::default();
+    options.env.insert(
+        "WARD_SERVER__CORS_ORIGINS".to_owned(),
+        format!("[\"{origin}\"]"),
+    );
+    options
+}
+
+#[tokio::test]
+async fn a_listed_origin_gets_cors_permission_and_still_needs_the_token() {
+    let admin = "http://admin.localhost:9";
+    let ward = Ward::start_with(with_cors_origin(admin)).await;
+    let (browser, me) = ward.logged_in("alice").await;
+    let preflight = browser
+        .request(reqwest::Method::OPTIONS, ward.url("/api/x"))
+        .header("origin", admin)
+        .header("access-control-request-method", "POST")
+        .header(
+            "access-control-request-headers",
+            "x-csrf-token, content-type",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(preflight.status, 204);
+    assert_eq!(preflight.header("access-control-allow-origin"), Some(admin));
+    assert_eq!(
+        preflight.header("access-control-allow-credentials"),
+        Some("true")
+    );
+    assert!(
+        preflight
+            .header("access-control-allow-headers")
+            .unwrap()
+            .contains("x-csrf-token")
+    );
+    assert!(
+        ward.upstream.requests().is_empty(),
+        "Ward answers preflights itself"
+    );
+
+    let without_token = browser
+        .post(ward.url("/api/x"))
+        .header("origin", admin)
+        .header("sec-fetch-site", "same-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(without_token.status, 403);
+    let with_token = browser
+        .post(ward.url("/api/x"))
+        .header("origin", admin)
+        .header("sec-fetch-site", "same-site")
+        .header("x-csrf-token", me["csrfToken"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(with_token.status, 200);
+    assert_eq!(
+        with_token.header("access-control-allow-origin"),
+        Some(admin)
+    );
+    assert!(with_token.header("vary").unwrap_or("").contains("Origin"));
+}
+
+#[tokio::test]
+async fn without_fetch_metadata_a_foreign_origin_is_refused_even_with_the_token() {
+    let ward = Ward::start().await;
+    let (browser, me) = ward.logged_in("alice").await;
+    let token = me["csrfToken"].as_str().unwrap();
+    for origin in ["http://evil.example", "null", "http://localhost:1"] {
+        let reply = browser
+            .post(ward.url("/api/x"))
+            .header("origin", origin)
+            .header("x-csrf-token", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 403, "{origin}");
+        let logout = browser
+            .post(ward.url("/bff/logout"))
+            .header("origin", origin)
+            .header("x-csrf-token", token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(logout.status, 403, "{origin}");
+    }
+    assert!(ward.upstream.requests().is_empty());
+    let own = browser
+        .post(ward.url("/api/x"))
+        .header("origin", &ward.origin)
+        .header("x-csrf-token", token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        own.status, 200,
+        "Ward's own origin passes to the token check"
+    );
+}

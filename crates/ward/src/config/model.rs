@@ -222,7 +222,8 @@ pub struct RouteConfig {
     /// Remove `prefix` from the forwarded path.
     #[serde(default)]
     pub strip_prefix: bool,
-    /// Whole-request timeout (504 when exceeded).
+    /// How long to wait for the upstream's response headers (504 when exceeded); the body
+    /// then streams without a deadline.
     #[serde(default = "defaults::route_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
 }

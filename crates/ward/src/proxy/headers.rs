@@ -27,8 +27,9 @@ const HOP_BY_HOP: &[&str] = &[
 ];
 
 /// Request fields the browser must not choose: credentials, the CSRF token, the authority,
-/// client-address claims, path-override headers some frameworks honour, `Expect` (Ward's server
-/// already answered it) and `baggage` (browser-chosen trace attributes).
+/// client-address claims, path- and method-override headers some frameworks honour (a GET that
+/// an upstream runs as DELETE would bypass the CSRF check), `Expect` (Ward's server already
+/// answered it) and `baggage` (browser-chosen trace attributes).
 const CLIENT_CONTROLLED: &[&str] = &[
     "authorization",
     "x-csrf-token",
@@ -39,6 +40,9 @@ const CLIENT_CONTROLLED: &[&str] = &[
     "true-client-ip",
     "x-original-url",
     "x-rewrite-url",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
     "expect",
     "baggage",
 ];

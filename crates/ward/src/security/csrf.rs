@@ -13,17 +13,44 @@ pub fn is_unsafe(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
-/// Whether the browser told us the request is cross-site, or same-site from an origin not in
-/// `cors_origins` (a sibling subdomain: the threat the token exists for).
-pub fn fetch_metadata_refuses(headers: &HeaderMap, cors_origins: &[String]) -> bool {
+/// Whether an unsafe request comes from another site: `Sec-Fetch-Site: cross-site`, or
+/// `same-site` (a sibling subdomain: the threat the token exists for), or — for browsers that
+/// send no fetch metadata — an `Origin` other than Ward's own; an origin listed in
+/// `cors_origins` is let through to the token check.
+pub fn cross_site_refused(
+    headers: &HeaderMap,
+    public_origin: &str,
+    cors_origins: &[String],
+) -> bool {
+    let origin = headers
+        .get("origin")
+        .map(|v| v.to_str().unwrap_or("invalid"));
+    let listed = origin.is_some_and(|o| cors_origins.iter().any(|allowed| allowed == o));
     match headers.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
         Some("cross-site") => true,
-        Some("same-site") => {
-            let origin = headers.get("origin").and_then(|v| v.to_str().ok());
-            !origin.is_some_and(|o| cors_origins.iter().any(|allowed| allowed == o))
-        }
-        _ => false,
+        Some("same-site") => !listed,
+        _ => origin.is_some_and(|o| o != public_origin && !listed),
     }
+}
+
+/// Middleware: refuses unsafe requests from other sites before any endpoint or route sees
+/// them (SPEC §4's defence in depth; the synchronizer token is checked where the session is).
+pub async fn refuse_cross_site(
+    axum::extract::State(state): axum::extract::State<crate::state::SharedState>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    if is_unsafe(req.method())
+        && cross_site_refused(
+            req.headers(),
+            &state.public_origin,
+            &state.config.server.cors_origins,
+        )
+    {
+        tracing::warn!(event = "csrf_rejected", reason = "cross_site");
+        return axum::response::IntoResponse::into_response(crate::error::ApiError::CsrfFailed);
+    }
+    next.run(req).await
 }
 
 /// Whether the request's `X-CSRF-Token` equals the session's token (constant time).
@@ -70,19 +97,32 @@ mod tests {
 
     #[test]
     fn cross_site_and_unlisted_same_site_are_refused() {
+        let me = "https://app.example";
         let allowed = vec!["https://admin.app.example".to_owned()];
         let mut headers = HeaderMap::new();
-        assert!(!fetch_metadata_refuses(&headers, &allowed));
+        assert!(!cross_site_refused(&headers, me, &allowed));
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-origin"));
-        assert!(!fetch_metadata_refuses(&headers, &allowed));
+        assert!(!cross_site_refused(&headers, me, &allowed));
         headers.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
-        assert!(fetch_metadata_refuses(&headers, &allowed));
+        assert!(cross_site_refused(&headers, me, &allowed));
         headers.insert("sec-fetch-site", HeaderValue::from_static("same-site"));
-        assert!(fetch_metadata_refuses(&headers, &allowed));
+        assert!(cross_site_refused(&headers, me, &allowed));
         headers.insert(
             "origin",
             HeaderValue::from_static("https://admin.app.example"),
         );
-        assert!(!fetch_metadata_refuses(&headers, &allowed));
+        assert!(!cross_site_refused(&headers, me, &allowed));
+    }
+
+    #[test]
+    fn without_fetch_metadata_a_foreign_origin_is_refused() {
+        let me = "https://app.example";
+        let mut headers = HeaderMap::new();
+        headers.insert("origin", HeaderValue::from_static("https://app.example"));
+        assert!(!cross_site_refused(&headers, me, &[]));
+        headers.insert("origin", HeaderValue::from_static("https://evil.example"));
+        assert!(cross_site_refused(&headers, me, &[]));
+        headers.insert("origin", HeaderValue::from_static("null"));
+        assert!(cross_site_refused(&headers, me, &[]));
     }
 }
