@@ -1,6 +1,7 @@
 //! The on-disk encoding of one record, versioned by its first byte.
 //!
-//! Format 1: `[0x01][expires_at u64 BE][index count u32 BE]{[len u32 BE][utf-8 bytes]}*[value]`.
+//! Format 1: `[0x01][expires_at u64 BE][created_at u64 BE][updated_at u64 BE]`
+//! `[index count u32 BE]{[len u32 BE][utf-8 bytes]}*[value]`.
 //! The value runs to the end, so it needs no length. A reader meeting another first byte
 //! refuses the record ([`FormatError::UnknownFormat`]) rather than guessing.
 
@@ -25,9 +26,11 @@ pub enum FormatError {
 /// Encodes `record` in the current format.
 pub fn encode(record: &Record) -> Vec<u8> {
     let index_bytes: usize = record.indexes.iter().map(|i| 4 + i.len()).sum();
-    let mut out = Vec::with_capacity(1 + 8 + 4 + index_bytes + record.value.len());
+    let mut out = Vec::with_capacity(1 + 24 + 4 + index_bytes + record.value.len());
     out.push(FORMAT_V1);
     out.extend_from_slice(&record.expires_at.to_be_bytes());
+    out.extend_from_slice(&record.created_at.to_be_bytes());
+    out.extend_from_slice(&record.updated_at.to_be_bytes());
     out.extend_from_slice(&len_u32(record.indexes.len()).to_be_bytes());
     for index in &record.indexes {
         out.extend_from_slice(&len_u32(index.len()).to_be_bytes());
@@ -51,6 +54,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, FormatError> {
         other => return Err(FormatError::UnknownFormat(other)),
     }
     let expires_at = rest.u64()?;
+    let created_at = rest.u64()?;
+    let updated_at = rest.u64()?;
     let count = rest.u32()?;
     // Each index takes at least 4 bytes: refuse counts the input cannot hold before allocating.
     if usize::try_from(count).map_or(true, |c| c > rest.0.len() / 4) {
@@ -67,6 +72,8 @@ pub fn decode(bytes: &[u8]) -> Result<Record, FormatError> {
         value: rest.0.to_vec(),
         expires_at,
         indexes,
+        created_at,
+        updated_at,
     })
 }
 
@@ -112,6 +119,8 @@ mod tests {
         Record {
             value: b"sealed\0bytes".to_vec(),
             expires_at: 1_700_000_600,
+            created_at: 1_700_000_000,
+            updated_at: 1_700_000_300,
             indexes: vec!["i:sub:abc".into(), "i:sid:ü".into()],
         }
     }
@@ -149,7 +158,7 @@ mod tests {
     #[test]
     fn huge_index_count_is_refused_before_allocating() {
         let mut bytes = vec![FORMAT_V1];
-        bytes.extend_from_slice(&0u64.to_be_bytes());
+        bytes.extend_from_slice(&[0u8; 24]);
         bytes.extend_from_slice(&u32::MAX.to_be_bytes());
         assert!(matches!(decode(&bytes), Err(FormatError::Truncated)));
     }

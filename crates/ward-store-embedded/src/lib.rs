@@ -30,7 +30,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
-use ward_store::{BoxError, Clock, Record, SessionStore, StoreError, UnixTime};
+use ward_store::{BoxError, Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
 
 pub use format::FormatError;
 use tables::{Tables, is_live};
@@ -229,6 +229,12 @@ impl SessionStore for EmbeddedStore {
             Ok((removed.is_some_and(|r| is_live(r.expires_at, now)), changed))
         })
         .await
+    }
+
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
+        let index = index.to_owned();
+        self.read(move |txn, now| tables::live_records_by_index(txn, &index, now))
+            .await
     }
 
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {

@@ -12,7 +12,7 @@
 use redb::{
     Database, ReadTransaction, ReadableTable, Table, TableDefinition, TableError, WriteTransaction,
 };
-use ward_store::{Record, StoreError, UnixTime};
+use ward_store::{Record, RecordInfo, StoreError, UnixTime};
 
 use crate::format;
 use crate::store_error;
@@ -146,6 +146,29 @@ pub fn live_keys_by_index(
         }
     }
     Ok(keys)
+}
+
+/// Keys and times of the live records carrying `index`.
+pub fn live_records_by_index(
+    txn: &ReadTransaction,
+    index: &str,
+    now: UnixTime,
+) -> Result<Vec<RecordInfo>, StoreError> {
+    let records = txn.open_table(RECORDS).map_err(store_error)?;
+    let mut out = Vec::new();
+    for key in live_keys_by_index(txn, index, now)? {
+        let Some(bytes) = records.get(key.as_str()).map_err(store_error)? else {
+            continue;
+        };
+        let record = format::decode(bytes.value()).map_err(corrupt)?;
+        out.push(RecordInfo {
+            key,
+            created_at: record.created_at,
+            updated_at: record.updated_at,
+            expires_at: record.expires_at,
+        });
+    }
+    Ok(out)
 }
 
 /// Touches every table, so `ping` fails when the file cannot be read.

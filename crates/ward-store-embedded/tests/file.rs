@@ -14,6 +14,8 @@ fn record(value: &[u8], indexes: &[&str]) -> Record {
         value: value.to_vec(),
         expires_at: NOW + 60,
         indexes: indexes.iter().map(|s| (*s).to_owned()).collect(),
+        created_at: NOW,
+        updated_at: NOW,
     }
 }
 

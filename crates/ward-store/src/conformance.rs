@@ -21,7 +21,7 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-use crate::{Record, SessionStore, StoreError, UnixTime};
+use crate::{Record, RecordInfo, SessionStore, StoreError, UnixTime};
 
 mod cases;
 pub use cases::*;
@@ -73,6 +73,9 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
         self.store.keys_by_index(index).await
     }
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
+        self.store.list_by_index(index).await
+    }
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         self.store.sweep_expired().await
     }
@@ -115,6 +118,7 @@ macro_rules! conformance_tests {
             delete_removes_index_entries,
             keys_by_index_finds_every_carrier,
             keys_by_index_skips_expired,
+            list_by_index_shows_keys_and_times,
             sweep_removes_only_expired,
             large_values_round_trip,
             keys_with_unusual_characters_round_trip,

@@ -52,6 +52,23 @@ pub struct Record {
     pub expires_at: UnixTime,
     /// Opaque index strings (keyed hashes) under which [`SessionStore::keys_by_index`] finds it.
     pub indexes: Vec<String>,
+    /// When the record was first written (unix seconds); shown by session administration.
+    pub created_at: UnixTime,
+    /// When the record was last written (unix seconds): a session's last activity.
+    pub updated_at: UnixTime,
+}
+
+/// What session administration may see of a record: its key and times, never its value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordInfo {
+    /// The record's store key (already a hash).
+    pub key: String,
+    /// [`Record::created_at`].
+    pub created_at: UnixTime,
+    /// [`Record::updated_at`].
+    pub updated_at: UnixTime,
+    /// [`Record::expires_at`].
+    pub expires_at: UnixTime,
 }
 
 impl std::fmt::Debug for Record {
@@ -63,6 +80,8 @@ impl std::fmt::Debug for Record {
             )
             .field("expires_at", &self.expires_at)
             .field("indexes", &self.indexes.len())
+            .field("created_at", &self.created_at)
+            .field("updated_at", &self.updated_at)
             .finish()
     }
 }
@@ -89,6 +108,9 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Keys of the live records that carry `index`.
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Keys and times of the live records that carry `index` (session administration).
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError>;
 
     /// Removes expired records and their index entries; returns how many were removed.
     async fn sweep_expired(&self) -> Result<u64, StoreError>;

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::{Clock, Record, SessionStore, StoreError, UnixTime};
+use crate::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
 
 /// An in-memory [`SessionStore`].
 pub struct MemoryStore {
@@ -141,6 +141,26 @@ impl SessionStore for MemoryStore {
             .collect())
     }
 
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let Some(keys) = inner.index.get(index) else {
+            return Ok(Vec::new());
+        };
+        Ok(keys
+            .iter()
+            .filter_map(|k| {
+                let r = inner.records.get(k).filter(|r| is_live(r, now))?;
+                Some(RecordInfo {
+                    key: k.clone(),
+                    created_at: r.created_at,
+                    updated_at: r.updated_at,
+                    expires_at: r.expires_at,
+                })
+            })
+            .collect())
+    }
+
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -175,6 +195,8 @@ mod tests {
             value: b"sealed".to_vec(),
             expires_at,
             indexes: indexes.iter().map(|s| (*s).to_owned()).collect(),
+            created_at: 0,
+            updated_at: 0,
         }
     }
 

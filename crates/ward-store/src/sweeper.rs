@@ -75,6 +75,9 @@ mod tests {
         async fn keys_by_index(&self, _: &str) -> Result<Vec<String>, StoreError> {
             Ok(Vec::new())
         }
+        async fn list_by_index(&self, _: &str) -> Result<Vec<crate::RecordInfo>, StoreError> {
+            Ok(Vec::new())
+        }
         async fn sweep_expired(&self) -> Result<u64, StoreError> {
             let n = self.sweeps.fetch_add(1, Ordering::SeqCst);
             let _ = self.report.send(n);

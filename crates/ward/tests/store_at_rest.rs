@@ -299,6 +299,8 @@ async fn a_record_moved_to_another_session_key_opens_for_no_cookie() {
                 value: alice_record,
                 expires_at: ward.clock_now() + 3600,
                 indexes: Vec::new(),
+                created_at: ward.clock_now(),
+                updated_at: ward.clock_now(),
             },
         )
         .await

@@ -13,6 +13,8 @@ fn record(clock: &ManualClock, value: &[u8], indexes: &[&str]) -> Record {
         value: value.to_vec(),
         expires_at: clock.now() + TTL,
         indexes: indexes.iter().map(|s| (*s).to_owned()).collect(),
+        created_at: clock.now(),
+        updated_at: clock.now(),
     }
 }
 
@@ -303,6 +305,50 @@ pub async fn keys_by_index_skips_expired<S: SessionStore>(store: Arc<S>, clock: 
         .expect("put");
     clock.advance(TTL - 10);
     assert_eq!(carriers(&*store, "i:sub").await, set(&["s:long"]));
+}
+
+/// Listing by index shows each live carrier's key and times, and nothing expired.
+pub async fn list_by_index_shows_keys_and_times<S: SessionStore>(
+    store: Arc<S>,
+    clock: Arc<ManualClock>,
+) {
+    use crate::Clock;
+    let created = clock.now();
+    store
+        .put("s:a", record(&clock, b"1", &["i:sub:x"]))
+        .await
+        .expect("put");
+    clock.advance(10);
+    let mut touched = record(&clock, b"1b", &["i:sub:x"]);
+    touched.created_at = created;
+    store.put("s:a", touched).await.expect("put");
+    store
+        .put("s:gone", record(&clock, b"2", &["i:sub:x"]))
+        .await
+        .expect("put");
+    store.delete("s:gone").await.expect("delete");
+    let listed = store.list_by_index("i:sub:x").await.expect("list_by_index");
+    assert_eq!(listed.len(), 1, "only the live carrier is listed");
+    let info = &listed[0];
+    assert_eq!(info.key, "s:a");
+    assert_eq!(info.created_at, created);
+    assert_eq!(info.updated_at, created + 10);
+    assert_eq!(info.expires_at, created + 10 + TTL);
+    clock.advance(TTL);
+    assert!(
+        store
+            .list_by_index("i:sub:x")
+            .await
+            .expect("list")
+            .is_empty()
+    );
+    assert!(
+        store
+            .list_by_index("i:none")
+            .await
+            .expect("list")
+            .is_empty()
+    );
 }
 
 /// A sweep removes exactly the expired records (and counts them), with their index entries.

@@ -193,6 +193,8 @@ impl Parsed {
             crypto: CryptoConfig { keys },
             static_files: self.static_files?,
             telemetry: self.telemetry?,
+            // TEMP(lead): [admin] is being added to the loader.
+            admin: None,
             routes: self.routes?.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }

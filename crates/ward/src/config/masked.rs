@@ -43,6 +43,28 @@ fn mask_key(entry: &str) -> String {
     }
 }
 
+pub(crate) fn optional_url<S: Serializer>(
+    url: &Option<SecretString>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match url {
+        Some(url) => s.serialize_str(&mask_url_password(url.expose())),
+        None => s.serialize_none(),
+    }
+}
+
+/// The URL with any password replaced by `***` (user, host and path stay readable).
+fn mask_url_password(text: &str) -> String {
+    match url::Url::parse(text) {
+        Ok(mut url) if url.password().is_some() => {
+            let _ = url.set_password(Some("***"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => "***".to_owned(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -40,6 +40,9 @@ pub struct Config {
     /// `[telemetry]`
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// `[admin]`: the admin listener (health, readiness, session administration).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub admin: Option<AdminConfig>,
     /// `[[routes]]`: the API proxy's route table.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
@@ -159,6 +162,18 @@ pub struct StoreConfig {
     /// Database file of the embedded backend.
     #[serde(default = "defaults::store_path")]
     pub path: PathBuf,
+    /// Connection URL of the `redis` (`redis://`, `rediss://`, `redis+cluster://` …) or
+    /// `postgres` backend; may hold a password (or `url_file`). Serializes masked.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "crate::config::masked::optional_url"
+    )]
+    pub url: Option<SecretString>,
+    /// Prefix of every Redis key / name of the PostgreSQL schema's tables, so several Ward
+    /// deployments (or test runs) can share one server.
+    #[serde(default = "defaults::key_prefix")]
+    pub key_prefix: String,
 }
 
 /// The session store backend.
@@ -170,6 +185,23 @@ pub enum StoreKind {
     /// A crash-safe embedded database file (default).
     #[default]
     Embedded,
+    /// Redis, standalone or cluster: shared by several Ward instances.
+    Redis,
+    /// PostgreSQL: shared by several Ward instances.
+    Postgres,
+    /// Stateless: the sealed session travels in chunked cookies (no server-side revocation).
+    Cookie,
+}
+
+/// `[admin]`: a second listener, loopback by default, for operations.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AdminConfig {
+    /// Socket address of the admin listener.
+    #[serde(default = "defaults::admin_listen")]
+    pub listen: SocketAddr,
+    /// Bearer token required by `/admin/*` (or `token_file`). Serializes masked.
+    #[serde(default, serialize_with = "crate::config::masked::client_secret")]
+    pub token: SecretString,
 }
 
 /// `[crypto]`: the key ring sealing everything at rest.
@@ -284,6 +316,12 @@ mod defaults {
     }
     pub fn store_path() -> PathBuf {
         PathBuf::from("ward-data/ward.db")
+    }
+    pub fn key_prefix() -> String {
+        "ward:".to_owned()
+    }
+    pub fn admin_listen() -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], 9090))
     }
     pub fn log_level() -> String {
         "info".to_owned()

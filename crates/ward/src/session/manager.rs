@@ -254,6 +254,8 @@ impl SessionManager {
             value: self.sealer.seal(&key, binding.secret(), &plaintext),
             expires_at: self.clock.now().saturating_add(LOGIN_TTL),
             indexes: Vec::new(),
+            created_at: tx.created_at,
+            updated_at: tx.created_at,
         };
         self.store.put(&key, record).await
     }
@@ -303,6 +305,8 @@ impl SessionManager {
                 .seal(&session.key, session.cookie.secret(), &plaintext),
             expires_at: self.expires_at(&session.data),
             indexes,
+            created_at: session.data.created_at,
+            updated_at: session.data.last_seen,
         };
         self.store.put(&session.key, record).await
     }

@@ -63,6 +63,10 @@ impl SessionStore for FlakyStore {
         self.outage.check()?;
         self.inner.keys_by_index(index).await
     }
+    async fn list_by_index(&self, index: &str) -> Result<Vec<ward_store::RecordInfo>, StoreError> {
+        self.outage.check()?;
+        self.inner.list_by_index(index).await
+    }
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         self.outage.check()?;
         self.inner.sweep_expired().await
