@@ -2,7 +2,7 @@
 //!
 //! A backend's test file generates one `#[tokio::test]` per case with one line:
 //!
-//! ```ignore
+//! ```text
 //! ward_store::conformance_tests!(|clock: Arc<ManualClock>| async move {
 //!     MyStore::connect(url, clock).await.expect("store opens")
 //! });

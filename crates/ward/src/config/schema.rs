@@ -24,6 +24,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "crypto",
     "static",
     "telemetry",
+    "admin",
     "routes",
 ];
 
@@ -51,11 +52,17 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("logout", "id_token_hint", Shape::Structured),
     ("store", "kind", Shape::Text),
     ("store", "path", Shape::Text),
+    ("store", "url", Shape::Text),
+    ("store", "url_file", Shape::Text),
+    ("store", "key_prefix", Shape::Text),
     ("crypto", "keys", Shape::Structured),
     ("crypto", "keys_file", Shape::Text),
     ("static", "dir", Shape::Text),
     ("telemetry", "log_format", Shape::Text),
     ("telemetry", "log_level", Shape::Text),
+    ("admin", "listen", Shape::Text),
+    ("admin", "token", Shape::Text),
+    ("admin", "token_file", Shape::Text),
 ];
 
 /// Keys of one `[[routes]]` entry.
