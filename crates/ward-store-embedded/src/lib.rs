@@ -204,6 +204,19 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        let key = key.to_owned();
+        self.write(move |t, now| {
+            if !t.expires_at(&key)?.is_some_and(|exp| is_live(exp, now)) {
+                return Ok((false, false));
+            }
+            t.remove(&key)?;
+            t.insert(&key, &record)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let key = key.to_owned();
         self.read(move |txn, now| tables::get_live(txn, &key, now))

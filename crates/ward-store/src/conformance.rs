@@ -61,6 +61,9 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
         self.store.put_new(key, record).await
     }
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.store.replace(key, record).await
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(key).await
     }
@@ -111,6 +114,7 @@ macro_rules! conformance_tests {
             put_new_inserts_when_absent,
             put_new_refuses_live_record_but_accepts_expired_one,
             put_new_admits_one_writer_under_concurrency,
+            replace_writes_only_over_a_live_record,
             take_returns_value_once,
             take_of_expired_record_returns_none,
             take_is_single_use_under_concurrency,

@@ -96,6 +96,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Inserts the record only when no live record exists under `key`; `true` when inserted.
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError>;
 
+    /// Replaces the record under `key` only while a live record exists there; `true` when
+    /// replaced. Writes that refresh a session (idle timer, re-sealing) use it, so a request
+    /// that loaded a session before a logout or revocation cannot write it back.
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError>;
+
     /// The value under `key`, or `None` when absent or expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 

@@ -108,6 +108,16 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        if !inner.records.get(key).is_some_and(|r| is_live(r, now)) {
+            return Ok(false);
+        }
+        inner.insert(key, record);
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();

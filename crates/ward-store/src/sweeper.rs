@@ -63,6 +63,9 @@ mod tests {
         async fn put_new(&self, _: &str, _: Record) -> Result<bool, StoreError> {
             Ok(true)
         }
+        async fn replace(&self, _: &str, _: Record) -> Result<bool, StoreError> {
+            Ok(false)
+        }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }

@@ -35,6 +35,10 @@ pub fn router(state: SharedState) -> Router {
         .route("/bff/login", get(endpoints::login))
         .route("/bff/callback", get(endpoints::callback))
         .route("/bff/logout", post(endpoints::logout))
+        .route(
+            "/bff/backchannel-logout",
+            post(endpoints::backchannel_logout),
+        )
         .route("/bff/client.js", get(endpoints::client_js))
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::map_response(
@@ -61,7 +65,12 @@ async fn gateway(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     req: Request,
 ) -> Response<Body> {
-    if let Some(route) = state.proxy.route_for(req.uri().path()) {
+    let path = req.uri().path();
+    if path == "/bff" || path.starts_with("/bff/") {
+        // Ward's namespace: an unknown endpoint is a 404, never a route or the SPA.
+        return ApiError::NotFound.into_response();
+    }
+    if let Some(route) = state.proxy.route_for(path) {
         return proxy(&state, route, peer, req)
             .await
             .unwrap_or_else(IntoResponse::into_response);
@@ -82,6 +91,12 @@ async fn proxy(
     let unsafe_method = csrf::is_unsafe(req.method());
     let cookies = cookie_header(req.headers());
     let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
+    if has_cookie && csrf::is_cross_site(req.headers()) {
+        // Even a GET from another site must not ride the session to the API (a `Lax` cookie
+        // comes along on top-level navigations).
+        tracing::warn!(event = "csrf_rejected", reason = "cross_site_api");
+        return Err(ApiError::CsrfFailed);
+    }
     let session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {
         state.sessions.load(cookies.as_deref()).await?
     } else {
@@ -122,7 +137,9 @@ async fn admit(
             );
             return Err(ApiError::CsrfFailed);
         }
-        state.sessions.slide(session).await?;
+        if !state.sessions.slide(session).await? {
+            return Err(ApiError::Unauthenticated);
+        }
     }
     let bearer = match route.token {
         TokenMode::User => session.as_ref().map(|s| &s.data.access_token),

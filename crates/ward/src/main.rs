@@ -33,6 +33,32 @@ enum Command {
     Check,
     /// Print a new `<kid>:<base64>` key for `[crypto] keys` (put it first to rotate).
     Keygen,
+    /// List or revoke a subject's sessions directly in the configured store (no IdP needed).
+    /// The embedded store admits one process: while `ward serve` runs on it, use the admin
+    /// API (`[admin]`, `/admin/sessions`) instead.
+    Sessions {
+        #[command(subcommand)]
+        action: SessionsAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SessionsAction {
+    /// Print the live sessions of a subject: id (a hash prefix), created, last seen, expires.
+    List {
+        /// The subject (`sub` claim) whose sessions to show.
+        #[arg(long)]
+        sub: String,
+        /// One JSON object per line instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete every live session of a subject: its browsers must log in again.
+    Revoke {
+        /// The subject (`sub` claim) whose sessions to end.
+        #[arg(long)]
+        sub: String,
+    },
 }
 
 fn main() -> ExitCode {
@@ -44,6 +70,9 @@ fn main() -> ExitCode {
         }
         Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
         Command::Check => runtime().and_then(|rt| rt.block_on(check(&cli.config))),
+        Command::Sessions { action } => {
+            runtime().and_then(|rt| rt.block_on(sessions(&cli.config, action)))
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -79,15 +108,115 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     }
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
+    let admin = config.admin.clone();
     let state = ward::server::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
     let bound = listener.local_addr()?;
+    // The admin listener stops when the gateway has drained, whatever ended it.
+    let (stop_admin, admin_stopped) = tokio::sync::oneshot::channel::<()>();
+    let admin_task = match admin {
+        Some(admin) => {
+            let admin_listener = tokio::net::TcpListener::bind(admin.listen)
+                .await
+                .with_context(|| format!("cannot listen on {} (admin.listen)", admin.listen))?;
+            let admin_bound = admin_listener.local_addr()?;
+            tracing::info!(event = "admin_listening", addr = %admin_bound, "admin listener up");
+            Some(tokio::spawn(ward::server::run_admin(
+                admin_listener,
+                state.clone(),
+                admin,
+                async {
+                    let _ = admin_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
     tracing::info!(event = "listening", addr = %bound, public_url, "ward is serving");
-    ward::server::run(listener, state, shutdown_signal()).await?;
+    let served = ward::server::run(listener, state, shutdown_signal()).await;
+    let _ = stop_admin.send(());
+    if let Some(task) = admin_task {
+        task.await
+            .context("admin listener task")?
+            .context("admin listener")?;
+    }
+    served?;
     tracing::info!(event = "stopped", "ward stopped");
     Ok(())
+}
+
+/// `ward sessions …`: session administration on the store alone, as the admin API does it.
+async fn sessions(path: &Path, action: SessionsAction) -> anyhow::Result<()> {
+    use ward::session::admin::{self, SessionAdmin};
+
+    let config = load_config(path)?;
+    match config.store.kind {
+        ward::config::StoreKind::Memory => anyhow::bail!(
+            "store.kind = \"memory\" lives inside the serving process: use the admin API \
+             (GET/DELETE /admin/sessions?sub=...) of the running Ward"
+        ),
+        ward::config::StoreKind::Cookie => anyhow::bail!(
+            "store.kind = \"cookie\" keeps sessions in the browsers: there is nothing to list \
+             or revoke server-side"
+        ),
+        _ => {}
+    }
+    // Audit lines (`session_revoked`) go to stderr, leaving stdout to the listing.
+    ward::telemetry::init(&config.telemetry, std::io::stderr)
+        .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    let ring = ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
+    let sealer = ward::session::seal::Sealer::new(ring);
+    let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
+    let store = ward::server::open_store(&config, clock).map_err(|err| {
+        if is_held_by_another_process(&err) {
+            anyhow::anyhow!(
+                "the session database {} is in use by a running Ward (the embedded store admits \
+                 one process at a time); use the admin API of that Ward instead: \
+                 GET/DELETE http://{}/admin/sessions?sub=... with the admin token",
+                config.store.path.display(),
+                config
+                    .admin
+                    .as_ref()
+                    .map_or_else(|| "<[admin] listen>".to_owned(), |a| a.listen.to_string()),
+            )
+        } else {
+            anyhow::Error::new(err).context("cannot open the store")
+        }
+    })?;
+    store.ping().await.context("store does not answer")?;
+    let sessions = SessionAdmin::new(store.as_ref(), &sealer);
+    match action {
+        SessionsAction::List { sub, json } => {
+            let listed = sessions.list(&sub).await.context("listing sessions")?;
+            if json {
+                for session in &listed {
+                    println!("{}", serde_json::to_string(session)?);
+                }
+            } else {
+                print!("{}", admin::table(&listed));
+            }
+        }
+        SessionsAction::Revoke { sub } => {
+            let revoked = sessions.revoke(&sub).await.context("revoking sessions")?;
+            println!("revoked {revoked} session(s)");
+        }
+    }
+    Ok(())
+}
+
+/// Whether opening the store failed because another process holds the embedded file's lock.
+/// The store reports it as `Unavailable` with the database's own error as the cause.
+fn is_held_by_another_process(err: &ward_store::StoreError) -> bool {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        if current.to_string().contains("already open") {
+            return true;
+        }
+        cause = current.source();
+    }
+    false
 }
 
 async fn check(path: &Path) -> anyhow::Result<()> {
@@ -95,6 +224,8 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     println!("configuration: {} is valid", path.display());
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
+    ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
+    println!("routes: {} valid", config.routes.len());
     let store = ward::server::open_store(&config, clock.clone())?;
     store.ping().await.context("store does not answer")?;
     println!("store: {} reachable", store.kind());

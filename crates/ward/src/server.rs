@@ -9,7 +9,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use ward_store::{Clock, SessionStore, SystemClock};
 
-use crate::config::{Config, SameSite, StoreKind};
+use crate::config::{AdminConfig, Config, SameSite, StoreKind};
 use crate::oidc::{OidcClient, OidcError};
 use crate::proxy::{Proxy, ProxyError};
 use crate::session::cookie::CookieAttributes;
@@ -109,9 +109,9 @@ pub async fn build_state_with_store(
     let settings = SessionSettings {
         idle_timeout: config.session.idle_timeout.as_secs(),
         absolute_timeout: config.session.absolute_timeout.as_secs(),
-        cookie_name: config.session.cookie_name.clone(), /* TEMP(lead) */
+        cookie_name: config.effective_cookie_name(),
         cookie: CookieAttributes {
-            secure: true, /* TEMP(lead) */
+            secure: config.cookie_secure(),
             same_site: match config.session.same_site {
                 SameSite::Strict => "Strict",
                 SameSite::Lax => "Lax",
@@ -150,5 +150,22 @@ pub async fn run(
         .with_graceful_shutdown(shutdown)
         .await;
     sweeper.abort();
+    // Wait for the sweeper to drop its store handle: after `run` returns, the store is
+    // released (an embedded file can be opened again, e.g. by `ward sessions`).
+    let _ = sweeper.await;
     result
+}
+
+/// Serves the admin listener (health, readiness, session administration) for `state` on
+/// `listener` until `shutdown` resolves. Run it beside [`run`], on another socket.
+pub async fn run_admin(
+    listener: TcpListener,
+    state: SharedState,
+    admin: AdminConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::admin::router(state, &admin);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

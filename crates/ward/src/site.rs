@@ -41,9 +41,14 @@ impl StaticSite {
         match served {
             Ok(response) if response.status() != StatusCode::NOT_FOUND => {
                 let mut response = response.map(Body::new);
-                response.headers_mut().insert(
+                let headers = response.headers_mut();
+                headers.insert(
                     header::X_CONTENT_TYPE_OPTIONS,
                     HeaderValue::from_static("nosniff"),
+                );
+                headers.insert(
+                    header::REFERRER_POLICY,
+                    HeaderValue::from_static("no-referrer"),
                 );
                 response
             }

@@ -601,3 +601,26 @@ async fn without_fetch_metadata_a_foreign_origin_is_refused_even_with_the_token(
         "Ward's own origin passes to the token check"
     );
 }
+
+#[tokio::test]
+async fn a_cross_site_get_never_rides_the_session_to_the_api() {
+    let ward = Ward::start().await;
+    let (browser, _) = ward.logged_in("alice").await;
+    let reply = browser
+        .request(Method::GET, ward.url("/api/report"))
+        .header("sec-fetch-site", "cross-site")
+        .header("sec-fetch-mode", "navigate")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 403);
+    assert_eq!(reply.json().unwrap()["error"], "csrf_failed");
+    assert!(ward.upstream.requests().is_empty());
+    let same_origin = browser
+        .request(Method::GET, ward.url("/api/report"))
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(same_origin.status, 200);
+}

@@ -212,11 +212,22 @@ async fn login_again_issues_a_new_session_id_and_ends_the_old_one() {
     let ward = Ward::start().await;
     let (browser, _) = ward.logged_in("alice").await;
     let old = browser.cookie("localhost", "__Host-ward").unwrap();
-    ward.login(&browser, "alice", "/").await;
+    // /bff/login is a same-site navigation: the Strict cookie comes along…
+    let start = browser.get(ward.url("/bff/login")).await.unwrap();
+    let back = browser
+        .login_at_idp(start.location().unwrap(), "alice")
+        .await
+        .unwrap();
+    // …but not on the IdP's cross-site redirect to the callback, as in a real browser.
+    browser.remove_cookie("localhost", "__Host-ward");
+    let callback = browser.follow(&back).await.unwrap();
+    assert_eq!(callback.status, 302);
     let new = browser.cookie("localhost", "__Host-ward").unwrap();
     assert_ne!(old, new);
-    let stale = browser.get(ward.url("/bff/user")).await.unwrap();
-    assert_eq!(stale.status, 200);
+    assert_eq!(
+        browser.get(ward.url("/bff/user")).await.unwrap().status,
+        200
+    );
     let replay = browser
         .request(reqwest::Method::GET, ward.url("/bff/user"))
         .header("cookie", &format!("__Host-ward={old}"))
@@ -427,4 +438,32 @@ async fn idp_error_spends_the_login_transaction() {
         "the aborted login's state must not finish a login"
     );
     assert_eq!(ward.idp.stats().await.unwrap().token_requests, before);
+}
+
+#[tokio::test]
+async fn unknown_bff_paths_are_404_even_with_an_spa_fallback() {
+    let page = ward_testkit::repo_root().join("demo/page");
+    let ward = Ward::start_with(common::Options {
+        extra_toml: format!("[static]\ndir = \"{}\"\n", page.display()),
+        ..Default::default()
+    })
+    .await;
+    let browser = Browser::new().unwrap();
+    assert_eq!(
+        browser
+            .get(ward.url("/some/client/route"))
+            .await
+            .unwrap()
+            .status,
+        200
+    );
+    for path in ["/bff/nothing", "/bff", "/bff/user/extra"] {
+        let reply = browser.get(ward.url(path)).await.unwrap();
+        assert_eq!(reply.status, 404, "{path}");
+        assert_eq!(reply.json().unwrap()["error"], "not_found");
+    }
+    let asset = browser.get(ward.url("/style.css")).await.unwrap();
+    assert_eq!(asset.status, 200);
+    assert_eq!(asset.header("referrer-policy"), Some("no-referrer"));
+    assert_eq!(asset.header("x-content-type-options"), Some("nosniff"));
 }

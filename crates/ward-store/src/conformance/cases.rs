@@ -307,6 +307,60 @@ pub async fn keys_by_index_skips_expired<S: SessionStore>(store: Arc<S>, clock: 
     assert_eq!(carriers(&*store, "i:sub").await, set(&["s:long"]));
 }
 
+/// `replace` updates a live record (value and indexes) but never brings back one that was
+/// deleted, taken or has expired.
+pub async fn replace_writes_only_over_a_live_record<S: SessionStore>(
+    store: Arc<S>,
+    clock: Arc<ManualClock>,
+) {
+    assert!(
+        !store
+            .replace("s:a", record(&clock, b"new", &["i:sub"]))
+            .await
+            .expect("replace"),
+        "nothing to replace"
+    );
+    assert_eq!(store.get("s:a").await.expect("get"), None);
+    store
+        .put("s:a", record(&clock, b"old", &["i:old"]))
+        .await
+        .expect("put");
+    assert!(
+        store
+            .replace("s:a", record(&clock, b"new", &["i:new"]))
+            .await
+            .expect("replace")
+    );
+    assert_eq!(store.get("s:a").await.expect("get"), Some(b"new".to_vec()));
+    assert!(carriers(&*store, "i:old").await.is_empty());
+    assert_eq!(carriers(&*store, "i:new").await, set(&["s:a"]));
+    store.delete("s:a").await.expect("delete");
+    assert!(
+        !store
+            .replace("s:a", record(&clock, b"again", &["i:new"]))
+            .await
+            .expect("replace")
+    );
+    assert_eq!(
+        store.get("s:a").await.expect("get"),
+        None,
+        "a deleted record came back"
+    );
+    assert!(carriers(&*store, "i:new").await.is_empty());
+    store
+        .put("s:b", record(&clock, b"short", &[]))
+        .await
+        .expect("put");
+    clock.advance(TTL);
+    assert!(
+        !store
+            .replace("s:b", record(&clock, b"late", &[]))
+            .await
+            .expect("replace")
+    );
+    assert_eq!(store.get("s:b").await.expect("get"), None);
+}
+
 /// Listing by index shows each live carrier's key and times, and nothing expired.
 pub async fn list_by_index_shows_keys_and_times<S: SessionStore>(
     store: Arc<S>,

@@ -85,9 +85,16 @@ pub async fn callback(
         }
     };
 
-    // Never reuse a session the browser presented (fixation): end it, make a new one.
-    if let Some(old) = state.sessions.load(cookies.as_deref()).await? {
-        state.sessions.delete(&old).await?;
+    // Never reuse a session the browser presented (fixation): end the one it held when the
+    // login started (and any it presents now), make a new one.
+    for old in [
+        tx.replaces.clone(),
+        state.sessions.session_key(cookies.as_deref()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        state.sessions.delete_key(&old).await?;
     }
     let session = state.sessions.create(tokens).await?;
     tracing::info!(event = "login_succeeded", session = session.log_id());

@@ -54,6 +54,7 @@ pub async fn login(
         pkce_verifier: request.pkce_verifier,
         return_url,
         created_at: state.clock.now(),
+        replaces: state.sessions.session_key(cookies.as_deref()),
     };
     state.sessions.begin_login(&binding, &tx).await?;
     tracing::info!(event = "login_started");

@@ -20,7 +20,8 @@ pub async fn logout(
 ) -> Result<Response, ApiError> {
     let cookies = cookie_header(&headers);
     let Some(session) = state.sessions.load(cookies.as_deref()).await? else {
-        return logged_out(&state, state.config.logout.redirect_path.clone());
+        // Nothing to end here or at the IdP.
+        return logged_out(&state, "/".to_owned());
     };
     let log_id = SessionLogId(session.log_id().to_owned());
     let mut response = match end(&state, &headers, session).await {

@@ -29,8 +29,8 @@ pub async fn user(
     let Some(mut session) = state.sessions.load(cookies.as_deref()).await? else {
         return Err(ApiError::Unauthenticated);
     };
-    if query.slide != Some(false) {
-        state.sessions.slide(&mut session).await?;
+    if query.slide != Some(false) && !state.sessions.slide(&mut session).await? {
+        return Err(ApiError::Unauthenticated);
     }
     let data = &session.data;
     let body = json!({

@@ -33,6 +33,13 @@ pub fn cross_site_refused(
     }
 }
 
+/// Whether the browser says the request comes from another site.
+pub fn is_cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .is_some_and(|v| v.as_bytes() == b"cross-site")
+}
+
 /// Middleware: refuses unsafe requests from other sites before any endpoint or route sees
 /// them (SPEC §4's defence in depth; the synchronizer token is checked where the session is).
 pub async fn refuse_cross_site(

@@ -19,10 +19,19 @@ use crate::secret::SecretString;
 const SESSION_NS: &str = "s";
 /// Store namespace of pending logins.
 const LOGIN_NS: &str = "t";
+/// Store namespace of the `jti`s of accepted back-channel logout tokens (replay cache).
+const LOGOUT_JTI_NS: &str = "j";
 /// How long a login may take at the IdP (SPEC §1: at most 10 minutes).
 pub const LOGIN_TTL: u64 = 600;
 /// The idle timer is written back at most this often, so reads do not turn into writes.
 const SLIDE_GRANULARITY: u64 = 60;
+
+/// Whether a write creates a session or refreshes one that must still exist.
+#[derive(Debug, Clone, Copy)]
+enum Write {
+    New,
+    Existing,
+}
 
 /// Lifetimes and cookie shape, from `[session]` and `[server]`.
 #[derive(Debug, Clone)]
@@ -95,6 +104,11 @@ impl SessionManager {
         &self.store
     }
 
+    /// The sealer, for work without a cookie (session administration by index entries).
+    pub fn sealer(&self) -> &Sealer {
+        &self.sealer
+    }
+
     /// Names of every cookie Ward sets (never forwarded upstream).
     pub fn cookie_names(&self) -> Vec<String> {
         vec![
@@ -154,7 +168,9 @@ impl SessionManager {
         let session = LoadedSession { cookie, key, data };
         if opened.stale_key {
             // Re-seal under the primary key: rotation completes as sessions are used.
-            self.save(&session).await?;
+            if !self.save(&session, Write::Existing).await? {
+                return Ok(None);
+            }
             tracing::info!(event = "session_resealed", session = session.log_id());
         }
         Ok(Some(session))
@@ -180,23 +196,99 @@ impl SessionManager {
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),
         };
         let session = LoadedSession { cookie, key, data };
-        self.save(&session).await?;
+        self.save(&session, Write::New).await?;
         Ok(session)
     }
 
-    /// Resets the idle timer (written back at most once a minute).
-    pub async fn slide(&self, session: &mut LoadedSession) -> Result<(), StoreError> {
+    /// Resets the idle timer (written back at most once a minute). `false` when the session
+    /// ended meanwhile (logout, revocation elsewhere): the caller treats it as no session.
+    pub async fn slide(&self, session: &mut LoadedSession) -> Result<bool, StoreError> {
         let now = self.clock.now();
         if now.saturating_sub(session.data.last_seen) < SLIDE_GRANULARITY {
-            return Ok(());
+            return Ok(true);
         }
         session.data.last_seen = now;
-        self.save(session).await
+        self.save(session, Write::Existing).await
+    }
+
+    /// The store key named by the session cookie in `cookie_header`, without loading it.
+    pub fn session_key(&self, cookie_header: Option<&str>) -> Option<String> {
+        let cookie = self.session_cookie(cookie_header)?;
+        Some(self.sealer.store_key(SESSION_NS, cookie.id()))
+    }
+
+    /// Deletes the record under a session store key (the session a new login replaces).
+    pub async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        self.store.delete(key).await.map(|_| ())
     }
 
     /// Deletes the session record.
     pub async fn delete(&self, session: &LoadedSession) -> Result<(), StoreError> {
         self.store.delete(&session.key).await.map(|_| ())
+    }
+
+    /// Deletes the sessions a back-channel logout names: with `sid`, the sessions indexed
+    /// under that `sid` (and, when `sub` is given too, also under that `sub`: a token pairing
+    /// one user's `sub` with another's `sid` ends nothing); with only `sub`, every session of
+    /// `sub`. Index entries are looked up under every key of the ring (records are indexed
+    /// under the key that was primary when they were last written). Returns how many live
+    /// sessions were deleted. Needs no cookie: the records are never opened.
+    pub async fn end_sessions_by(
+        &self,
+        sub: Option<&str>,
+        sid: Option<&str>,
+    ) -> Result<u64, StoreError> {
+        let keys = match (sub, sid) {
+            (_, Some(sid)) => {
+                let mut keys = self.indexed("sid", sid).await?;
+                if let Some(sub) = sub {
+                    let of_sub = self.indexed("sub", sub).await?;
+                    keys.retain(|key| of_sub.contains(key));
+                }
+                keys
+            }
+            (Some(sub), None) => self.indexed("sub", sub).await?,
+            (None, None) => return Ok(0),
+        };
+        let mut ended = 0;
+        for key in keys {
+            if self.store.delete(&key).await? {
+                ended += 1;
+            }
+        }
+        Ok(ended)
+    }
+
+    /// Remembers the `jti` of an accepted logout token until `until` (unix seconds), across
+    /// instances sharing the store; `false` when it was already remembered (a replay).
+    pub async fn remember_logout_token(&self, jti: &str, until: u64) -> Result<bool, StoreError> {
+        let key = self.sealer.store_key(LOGOUT_JTI_NS, jti.as_bytes());
+        let now = self.clock.now();
+        let record = Record {
+            value: Vec::new(),
+            expires_at: until,
+            indexes: Vec::new(),
+            created_at: now,
+            updated_at: now,
+        };
+        self.store.put_new(&key, record).await
+    }
+
+    /// Store keys of the live sessions indexed under `kind` = `value`, under any ring key.
+    async fn indexed(&self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
+        let mut keys = Vec::new();
+        for index in self.sealer.index_keys(kind, value) {
+            for info in self.store.list_by_index(&index).await? {
+                let is_session = info
+                    .key
+                    .split_once(':')
+                    .is_some_and(|(ns, _)| ns == SESSION_NS);
+                if is_session && !keys.contains(&info.key) {
+                    keys.push(info.key);
+                }
+            }
+        }
+        Ok(keys)
     }
 
     /// When the session ends unless used again: the earlier of idle and absolute expiry.
@@ -291,7 +383,9 @@ impl SessionManager {
         Ok(Some(tx))
     }
 
-    async fn save(&self, session: &LoadedSession) -> Result<(), StoreError> {
+    /// Seals and writes the session; with [`Write::Existing`] only over a live record, so an
+    /// ended session is never written back. `false` when there was nothing to overwrite.
+    async fn save(&self, session: &LoadedSession, write: Write) -> Result<bool, StoreError> {
         let plaintext =
             serde_json::to_vec(&session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
         let mut indexes = self.sealer.index_keys("sub", &session.data.sub);
@@ -308,6 +402,83 @@ impl SessionManager {
             created_at: session.data.created_at,
             updated_at: session.data.last_seen,
         };
-        self.store.put(&session.key, record).await
+        match write {
+            Write::New => self.store.put(&session.key, record).await.map(|()| true),
+            Write::Existing => self.store.replace(&session.key, record).await,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::keyring::KeyRing;
+    use ward_store::ManualClock;
+    use ward_store::memory::MemoryStore;
+
+    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+    fn manager() -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
+        let clock = Arc::new(ManualClock::new(1_000_000));
+        let store = Arc::new(MemoryStore::new(clock.clone()));
+        let ring = KeyRing::from_config(&[SecretString::new(KEY)]).unwrap();
+        let settings = SessionSettings {
+            idle_timeout: 1800,
+            absolute_timeout: 28_800,
+            cookie_name: "__Host-ward".to_owned(),
+            cookie: CookieAttributes {
+                secure: true,
+                same_site: "Strict",
+            },
+        };
+        let manager =
+            SessionManager::new(store.clone(), Sealer::new(ring), clock.clone(), settings);
+        (manager, clock, store)
+    }
+
+    fn tokens() -> TokenSet {
+        TokenSet {
+            access_token: SecretString::new("at"),
+            refresh_token: None,
+            id_token: SecretString::new("idt"),
+            access_expires_at: None,
+            sub: "alice".to_owned(),
+            sid: Some("sid-1".to_owned()),
+            claims: serde_json::Map::new(),
+        }
+    }
+
+    fn header(session: &LoadedSession) -> String {
+        format!("__Host-ward={}", session.cookie.encode())
+    }
+
+    #[tokio::test]
+    async fn a_session_ended_elsewhere_is_not_written_back_by_a_slide() {
+        let (manager, clock, store) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        let cookie = header(&created);
+        let mut in_flight = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        let other = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        manager.delete(&other).await.unwrap();
+        clock.advance(SLIDE_GRANULARITY);
+        assert!(!manager.slide(&mut in_flight).await.unwrap());
+        assert_eq!(store.get(&in_flight.key).await.unwrap(), None);
+        assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn slide_writes_at_most_once_a_minute_and_extends_the_idle_expiry() {
+        let (manager, clock, _) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        let cookie = header(&created);
+        clock.advance(SLIDE_GRANULARITY - 1);
+        let mut session = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        assert!(manager.slide(&mut session).await.unwrap());
+        assert_eq!(session.data.last_seen, created.data.last_seen);
+        clock.advance(1);
+        assert!(manager.slide(&mut session).await.unwrap());
+        let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        assert_eq!(reloaded.data.last_seen, clock.now());
+        assert_eq!(manager.expires_at(&reloaded.data), clock.now() + 1800);
     }
 }

@@ -1,6 +1,7 @@
 //! Sessions: the record kept server-side ([`record`]), its cookie ([`cookie`]), sealing at rest
 //! ([`seal`], [`keyring`]) and the [`manager`] that loads, creates, slides and deletes them.
 
+pub mod admin;
 pub mod cookie;
 pub mod keyring;
 pub mod manager;

@@ -68,6 +68,11 @@ pub struct LoginTransaction {
     pub pkce_verifier: SecretString,
     /// Local path to land on after login.
     pub return_url: String,
+    /// Store key of the session this browser held when the login started: ended when the
+    /// login completes. (The `SameSite=Strict` cookie does not come along on the IdP's
+    /// cross-site redirect to the callback, so it is captured here.)
+    #[serde(default)]
+    pub replaces: Option<String>,
     /// When the login started.
     pub created_at: u64,
 }

@@ -47,6 +47,10 @@ impl SessionStore for FlakyStore {
         self.outage.check()?;
         self.inner.put_new(key, record).await
     }
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.outage.check()?;
+        self.inner.replace(key, record).await
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.outage.check()?;
         self.inner.get(key).await
