@@ -140,6 +140,9 @@ async function strictClientAuth(ctx, next) {
 //   POST /__test/fail-token  {"status": 500}            later /token requests fail; {"status": 0} resets;
 //                            {"status": 500, "times": 1} only the next one (N) fail
 //   GET  /__test/stats       {"tokenRequests", "revocations"}
+//   POST /__test/sign        {"claims": {...}, "header": {...}}  -> {"token"}: the claims signed
+//                            with the OP's key (header defaults: RS256, its kid, typ logout+jwt;
+//                            a null header value removes it), to craft back-channel logout tokens
 // ---------------------------------------------------------------------------------------------
 const ID_TOKEN_MODES = [
   'none', 'bad-signature', 'unknown-kid', 'rotated-key', 'wrong-aud', 'wrong-iss', 'wrong-nonce',
@@ -231,6 +234,15 @@ function testHooks() {
       state.failTimes = times === undefined ? Infinity : Number(times) || 0;
       console.log(`test-hook: fail-token status = ${state.failStatus} times = ${state.failTimes}`);
       ctx.body = { status: state.failStatus };
+      return;
+    }
+    if (ctx.path === '/__test/sign' && ctx.method === 'POST') {
+      const { claims = {}, header = {} } = ctx.state.testBody;
+      const protectedHeader = { alg: 'RS256', kid: SIGNING_KID, typ: 'logout+jwt', ...header };
+      for (const [name, value] of Object.entries(protectedHeader)) {
+        if (value === null) delete protectedHeader[name];
+      }
+      ctx.body = { token: await sign(claims, protectedHeader, privateKey) };
       return;
     }
     if (ctx.path === '/__test/stats' && ctx.method === 'GET') {

@@ -25,6 +25,9 @@ pub enum ApiError {
     /// 400: the login callback could not be completed.
     #[error("login failed")]
     LoginFailed,
+    /// 400: the back-channel logout request carries no valid logout token.
+    #[error("invalid logout token")]
+    InvalidLogoutToken,
     /// 400: malformed request.
     #[error("bad request")]
     BadRequest,
@@ -57,9 +60,10 @@ impl ApiError {
         match self {
             Self::Unauthenticated => StatusCode::UNAUTHORIZED,
             Self::CsrfFailed => StatusCode::FORBIDDEN,
-            Self::InvalidReturnUrl | Self::LoginFailed | Self::BadRequest => {
-                StatusCode::BAD_REQUEST
-            }
+            Self::InvalidReturnUrl
+            | Self::LoginFailed
+            | Self::InvalidLogoutToken
+            | Self::BadRequest => StatusCode::BAD_REQUEST,
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
@@ -77,6 +81,7 @@ impl ApiError {
             Self::CsrfFailed => "csrf_failed",
             Self::InvalidReturnUrl => "invalid_return_url",
             Self::LoginFailed => "login_failed",
+            Self::InvalidLogoutToken => "invalid_logout_token",
             Self::BadRequest => "bad_request",
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",

@@ -1,11 +1,13 @@
 //! The `/bff` endpoints of SPEC §2, one file each.
 
+mod backchannel;
 mod callback;
 mod client_js;
 mod login;
 mod logout;
 mod user;
 
+pub use backchannel::backchannel_logout;
 pub use callback::callback;
 pub use client_js::client_js;
 pub use login::login;

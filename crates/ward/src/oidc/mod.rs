@@ -15,6 +15,7 @@ mod endpoint;
 mod http;
 mod id_token;
 mod jwks;
+mod logout_token;
 #[cfg(test)]
 mod tests;
 mod userinfo;
@@ -43,6 +44,8 @@ use self::http::IdpHttpClient;
 pub use self::id_token::IdTokenError;
 use self::id_token::{IdTokenValidator, VerifiedIdToken, user_claims};
 use self::jwks::KeyCache;
+pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
+use self::logout_token::{LogoutTokenValidator, allowed_algs};
 use crate::config::{ClientAuth, OidcConfig};
 use crate::secret::SecretString;
 use crate::session::random;
@@ -377,6 +380,32 @@ impl OidcClient {
                 .append_pair("state", state);
         }
         Some(url)
+    }
+
+    /// Validates a back-channel `logout_token` (Back-Channel Logout 1.0 §2.6; the checks are
+    /// in the `logout_token` module); when no key fits, refetches the JWKS (rate-limited, as
+    /// for ID tokens) and tries once more. Replay (`jti`) is the caller's check: it needs the
+    /// store.
+    pub async fn validate_logout_token(
+        &self,
+        token: &str,
+    ) -> Result<LogoutToken, LogoutTokenError> {
+        let validator = LogoutTokenValidator {
+            client_id: self.credentials.id.as_str(),
+            issuer: &self.issuer,
+            algs: allowed_algs(self.metadata.id_token_signing_alg_values_supported()),
+            now: self.clock.now(),
+        };
+        let keys = self.keys.current();
+        match validator.validate(token, &keys) {
+            Err(LogoutTokenError::UnknownKey) => {
+                match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
+                    Some(fresh) => validator.validate(token, &fresh),
+                    None => Err(LogoutTokenError::UnknownKey),
+                }
+            }
+            other => other,
+        }
     }
 
     /// Validates `id_token`; when no key fits, refetches the JWKS (rate-limited) and tries once

@@ -23,6 +23,7 @@ use super::*;
 
 mod exchange;
 mod front_channel;
+mod logout_token;
 mod revocation;
 
 const NOW: u64 = 1_700_000_000;

@@ -1,0 +1,461 @@
+//! Back-channel logout against the real IdP (SPEC §2 `POST /bff/backchannel-logout`;
+//! SECURITY-CASES O-02…O-09, X-08): the IdP ends a user's session at Ward server to server,
+//! only the sessions the token names end, and every invalid, replayed or malformed request is
+//! `400 invalid_logout_token` with no session touched.
+
+mod common;
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::flaky::Outage;
+use common::{Options, TEST_KEY, Ward};
+use serde_json::{Value, json};
+use ward_testkit::{Browser, Reply};
+
+const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
+
+/// A `jti` no other token of this test process carries.
+fn fresh_jti() -> String {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    format!(
+        "jti-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::SeqCst)
+    )
+}
+
+/// Valid logout-token claims at Ward's time; `sub` and `sid` only when given.
+fn claims(ward: &Ward, sub: Option<&str>, sid: Option<&str>) -> Value {
+    let now = ward.clock_now();
+    let mut claims = json!({
+        "iss": ward.idp.issuer(), "aud": "bff", "iat": now, "exp": now + 120,
+        "jti": fresh_jti(), "events": { EVENT: {} },
+    });
+    if let Some(sub) = sub {
+        claims["sub"] = json!(sub);
+    }
+    if let Some(sid) = sid {
+        claims["sid"] = json!(sid);
+    }
+    claims
+}
+
+/// `claims` signed with the IdP's own key (test hook); `header` entries override the default
+/// `{"alg": "RS256", "kid": <the IdP's>, "typ": "logout+jwt"}` (`null` removes one).
+async fn sign(ward: &Ward, claims: &Value, header: Value) -> String {
+    let reply: Value = reqwest::Client::new()
+        .post(ward.idp.url("/__test/sign"))
+        .json(&json!({ "claims": claims, "header": header }))
+        .send()
+        .await
+        .expect("POST /__test/sign")
+        .json()
+        .await
+        .expect("signed token");
+    reply["token"].as_str().expect("token").to_owned()
+}
+
+/// POSTs `logout_token=<token>` as the IdP does: server to server, no cookie, no Origin.
+async fn post_token(ward: &Ward, token: &str) -> Reply {
+    Browser::new()
+        .unwrap()
+        .post(ward.url("/bff/backchannel-logout"))
+        .form(&[("logout_token", token)])
+        .send()
+        .await
+        .expect("POST /bff/backchannel-logout")
+}
+
+async fn user_status(ward: &Ward, browser: &Browser) -> u16 {
+    browser
+        .get(ward.url("/bff/user?slide=false"))
+        .await
+        .expect("GET /bff/user")
+        .status
+        .as_u16()
+}
+
+/// The IdP session id (`sid`) of `browser`'s Ward session, read white-box with its cookie.
+async fn sid_of(ward: &Ward, browser: &Browser) -> String {
+    let cookies = browser.cookie_header_for(&ward.url("/"));
+    let session = ward
+        .state
+        .sessions
+        .load(cookies.as_deref())
+        .await
+        .expect("store")
+        .expect("a session");
+    session.data.sid.clone().expect("the ID token had a sid")
+}
+
+fn assert_invalid(reply: &Reply, case: &str) {
+    assert_eq!(reply.status, 400, "{case}: {}", reply.text());
+    assert_eq!(
+        reply.json().unwrap()["error"],
+        "invalid_logout_token",
+        "{case}"
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"), "{case}");
+}
+
+fn assert_ok(reply: &Reply) {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert!(reply.body.is_empty(), "empty body");
+}
+
+/// Ends `browser`'s session at the IdP without Ward: `GET /session/end?client_id=bff` with the
+/// IdP's session cookie, then the confirmation form (`xsrf`, `logout=yes`). oidc-provider
+/// sends the back-channel logout before it answers the confirmation.
+async fn end_idp_session(ward: &Ward, browser: &Browser) {
+    let page = browser
+        .get(ward.idp.url("/session/end?client_id=bff"))
+        .await
+        .expect("GET /session/end");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let xsrf = html
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the confirmation form has an xsrf field")
+        .to_owned();
+    let confirmed = browser
+        .post(ward.idp.url("/session/end/confirm"))
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .expect("POST /session/end/confirm");
+    assert!(confirmed.is_redirect(), "{}", confirmed.text());
+}
+
+/// Waits (at most 10 s) until the IdP has logged `count` lines containing `needle`.
+async fn wait_for_idp_log(ward: &Ward, needle: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = ward.idp.logs();
+        if logs.matches(needle).count() >= count {
+            return logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}` from the IdP:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn idp_logout_ends_that_browsers_session_and_no_other() {
+    let ward = Ward::start().await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let (bob, _) = ward.logged_in("bob").await;
+
+    end_idp_session(&ward, &alice).await;
+    let logs = wait_for_idp_log(&ward, "backchannel.", 1).await;
+    assert!(
+        logs.contains("backchannel.success client=bff sub=alice"),
+        "{logs}"
+    );
+    assert!(!logs.contains("backchannel.error"), "{logs}");
+
+    assert_eq!(
+        user_status(&ward, &alice).await,
+        401,
+        "alice's session ended"
+    );
+    assert_eq!(
+        user_status(&ward, &bob).await,
+        200,
+        "bob's session lives on"
+    );
+}
+
+#[tokio::test]
+async fn token_with_sid_ends_only_the_session_of_that_idp_session() {
+    let ward = Ward::start().await;
+    let (laptop, _) = ward.logged_in("alice").await;
+    let (phone, _) = ward.logged_in("alice").await;
+    let sid = sid_of(&ward, &laptop).await;
+    assert_ne!(sid, sid_of(&ward, &phone).await, "two IdP sessions");
+
+    let token = sign(&ward, &claims(&ward, Some("alice"), Some(&sid)), json!({})).await;
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &laptop).await, 401);
+    assert_eq!(user_status(&ward, &phone).await, 200);
+
+    // The same without `sub` (sid alone is enough).
+    let sid = sid_of(&ward, &phone).await;
+    let token = sign(&ward, &claims(&ward, None, Some(&sid)), json!({})).await;
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &phone).await, 401);
+}
+
+#[tokio::test]
+async fn token_with_only_sub_ends_every_session_of_that_user() {
+    let ward = Ward::start().await;
+    let (laptop, _) = ward.logged_in("alice").await;
+    let (phone, _) = ward.logged_in("alice").await;
+    let (bob, _) = ward.logged_in("bob").await;
+
+    let token = sign(&ward, &claims(&ward, Some("alice"), None), json!({})).await;
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &laptop).await, 401);
+    assert_eq!(user_status(&ward, &phone).await, 401);
+    assert_eq!(user_status(&ward, &bob).await, 200);
+}
+
+#[tokio::test]
+async fn mismatched_or_unknown_sub_and_sid_end_nothing() {
+    let ward = Ward::start().await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let (bob, _) = ward.logged_in("bob").await;
+    let bobs_sid = sid_of(&ward, &bob).await;
+
+    for (sub, sid) in [
+        (Some("alice"), Some(bobs_sid.as_str())),
+        (Some("carol"), None),
+        (None, Some("no-such-idp-session")),
+        (Some("alice"), Some("no-such-idp-session")),
+    ] {
+        let token = sign(&ward, &claims(&ward, sub, sid), json!({})).await;
+        assert_ok(&post_token(&ward, &token).await);
+    }
+    assert_eq!(user_status(&ward, &alice).await, 200);
+    assert_eq!(user_status(&ward, &bob).await, 200);
+}
+
+#[tokio::test]
+async fn replayed_token_is_refused_and_spares_a_later_session() {
+    let ward = Ward::start().await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let token = sign(&ward, &claims(&ward, Some("alice"), None), json!({})).await;
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &alice).await, 401);
+
+    // A new login, then the captured token again: refused, the new session lives.
+    ward.login(&alice, "alice", "/").await;
+    assert_eq!(user_status(&ward, &alice).await, 200);
+    assert_invalid(&post_token(&ward, &token).await, "replay");
+    assert_eq!(user_status(&ward, &alice).await, 200);
+}
+
+#[tokio::test]
+async fn invalid_tokens_are_refused_and_end_nothing() {
+    let ward = Ward::start().await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let sid = sid_of(&ward, &alice).await;
+    let valid = || claims(&ward, Some("alice"), Some(&sid));
+    let with = |name: &str, value: Value| {
+        let mut claims = valid();
+        claims[name] = value;
+        claims
+    };
+    let without = |names: &[&str]| {
+        let mut claims = valid();
+        for name in names {
+            claims.as_object_mut().unwrap().remove(*name);
+        }
+        claims
+    };
+    let now = ward.clock_now();
+    let cases: Vec<(&str, Value, Value)> = vec![
+        ("wrong aud", with("aud", json!("other-client")), json!({})),
+        ("extra aud", with("aud", json!(["bff", "other"])), json!({})),
+        (
+            "wrong iss",
+            with("iss", json!("http://evil.invalid")),
+            json!({}),
+        ),
+        ("nonce", with("nonce", json!("n")), json!({})),
+        ("no events", without(&["events"]), json!({})),
+        (
+            "wrong event",
+            with("events", json!({ "urn:other": {} })),
+            json!({}),
+        ),
+        (
+            "event not an object",
+            with("events", json!({ EVENT: true })),
+            json!({}),
+        ),
+        ("iat too old", with("iat", json!(now - 3600)), json!({})),
+        (
+            "iat in the future",
+            with("iat", json!(now + 3600)),
+            json!({}),
+        ),
+        ("no iat", without(&["iat"]), json!({})),
+        ("expired", with("exp", json!(now - 3600)), json!({})),
+        ("neither sub nor sid", without(&["sub", "sid"]), json!({})),
+        ("no jti", without(&["jti"]), json!({})),
+        ("typ JWT", valid(), json!({ "typ": "JWT" })),
+        ("unknown kid", valid(), json!({ "kid": "made-up" })),
+        (
+            "embedded jwk",
+            valid(),
+            json!({ "jwk": { "kty": "oct", "k": "AAAA" } }),
+        ),
+    ];
+    for (case, claims, header) in cases {
+        let token = sign(&ward, &claims, header).await;
+        assert_invalid(&post_token(&ward, &token).await, case);
+    }
+
+    let token = sign(&ward, &valid(), json!({})).await;
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[0] ^= 0xff;
+    let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    assert_invalid(&post_token(&ward, &flipped).await, "bad signature");
+    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let unsigned = format!(
+        "{}.{}.",
+        encode(&json!({ "alg": "none" })),
+        encode(&valid())
+    );
+    assert_invalid(&post_token(&ward, &unsigned).await, "alg none");
+    // HS256 "signed" with the IdP's public key material as the MAC key is never checked: the
+    // algorithm is refused first.
+    let hs = format!(
+        "{}.{}.AAAA",
+        encode(&json!({ "alg": "HS256" })),
+        encode(&valid())
+    );
+    assert_invalid(&post_token(&ward, &hs).await, "HS256");
+    assert_invalid(&post_token(&ward, "not-a-jwt").await, "garbage");
+
+    // The user's own ID token is not a logout token (nonce, no events, typ).
+    let cookies = alice.cookie_header_for(&ward.url("/"));
+    let session = ward.state.sessions.load(cookies.as_deref()).await.unwrap();
+    let id_token = session.unwrap().data.id_token.expose().to_owned();
+    assert_invalid(&post_token(&ward, &id_token).await, "ID token");
+
+    assert_eq!(user_status(&ward, &alice).await, 200, "nothing ended");
+    // A valid token still works afterwards: nothing above was remembered as its jti.
+    let token = sign(&ward, &valid(), json!({})).await;
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &alice).await, 401);
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_without_touching_sessions() {
+    let ward = Ward::start().await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let url = ward.url("/bff/backchannel-logout");
+    let token = sign(&ward, &claims(&ward, Some("alice"), None), json!({})).await;
+    let server = Browser::new().unwrap();
+
+    let get = server.get(&url).await.unwrap();
+    assert_eq!(get.status, 405);
+    let as_json = server
+        .post(&url)
+        .json(&json!({ "logout_token": token }))
+        .send()
+        .await
+        .unwrap();
+    assert_invalid(&as_json, "JSON body");
+    let missing = server
+        .post(&url)
+        .form(&[("token", token.as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid(&missing, "no logout_token field");
+    let twice = server
+        .post(&url)
+        .form(&[
+            ("logout_token", token.as_str()),
+            ("logout_token", token.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid(&twice, "two logout_token fields");
+    let huge = format!("logout_token={}", "A".repeat(1 << 20));
+    let oversized = server
+        .post(&url)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(oversized.status, 413, "{}", oversized.text());
+    assert_eq!(oversized.json().unwrap()["error"], "payload_too_large");
+
+    // A cross-site form carrying the victim's cookie is refused before the endpoint.
+    let cross_site = alice
+        .post(&url)
+        .header("origin", "https://evil.example")
+        .header("sec-fetch-site", "cross-site")
+        .form(&[("logout_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(cross_site.status, 403);
+    // The victim's cookie on a same-site request proves nothing either.
+    let with_cookie = alice
+        .post(&url)
+        .form(&[("logout_token", "x")])
+        .send()
+        .await
+        .unwrap();
+    assert_invalid(&with_cookie, "cookie but no valid token");
+
+    assert_eq!(user_status(&ward, &alice).await, 200, "nothing ended");
+    // None of the refusals spent the token.
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &alice).await, 401);
+}
+
+#[tokio::test]
+async fn store_outage_is_503_and_the_same_token_works_once_the_store_is_back() {
+    let outage = Outage::default();
+    let ward = Ward::start_with(Options {
+        outage: Some(outage.clone()),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let token = sign(&ward, &claims(&ward, Some("alice"), None), json!({})).await;
+
+    outage.begin();
+    let reply = post_token(&ward, &token).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    assert_eq!(reply.json().unwrap()["error"], "store_unavailable");
+    outage.end();
+
+    assert_eq!(user_status(&ward, &alice).await, 200);
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &alice).await, 401);
+}
+
+#[tokio::test]
+async fn sessions_indexed_under_a_rotated_out_primary_key_are_still_found() {
+    let data = tempfile::tempdir().unwrap();
+    let embedded = |keys: Vec<String>| Options {
+        store: "embedded",
+        data_dir: Some(data.path().to_owned()),
+        keys,
+        ..Default::default()
+    };
+    let before = Ward::start_with(embedded(vec![TEST_KEY.to_owned()])).await;
+    let (alice, _) = before.logged_in("alice").await;
+    let (bob, _) = before.logged_in("bob").await;
+    let bobs_sid = sid_of(&before, &bob).await;
+    before.stop().await;
+
+    // A new primary key; the sessions were indexed under the old one and are not used before
+    // the logouts arrive (use would re-index them under the new key).
+    let new_key = format!("test2:{}", STANDARD.encode([0x5a_u8; 32]));
+    let after = Ward::start_with(embedded(vec![new_key, TEST_KEY.to_owned()])).await;
+    let by_sub = sign(&after, &claims(&after, Some("alice"), None), json!({})).await;
+    assert_ok(&post_token(&after, &by_sub).await);
+    let by_sid = sign(&after, &claims(&after, None, Some(&bobs_sid)), json!({})).await;
+    assert_ok(&post_token(&after, &by_sid).await);
+    assert_eq!(user_status(&after, &alice).await, 401);
+    assert_eq!(user_status(&after, &bob).await, 401);
+}
