@@ -10,7 +10,9 @@
 //!   sealing at rest (AES-256-GCM under a key needing the cookie), the manager over a
 //!   `ward_store::SessionStore` backend.
 //! - [`error::ApiError`] is the one mapping from failures to HTTP; [`telemetry`] sets up logs.
+//! - [`admin`] is the separate operations listener: health, readiness, session revocation.
 
+pub mod admin;
 pub mod app;
 pub mod config;
 pub mod endpoints;

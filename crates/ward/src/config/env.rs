@@ -17,6 +17,8 @@ use super::schema::{self, Shape};
 const SECRET_PAIRS: &[(&str, &str, &str)] = &[
     ("oidc", "client_secret", "client_secret_file"),
     ("crypto", "keys", "keys_file"),
+    ("store", "url", "url_file"),
+    ("admin", "token", "token_file"),
 ];
 
 /// One override read from the environment.

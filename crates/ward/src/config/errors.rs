@@ -2,7 +2,8 @@
 //!
 //! Messages name the key path (`session.idle_timeout`, `routes[1].prefix`) and, when the value
 //! came from the environment, the variable. They never contain a secret: the loader keeps
-//! `client_secret`, `keys` and the content of their `*_file`s away from every message.
+//! `client_secret`, `keys`, `store.url`, `admin.token` and the content of their `*_file`s away
+//! from every message.
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -105,6 +105,8 @@ struct Parsed {
     /// `Some(None)`: no `[static]`.
     static_files: Option<Option<StaticConfig>>,
     telemetry: Option<TelemetryConfig>,
+    /// `Some(None)`: no `[admin]`.
+    admin: Option<Option<AdminConfig>>,
     routes: Option<Vec<Option<RouteConfig>>>,
 }
 
@@ -134,15 +136,10 @@ impl Parsed {
             section("telemetry"),
         );
         let statics = table.remove("static");
+        let admin = table.remove("admin");
         let routes = table.remove("routes");
 
         let (oidc, client_secret) = parse_oidc(oidc, base_dir, problems);
-        let store = store
-            .and_then(|t| sections::deserialize::<StoreConfig>("store", t, &[], problems))
-            .map(|store| StoreConfig {
-                path: base_dir.join(&store.path),
-                ..store
-            });
         Self {
             server: server.and_then(|t| sections::deserialize("server", t, &[], problems)),
             oidc,
@@ -150,10 +147,11 @@ impl Parsed {
             session: session.and_then(|t| sections::deserialize("session", t, &[], problems)),
             login: login.and_then(|t| sections::deserialize("login", t, &[], problems)),
             logout: logout.and_then(|t| sections::deserialize("logout", t, &[], problems)),
-            store,
+            store: parse_store(store, base_dir, problems),
             keys: parse_crypto(crypto, base_dir, problems),
             static_files: parse_static(statics, base_dir, problems),
             telemetry: telemetry.and_then(|t| sections::deserialize("telemetry", t, &[], problems)),
+            admin: parse_admin(admin, base_dir, problems),
             routes: parse_routes(routes, problems),
         }
     }
@@ -167,9 +165,11 @@ impl Parsed {
             session: self.session.as_ref(),
             login: self.login.as_ref(),
             logout: self.logout.as_ref(),
+            store: self.store.as_ref(),
             keys: self.keys.as_deref(),
             static_files: self.static_files.as_ref().map(Option::as_ref),
             telemetry: self.telemetry.as_ref(),
+            admin: self.admin.as_ref().map(Option::as_ref),
             routes: routes
                 .iter()
                 .enumerate()
@@ -193,8 +193,7 @@ impl Parsed {
             crypto: CryptoConfig { keys },
             static_files: self.static_files?,
             telemetry: self.telemetry?,
-            // TEMP(lead): [admin] is being added to the loader.
-            admin: None,
+            admin: self.admin?,
             routes: self.routes?.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
@@ -239,18 +238,63 @@ fn parse_crypto(
     rest.and(keys)
 }
 
+/// `[store]`; `url` is a secret (it may hold a password), taken out before serde.
+fn parse_store(
+    table: Option<Table>,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<StoreConfig> {
+    let mut table = table?;
+    let url = secrets::take_secret(&mut table, "store", "url", base_dir, problems);
+    let store = sections::deserialize::<StoreConfig>("store", table, &[], problems)?;
+    Some(StoreConfig {
+        path: base_dir.join(&store.path),
+        url: url?,
+        ..store
+    })
+}
+
+/// A section whose absence means "off": `Some(None)` when absent, `None` (reported) when not a
+/// table.
+fn optional_table(
+    value: Option<Value>,
+    name: &str,
+    problems: &mut Problems,
+) -> Option<Option<Table>> {
+    match value {
+        None => Some(None),
+        Some(Value::Table(table)) => Some(Some(table)),
+        Some(_) => {
+            problems.push(name, format!("must be a table ([{name}])"));
+            None
+        }
+    }
+}
+
+/// `[admin]`: absent is no admin listener; present needs a token (checked in `validate`).
+fn parse_admin(
+    value: Option<Value>,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<Option<AdminConfig>> {
+    let Some(mut table) = optional_table(value, "admin", problems)? else {
+        return Some(None);
+    };
+    let token = secrets::take_secret(&mut table, "admin", "token", base_dir, problems);
+    let admin = sections::deserialize::<AdminConfig>("admin", table, &[], problems)?;
+    Some(Some(AdminConfig {
+        token: token?.unwrap_or_default(),
+        ..admin
+    }))
+}
+
 fn parse_static(
     value: Option<Value>,
     base_dir: &Path,
     problems: &mut Problems,
 ) -> Option<Option<StaticConfig>> {
-    let table = match value {
-        None => return Some(None),
-        Some(Value::Table(table)) => table,
-        Some(_) => {
-            problems.push("static", "must be a table ([static])");
-            return None;
-        }
+    let Some(table) = optional_table(value, "static", problems)? else {
+        return Some(None);
     };
     let parsed = sections::deserialize::<StaticConfig>("static", table, &["dir"], problems)?;
     Some(Some(StaticConfig {

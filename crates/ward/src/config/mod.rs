@@ -12,10 +12,13 @@ mod model;
 mod schema;
 mod secrets;
 mod sections;
+mod store;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_store_admin;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_from_str};

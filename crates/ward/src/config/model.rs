@@ -76,7 +76,7 @@ pub struct OidcConfig {
     /// Ward's client id at the IdP.
     pub client_id: String,
     /// Ward's client secret (or `client_secret_file`, resolved at load). Serializes as `***`.
-    #[serde(default, serialize_with = "crate::config::masked::client_secret")]
+    #[serde(default, serialize_with = "crate::config::masked::secret")]
     pub client_secret: SecretString,
     /// How Ward authenticates at the token endpoint.
     #[serde(default)]
@@ -163,15 +163,17 @@ pub struct StoreConfig {
     #[serde(default = "defaults::store_path")]
     pub path: PathBuf,
     /// Connection URL of the `redis` (`redis://`, `rediss://`, `redis+cluster://` …) or
-    /// `postgres` backend; may hold a password (or `url_file`). Serializes masked.
+    /// `postgres` backend, required by those and refused by the others; the accepted forms are
+    /// listed in `store.rs`. May hold a password (or `url_file`). Serializes masked.
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
         serialize_with = "crate::config::masked::optional_url"
     )]
     pub url: Option<SecretString>,
-    /// Prefix of every Redis key / name of the PostgreSQL schema's tables, so several Ward
-    /// deployments (or test runs) can share one server.
+    /// Prefix of every Redis key and of the PostgreSQL tables' names (there with every
+    /// character but letters, digits and `_` mapped to `_`), so several Ward deployments (or
+    /// test runs) can share one server. 1-64 characters of `A-Z a-z 0-9 _ : . -`.
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
 }
@@ -199,8 +201,9 @@ pub struct AdminConfig {
     /// Socket address of the admin listener.
     #[serde(default = "defaults::admin_listen")]
     pub listen: SocketAddr,
-    /// Bearer token required by `/admin/*` (or `token_file`). Serializes masked.
-    #[serde(default, serialize_with = "crate::config::masked::client_secret")]
+    /// Bearer token required by `/admin/*` (or `token_file`); at least 32 characters.
+    /// Serializes masked.
+    #[serde(default, serialize_with = "crate::config::masked::secret")]
     pub token: SecretString,
 }
 

@@ -1,4 +1,5 @@
-//! The secrets (`oidc.client_secret`, `crypto.keys`) and their `*_file` forms.
+//! The secrets (`oidc.client_secret`, `crypto.keys`, `store.url`, `admin.token`) and their
+//! `*_file` forms.
 //!
 //! They are taken out of the merged table *before* serde sees it, because serde's type errors
 //! quote the offending value. Every message here names a key or a file path, never content.
@@ -26,26 +27,41 @@ pub(crate) fn take_client_secret(
     base_dir: &Path,
     problems: &mut Problems,
 ) -> Option<SecretString> {
-    let plain = oidc.remove("client_secret");
-    let file = oidc.remove("client_secret_file");
+    take_secret(oidc, "oidc", "client_secret", base_dir, problems).map(Option::unwrap_or_default)
+}
+
+/// Removes the secret `key` and its `<key>_file` form from `table` (the section `section`):
+/// `Some(None)` when neither is set, `None` when a problem was reported. A file's content loses
+/// its trailing line break, nothing else.
+pub(crate) fn take_secret(
+    table: &mut Table,
+    section: &str,
+    key: &str,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<Option<SecretString>> {
+    let file_key = format!("{key}_file");
+    let plain = table.remove(key);
+    let file = table.remove(&file_key);
     match (plain, file) {
         (Some(_), Some(_)) => {
             problems.push(
-                "oidc.client_secret_file",
-                "set either client_secret or client_secret_file, not both",
+                format!("{section}.{file_key}"),
+                format!("set either {key} or {file_key}, not both"),
             );
             None
         }
-        (Some(Value::String(secret)), None) => Some(SecretString::new(secret)),
+        (Some(Value::String(secret)), None) => Some(Some(SecretString::new(secret))),
         (Some(_), None) => {
-            problems.push("oidc.client_secret", "must be a string");
+            problems.push(format!("{section}.{key}"), "must be a string");
             None
         }
         (None, Some(path)) => {
-            let text = read_secret_file("oidc.client_secret_file", &path, base_dir, problems)?;
-            Some(SecretString::new(text.trim_end_matches(['\r', '\n'])))
+            let label = format!("{section}.{file_key}");
+            let text = read_secret_file(&label, &path, base_dir, problems)?;
+            Some(Some(SecretString::new(text.trim_end_matches(['\r', '\n']))))
         }
-        (None, None) => Some(SecretString::default()),
+        (None, None) => Some(None),
     }
 }
 

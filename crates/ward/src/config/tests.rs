@@ -9,15 +9,15 @@ use base64::engine::general_purpose::STANDARD;
 
 use super::*;
 
-const CLIENT_SECRET: &str = "cl1ent-S3CRET-value";
+pub(super) const CLIENT_SECRET: &str = "cl1ent-S3CRET-value";
 const EXAMPLE: &str = include_str!("../../../../ward.example.toml");
 
-fn key(kid: &str, byte: u8) -> String {
+pub(super) fn key(kid: &str, byte: u8) -> String {
     format!("{kid}:{}", STANDARD.encode([byte; 32]))
 }
 
 /// The smallest valid configuration, plus `extra` appended.
-fn config_text(extra: &str) -> String {
+pub(super) fn config_text(extra: &str) -> String {
     format!(
         "[oidc]\nissuer = \"https://idp.example.com\"\nclient_id = \"ward\"\n\
          client_secret = \"{CLIENT_SECRET}\"\n\n[crypto]\nkeys = [\"{}\"]\n\n{extra}",
@@ -25,21 +25,21 @@ fn config_text(extra: &str) -> String {
     )
 }
 
-fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+pub(super) fn env(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
         .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
         .collect()
 }
 
-fn load_ok(text: &str, vars: &[(&str, &str)]) -> Config {
+pub(super) fn load_ok(text: &str, vars: &[(&str, &str)]) -> Config {
     match load_from_str(text, &env(vars), Path::new("/base")) {
         Ok(config) => config,
         Err(errors) => panic!("expected a valid configuration, got:\n{errors}"),
     }
 }
 
-fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
+pub(super) fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
     match load_from_str(text, &env(vars), Path::new("/base")) {
         Ok(_) => panic!("expected problems"),
         Err(errors) => errors.to_string(),
@@ -47,14 +47,14 @@ fn load_err(text: &str, vars: &[(&str, &str)]) -> String {
 }
 
 /// Loads `config_text(extra)` and returns the problem lines.
-fn problems_with(extra: &str) -> Vec<String> {
+pub(super) fn problems_with(extra: &str) -> Vec<String> {
     load_err(&config_text(extra), &[])
         .lines()
         .map(str::to_owned)
         .collect()
 }
 
-fn assert_problem(extra: &str, expected_start: &str) {
+pub(super) fn assert_problem(extra: &str, expected_start: &str) {
     let lines = problems_with(extra);
     assert!(
         lines.iter().any(|line| line.starts_with(expected_start)),
@@ -77,6 +77,9 @@ fn a_minimal_configuration_gets_the_documented_defaults() {
     );
     assert_eq!(config.store.kind, StoreKind::Embedded);
     assert_eq!(config.store.path, Path::new("/base/ward-data/ward.db"));
+    assert!(config.store.url.is_none());
+    assert_eq!(config.store.key_prefix, "ward:");
+    assert!(config.admin.is_none());
     assert_eq!(config.crypto.keys.len(), 1);
     assert!(config.static_files.is_none());
     assert!(config.routes.is_empty());
@@ -139,7 +142,10 @@ fn the_example_documents_nothing_the_build_rejects_as_unknown() {
         .join("\n");
     assert!(uncommented.contains("\nclient_secret_file = "));
     assert!(uncommented.contains("\n[static]\ndir = "));
+    assert!(uncommented.contains("\n[admin]\n"));
     let errors = load_err(&uncommented, &[]);
+    // A key documented twice would be a syntax error, which hides every other check.
+    assert!(!errors.starts_with("configuration: line"), "{errors}");
     assert!(!errors.contains("unknown"), "{errors}");
 }
 
@@ -274,8 +280,8 @@ fn type_errors_name_the_key_and_value() {
         "session.absolute_timeout: 8 has no unit",
     );
     assert_problem(
-        "[store]\nkind = \"redis\"",
-        "store.kind: unknown variant `redis`",
+        "[store]\nkind = \"mongodb\"",
+        "store.kind: unknown variant `mongodb`",
     );
     assert_problem(
         "[server]\ncors_origins = [1]",

@@ -1,8 +1,10 @@
-//! What types cannot check: origins, cookie-name rules, lifetimes, key shapes, paths, routes.
+//! What types cannot check: origins, cookie-name rules, lifetimes, key shapes, paths, routes,
+//! the store (in `store.rs`) and the admin listener.
 //!
 //! Every check runs and reports into one list. A section that failed to deserialize is `None`
 //! in the [`Draft`] and its checks are skipped: its problems are already on the list.
 
+use std::net::SocketAddr;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -13,6 +15,7 @@ use super::effective::{cookie_prefix, is_loopback_host, is_secure_origin};
 use super::errors::{ConfigErrors, Problems};
 use super::model::*;
 use super::secrets::KeyEntry;
+use super::store::check_store;
 use crate::secret::SecretString;
 
 /// The session cookie name every fresh install gets; in a plain-http `insecure_dev` setup its
@@ -33,6 +36,10 @@ const RESERVED_AUTH_PARAMS: &[&str] = &[
     "prompt",
 ];
 
+/// The admin token's minimum length: it is a bearer secret that lists and revokes sessions, so
+/// it must resist guessing as well as a 128-bit key does in hex.
+const MIN_ADMIN_TOKEN_CHARS: usize = 32;
+
 /// The configuration as far as it deserialized.
 #[derive(Default)]
 pub(crate) struct Draft<'a> {
@@ -42,10 +49,13 @@ pub(crate) struct Draft<'a> {
     pub(crate) session: Option<&'a SessionConfig>,
     pub(crate) login: Option<&'a LoginConfig>,
     pub(crate) logout: Option<&'a LogoutConfig>,
+    pub(crate) store: Option<&'a StoreConfig>,
     pub(crate) keys: Option<&'a [KeyEntry]>,
     /// `Some(None)` when `[static]` is absent, `None` when it failed to deserialize.
     pub(crate) static_files: Option<Option<&'a StaticConfig>>,
     pub(crate) telemetry: Option<&'a TelemetryConfig>,
+    /// `Some(None)` when `[admin]` is absent, `None` when it failed to deserialize.
+    pub(crate) admin: Option<Option<&'a AdminConfig>>,
     /// The routes that deserialized, with their index in `[[routes]]`.
     pub(crate) routes: Vec<(usize, &'a RouteConfig)>,
 }
@@ -69,9 +79,11 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
         session: Some(&config.session),
         login: Some(&config.login),
         logout: Some(&config.logout),
+        store: Some(&config.store),
         keys: Some(&keys),
         static_files: Some(config.static_files.as_ref()),
         telemetry: Some(&config.telemetry),
+        admin: Some(config.admin.as_ref()),
         routes: config.routes.iter().enumerate().collect(),
     };
     let mut problems = Problems::default();
@@ -103,6 +115,9 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     if let Some(logout) = draft.logout {
         check_local_path("logout.redirect_path", &logout.redirect_path, out);
     }
+    if let Some(store) = draft.store {
+        check_store(store, out);
+    }
     if let Some(keys) = draft.keys {
         check_keys(keys, out);
     }
@@ -117,7 +132,43 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
             format!("not a tracing filter: {error}"),
         );
     }
+    if let Some(Some(admin)) = draft.admin {
+        check_admin(admin, draft.server, out);
+    }
     check_routes(&draft.routes, draft.static_files.flatten().is_some(), out);
+}
+
+fn check_admin(admin: &AdminConfig, server: Option<&ServerConfig>, out: &mut Problems) {
+    if admin.token.is_empty() {
+        out.push(
+            "admin.token",
+            "required when [admin] is present (or admin.token_file, or WARD_ADMIN__TOKEN)",
+        );
+    } else if admin.token.expose().chars().count() < MIN_ADMIN_TOKEN_CHARS {
+        out.push(
+            "admin.token",
+            format!(
+                "must be at least {MIN_ADMIN_TOKEN_CHARS} characters: it is the bearer secret \
+                 that lists and revokes sessions (e.g. the output of `openssl rand -hex 32`)"
+            ),
+        );
+    }
+    if let Some(server) = server
+        && listeners_overlap(admin.listen, server.listen)
+    {
+        out.push(
+            "admin.listen",
+            "must differ from server.listen (same port on the same or an overlapping address)",
+        );
+    }
+}
+
+/// Whether binding both addresses would collide: the same port (not 0, which picks a free one)
+/// on the same address, or with either on the unspecified address (every interface).
+fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() != 0
+        && a.port() == b.port()
+        && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
 fn check_server(server: &ServerConfig, out: &mut Problems) {
@@ -442,6 +493,26 @@ mod tests {
             "api", "/api/", "//api", "/api//v1", "/a/../b", "/./a", "/a?b", "/bff", "/bff/x",
         ] {
             assert!(route_prefix(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn listeners_overlap_on_the_same_port_of_a_shared_address() {
+        let addr = |text: &str| text.parse::<SocketAddr>().expect("test address parses");
+        for (a, b) in [
+            ("127.0.0.1:8080", "127.0.0.1:8080"),
+            ("0.0.0.0:8080", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "[::]:8080"),
+        ] {
+            assert!(listeners_overlap(addr(a), addr(b)), "{a} {b}");
+        }
+        for (a, b) in [
+            ("127.0.0.1:9090", "127.0.0.1:8080"),
+            ("127.0.0.1:8080", "10.0.0.1:8080"),
+            ("127.0.0.1:0", "127.0.0.1:0"),
+            ("0.0.0.0:0", "0.0.0.0:0"),
+        ] {
+            assert!(!listeners_overlap(addr(a), addr(b)), "{a} {b}");
         }
     }
 

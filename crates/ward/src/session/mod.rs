@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod cookie;
+pub mod cookie_store;
 pub mod keyring;
 pub mod manager;
 pub mod random;
