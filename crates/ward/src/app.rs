@@ -20,26 +20,33 @@ use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 
-use crate::config::TokenMode;
+use crate::config::{StoreKind, TokenMode};
 use crate::endpoints::{self, SessionLogId};
 use crate::error::ApiError;
 use crate::proxy::{ForwardContext, Route};
 use crate::security::{client_ip, cors, csrf, headers};
 use crate::session::LoadedSession;
+use crate::session::cookie_store;
 use crate::state::{SharedState, cookie_header};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
 pub fn router(state: SharedState) -> Router {
-    let bff = Router::new()
+    let stateless = state.config.store.kind == StoreKind::Cookie;
+    let mut bff = Router::new()
         .route("/bff/user", get(endpoints::user))
         .route("/bff/login", get(endpoints::login))
         .route("/bff/callback", get(endpoints::callback))
         .route("/bff/logout", post(endpoints::logout))
-        .route(
+        .route("/bff/client.js", get(endpoints::client_js));
+    if !stateless {
+        // Back-channel logout needs sessions it can find without their cookie: not in the
+        // stateless cookie store, where the route does not exist (404 tells the IdP so).
+        bff = bff.route(
             "/bff/backchannel-logout",
             post(endpoints::backchannel_logout),
-        )
-        .route("/bff/client.js", get(endpoints::client_js))
+        );
+    }
+    let bff = bff
         .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed })
         .layer(middleware::map_response(
             |mut response: Response<Body>| async {
@@ -47,16 +54,18 @@ pub fn router(state: SharedState) -> Router {
                 response
             },
         ));
-    Router::new()
-        .merge(bff)
-        .fallback(gateway)
-        .layer(middleware::from_fn_with_state(
-            state.clone(),
-            csrf::refuse_cross_site,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
-        .layer(middleware::from_fn(access_log))
-        .with_state(state)
+    let mut app = Router::new().merge(bff).fallback(gateway);
+    if stateless {
+        // The stateless store reads and writes the request's own cookies.
+        app = app.layer(middleware::from_fn(cookie_store::cookie_context));
+    }
+    app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        csrf::refuse_cross_site,
+    ))
+    .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
+    .layer(middleware::from_fn(access_log))
+    .with_state(state)
 }
 
 /// Proxy routes, then static files, then 404.

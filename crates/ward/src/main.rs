@@ -229,6 +229,13 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     let store = ward::server::open_store(&config, clock.clone())?;
     store.ping().await.context("store does not answer")?;
     println!("store: {} reachable", store.kind());
+    if config.store.kind == ward::config::StoreKind::Cookie {
+        println!(
+            "store: cookie (stateless) — unavailable in this mode: server-side revocation (a copied \
+             cookie stays valid until it expires), back-channel logout, session administration, \
+             and parallel logins of one browser (the later wins)"
+        );
+    }
     ward::server::discover(&config, clock).await?;
     println!("oidc: provider metadata loaded from {}", config.oidc.issuer);
     println!(

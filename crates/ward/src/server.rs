@@ -55,13 +55,29 @@ pub fn open_store(
             &config.store.path,
             clock,
         )?),
-        // TEMP(lead): the redis, postgres and cookie backends are being built.
-        StoreKind::Redis | StoreKind::Postgres | StoreKind::Cookie => {
+        StoreKind::Cookie => Arc::new(crate::session::cookie_store::CookieStore::new(
+            &config.effective_cookie_name(),
+            session_cookie_attributes(config),
+            clock,
+        )),
+        // TEMP(lead): the redis and postgres backends are being built.
+        StoreKind::Redis | StoreKind::Postgres => {
             return Err(ward_store::StoreError::Unavailable(
                 "this store kind is not built yet".into(),
             ));
         }
     })
+}
+
+/// `Secure` and `SameSite` of the session cookie, from `[server]` and `[session]`.
+fn session_cookie_attributes(config: &Config) -> CookieAttributes {
+    CookieAttributes {
+        secure: config.cookie_secure(),
+        same_site: match config.session.same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+        },
+    }
 }
 
 /// Discovers the IdP, retrying briefly with backoff.
@@ -110,13 +126,7 @@ pub async fn build_state_with_store(
         idle_timeout: config.session.idle_timeout.as_secs(),
         absolute_timeout: config.session.absolute_timeout.as_secs(),
         cookie_name: config.effective_cookie_name(),
-        cookie: CookieAttributes {
-            secure: config.cookie_secure(),
-            same_site: match config.session.same_site {
-                SameSite::Strict => "Strict",
-                SameSite::Lax => "Lax",
-            },
-        },
+        cookie: session_cookie_attributes(&config),
     };
     let sessions = SessionManager::new(store, Sealer::new(ring), clock.clone(), settings);
     let cookie_names = sessions.cookie_names();
