@@ -151,8 +151,9 @@ async fn admit(
         }
     }
     let bearer = match route.token {
-        TokenMode::User => session.as_ref().map(|s| &s.data.access_token),
-        TokenMode::None => None,
+        TokenMode::User | TokenMode::UserOptional => session.as_ref().map(|s| &s.data.access_token),
+        // TEMP(lead): client-credentials tokens are being built.
+        TokenMode::Client | TokenMode::None => None,
     };
     let ctx = ForwardContext {
         bearer,

@@ -66,6 +66,10 @@ pub struct ServerConfig {
     /// Origins allowed for CORS and for `Sec-Fetch-Site: same-site` unsafe requests.
     #[serde(default)]
     pub cors_origins: Vec<String>,
+    /// Largest request body Ward accepts (bytes; 413 `payload_too_large` beyond). Routes may
+    /// lower or raise it with their own `max_request_body`.
+    #[serde(default = "defaults::max_request_body")]
+    pub max_request_body: u64,
 }
 
 /// `[oidc]`: the identity provider and Ward's client registration at it.
@@ -87,6 +91,9 @@ pub struct OidcConfig {
     /// Extra parameters added to the authorization request (e.g. `audience`).
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
+    /// Refresh the access token when it expires within this long.
+    #[serde(default = "defaults::refresh_skew", with = "crate::config::duration")]
+    pub refresh_skew: Duration,
 }
 
 /// Token endpoint client authentication.
@@ -261,6 +268,12 @@ pub struct RouteConfig {
     /// then streams without a deadline.
     #[serde(default = "defaults::route_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
+    /// Largest request body for this route (bytes); `[server] max_request_body` when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_request_body: Option<u64>,
+    /// Scopes of Ward's own client-credentials token (`token = "client"` only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
 }
 
 /// Token attached to upstream requests of a route.
@@ -269,6 +282,10 @@ pub struct RouteConfig {
 pub enum TokenMode {
     /// A valid session is required; its access token is attached.
     User,
+    /// The session's access token is attached when there is a session; none otherwise.
+    UserOptional,
+    /// Ward's own client-credentials token (cached until near expiry).
+    Client,
     /// No token; the route is public.
     None,
 }
@@ -325,6 +342,12 @@ mod defaults {
     }
     pub fn admin_listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 9090))
+    }
+    pub fn refresh_skew() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn max_request_body() -> u64 {
+        10 * 1024 * 1024
     }
     pub fn log_level() -> String {
         "info".to_owned()

@@ -170,6 +170,7 @@ impl Proxy {
         };
         let bearer = match route.token {
             TokenMode::User => Some(ctx.bearer.ok_or(ApiError::Unauthenticated)?),
+            TokenMode::UserOptional | TokenMode::Client => ctx.bearer,
             TokenMode::None => None,
         };
         let additions = headers::RequestAdditions {

@@ -197,6 +197,8 @@ mod tests {
             token: TokenMode::User,
             strip_prefix,
             timeout: Duration::from_secs(30),
+            max_request_body: None,
+            scopes: None,
         }
     }
 

@@ -102,6 +102,8 @@ fn route(prefix: &str, upstream: &str, token: TokenMode, timeout: Duration) -> R
         token,
         strip_prefix: true,
         timeout,
+        max_request_body: None,
+        scopes: None,
     }
 }
 

@@ -152,6 +152,7 @@ impl Idp {
                 ("audience".to_owned(), "api".to_owned()),
                 ("state".to_owned(), "attacker-chosen".to_owned()),
             ]),
+            refresh_skew: std::time::Duration::from_secs(60),
         }
     }
 
