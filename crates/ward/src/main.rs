@@ -169,7 +169,7 @@ async fn sessions(path: &Path, action: SessionsAction) -> anyhow::Result<()> {
     let ring = ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     let sealer = ward::session::seal::Sealer::new(ring);
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
-    let store = ward::server::open_store(&config, clock).map_err(|err| {
+    let store = ward::server::open_store(&config, clock).await.map_err(|err| {
         if is_held_by_another_process(&err) {
             anyhow::anyhow!(
                 "the session database {} is in use by a running Ward (the embedded store admits \
@@ -226,7 +226,7 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
     println!("routes: {} valid", config.routes.len());
-    let store = ward::server::open_store(&config, clock.clone())?;
+    let store = ward::server::open_store(&config, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
     println!("store: {} reachable", store.kind());
     if config.store.kind == ward::config::StoreKind::Cookie {

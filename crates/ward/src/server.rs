@@ -44,8 +44,8 @@ pub enum StartError {
     PublicUrl,
 }
 
-/// Opens the configured store.
-pub fn open_store(
+/// Opens the configured store (connecting to it for `redis` and `postgres`).
+pub async fn open_store(
     config: &Config,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn SessionStore>, ward_store::StoreError> {
@@ -60,13 +60,31 @@ pub fn open_store(
             session_cookie_attributes(config),
             clock,
         )),
-        // TEMP(lead): the redis and postgres backends are being built.
-        StoreKind::Redis | StoreKind::Postgres => {
+        StoreKind::Redis => Arc::new(
+            ward_store_redis::RedisStore::connect(
+                store_url(config)?,
+                &config.store.key_prefix,
+                clock,
+            )
+            .await?,
+        ),
+        // TEMP(lead): the postgres backend is being built.
+        StoreKind::Postgres => {
             return Err(ward_store::StoreError::Unavailable(
                 "this store kind is not built yet".into(),
             ));
         }
     })
+}
+
+/// `[store] url`, which validation guarantees for the kinds that need it.
+fn store_url(config: &Config) -> Result<&str, ward_store::StoreError> {
+    config
+        .store
+        .url
+        .as_ref()
+        .map(|url| url.expose())
+        .ok_or_else(|| ward_store::StoreError::Unavailable("store.url is not set".into()))
 }
 
 /// `Secure` and `SameSite` of the session cookie, from `[server]` and `[session]`.
@@ -105,7 +123,7 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
 
 /// Builds everything the handlers share, on the configured store.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<SharedState, StartError> {
-    let store = open_store(&config, clock.clone())?;
+    let store = open_store(&config, clock.clone()).await?;
     build_state_with_store(config, clock, store).await
 }
 

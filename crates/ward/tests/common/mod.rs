@@ -98,7 +98,9 @@ impl Ward {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let config = ward::config::load_from_str(&toml, &options.env, dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
-        let store = ward::server::open_store(&config, clock.clone()).expect("open the store");
+        let store = ward::server::open_store(&config, clock.clone())
+            .await
+            .expect("open the store");
         let store: Arc<dyn ward_store::SessionStore> = match options.outage.clone() {
             Some(outage) => Arc::new(flaky::FlakyStore {
                 inner: store,
@@ -192,6 +194,42 @@ impl Drop for Ward {
     }
 }
 
+/// The machine's Redis for tests (`WARD_TEST_REDIS_URL` overrides).
+pub fn redis_url() -> String {
+    std::env::var("WARD_TEST_REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// The machine's PostgreSQL for tests (`WARD_TEST_POSTGRES_URL` overrides).
+pub fn postgres_url() -> String {
+    std::env::var("WARD_TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// `url` and a key prefix of its own for the shared-server stores, so test runs never collide.
+fn store_location(options: &Options) -> String {
+    let unique = format!(
+        "{}_{}",
+        std::process::id(),
+        SystemClock.now() % 1_000_000 * 1000 + u64::from(rand_suffix())
+    );
+    match options.store {
+        "redis" => format!(
+            "url = \"{}\"\nkey_prefix = \"wardtest:{unique}:\"",
+            redis_url()
+        ),
+        "postgres" => format!(
+            "url = \"{}\"\nkey_prefix = \"wardtest_{unique}_\"",
+            postgres_url()
+        ),
+        _ => String::new(),
+    }
+}
+
+fn rand_suffix() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
+    (RandomState::new().hash_one(std::time::Instant::now()) % 1000) as u16
+}
+
 fn base_config(
     origin: &str,
     idp: &Idp,
@@ -214,6 +252,7 @@ client_secret = "bff-secret"
 [store]
 kind = "{store}"
 path = "{db}"
+{store_location}
 
 [crypto]
 keys = [{keys}]
@@ -235,6 +274,7 @@ strip_prefix = true
 "#,
         issuer = idp.issuer(),
         store = options.store,
+        store_location = store_location(options),
         db = data_dir.join("ward.db").display(),
         keys = keys.join(", "),
         api = upstream.url(),

@@ -1,0 +1,108 @@
+//! The one long-lived connection: a reconnecting multiplexed connection to one server, or a
+//! cluster connection that follows slot moves and reconnects to nodes by itself.
+//!
+//! Both are cheap to clone (clones share the connection) and pipeline concurrent requests,
+//! so the store clones one per call instead of connecting.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
+use redis::cluster::ClusterClientBuilder;
+use redis::cluster_async::ClusterConnection;
+use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+
+use crate::address::Target;
+
+/// How long one connection attempt may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one request may wait for its answer before the store reports `Unavailable`.
+const RESPONSE_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reconnection attempts (with jittered exponential backoff from 100 ms) before a call fails.
+const RECONNECT_ATTEMPTS: usize = 3;
+
+/// A connection to one server or to a cluster.
+#[derive(Clone)]
+pub(crate) enum Connection {
+    Single(ConnectionManager),
+    Cluster(ClusterConnection),
+}
+
+impl Connection {
+    /// Connects to `target`, failing when it cannot be reached now.
+    pub(crate) async fn open(target: &Target) -> RedisResult<Self> {
+        if target.uses_tls() {
+            install_crypto_provider();
+        }
+        match target {
+            Target::Single(url) => {
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
+                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
+                    .set_number_of_retries(RECONNECT_ATTEMPTS)
+                    .set_max_delay(Duration::from_secs(2));
+                let client = Client::open(url.as_str())?;
+                let manager = ConnectionManager::new_with_config(client, config).await?;
+                Ok(Self::Single(manager))
+            }
+            Target::Cluster(nodes) => {
+                let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                    .connection_timeout(CONNECT_TIMEOUT)
+                    .response_timeout(RESPONSE_TIMEOUT)
+                    .retries(RECONNECT_ATTEMPTS as u32)
+                    .build()?;
+                Ok(Self::Cluster(client.get_async_connection().await?))
+            }
+        }
+    }
+}
+
+impl Target {
+    fn uses_tls(&self) -> bool {
+        let tls = |url: &String| {
+            url.get(..9)
+                .is_some_and(|s| s.eq_ignore_ascii_case("rediss://"))
+        };
+        match self {
+            Self::Single(url) => tls(url),
+            Self::Cluster(nodes) => nodes.iter().any(tls),
+        }
+    }
+}
+
+/// The driver builds its rustls configuration from the process-wide default provider. This
+/// workspace compiles rustls with aws-lc-rs only, so install that one unless the process
+/// already chose (then this does nothing).
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // Err only when another thread installed one first, which is as good.
+        let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
+    }
+}
+
+impl ConnectionLike for Connection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            Self::Single(c) => c.req_packed_command(cmd),
+            Self::Cluster(c) => c.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            Self::Single(c) => c.req_packed_commands(pipeline, offset, count),
+            Self::Cluster(c) => c.req_packed_commands(pipeline, offset, count),
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            Self::Single(c) => c.get_db(),
+            Self::Cluster(c) => c.get_db(),
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Ward's Redis session store, `[store] kind = "redis"`: one server or a Redis Cluster.
+//!
+//! `[store] url` forms:
+//! - `redis://[user:pass@]host:port[/db]`, or `rediss://…` for TLS (rustls with the
+//!   aws-lc-rs provider, server verified against the system's root certificates);
+//! - `redis+cluster://[user:pass@]host:port[,host:port…]`, or `rediss+cluster://…`: seed nodes
+//!   of a cluster (the rest are discovered); credentials apply to every node; database 0 only.
+//!
+//! User name and password are percent-encoded as in any URL. No error, log line or `Debug`
+//! output shows the password.
+//!
+//! What holds:
+//! - **Durability** is Redis's: a write survives a Redis restart only as far as the server's
+//!   persistence (RDB/AOF, `appendfsync`) keeps it, and a failover to a replica can lose the
+//!   last acknowledged writes — deletes (revocations) included. Run Redis with
+//!   `maxmemory-policy noeviction`: an evicted record logs a user out, an evicted index hides
+//!   sessions from logout by `sub`/`sid`.
+//! - **Expiry.** The injected [`Clock`] decides: each record keeps its `expires_at` and reads
+//!   as absent from that second on. Each record also gets a native Redis TTL of the same
+//!   length, so expired records disappear without a sweeper;
+//!   [`sweep_expired`](ward_store::SessionStore::sweep_expired) only removes records that the
+//!   clock, but not yet Redis, has expired (with their index entries), and may run or not.
+//! - **Atomicity per key.** Every change to a record is one Lua script on that record's one
+//!   Redis key: `take` hands a record out at most once, `put_new` admits one writer, `replace`
+//!   never revives a deleted record.
+//! - **Indexes** (for logout by `sub`/`sid`) are sorted sets on other keys, hence other
+//!   cluster slots, so they change in steps around the record's script rather than with it.
+//!   Each write gets a random generation; its index entries name `(generation, key)`, are
+//!   added *before* the record is written and removed only *after* it has been replaced,
+//!   deleted or has expired. So **a live record is always found through each of its indexes**
+//!   (revocation never misses it; Ward instances are assumed to agree on the time), while an
+//!   index may briefly name a record that is gone or newer: readers check every entry against
+//!   the record itself and return live, matching records only.
+//! - **Cluster.** Each script touches one key, so none crosses slots and no hash tag is
+//!   needed: records and indexes spread over the masters by their own keys. The one shared key
+//!   is the sweep's expiry set (`P x`), which every write updates. A prefix containing `{…}`
+//!   would pin all of Ward's keys to one slot: it works, without spreading load.
+//! - **Revocation** (`delete`, index lookups) takes effect for every Ward instance at once,
+//!   since all read the same Redis.
+//! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls.
+//!   A call that meets a dropped connection is sent once more on the new one; every step is
+//!   written so that a replay is harmless (a replayed `take` finds nothing: fail closed).
+//!   Requests time out after 5 s, then fail with [`StoreError::Unavailable`].
+//!
+//! Keys, under the configured prefix `P`: `P r:<key>` (a HASH per record, format-versioned
+//! by its `f` field; data of another format is refused as [`StoreError::Corrupt`], never
+//! guessed at), `P i:<index>` (a ZSET per index) and `P x` (the sweep's ZSET of expiries).
+//! Keys and index strings arrive already hashed and values already sealed: a dump of Redis
+//! shows no token, claim or identifier.
+
+#![warn(missing_docs)]
+
+mod address;
+mod conn;
+mod error;
+mod layout;
+mod scripts;
+mod store;
+mod sweep;
+
+use std::sync::Arc;
+
+use ward_store::{Clock, StoreError};
+
+pub use address::UrlError;
+pub use error::ConnectError;
+pub use layout::FormatError;
+
+use conn::Connection;
+use layout::Keys;
+
+/// The Redis [`SessionStore`](ward_store::SessionStore). Cheap to clone: clones share one
+/// reconnecting connection (or one cluster connection); no call opens a connection of its own.
+#[derive(Clone)]
+pub struct RedisStore {
+    conn: Connection,
+    keys: Keys,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mode = match self.conn {
+            Connection::Single(_) => "single",
+            Connection::Cluster(_) => "cluster",
+        };
+        f.debug_struct("RedisStore")
+            .field("mode", &mode)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (forms in the crate docs) and keeps every key under `key_prefix`.
+    ///
+    /// Fails with [`StoreError::Unavailable`] (cause: [`ConnectError`], wrapping a
+    /// [`UrlError`] or the driver's error) when the URL is malformed or the server cannot be
+    /// reached now. Later outages are retried by the connection, not by reconnecting here.
+    pub async fn connect(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, StoreError> {
+        let failed = |source: ward_store::BoxError| {
+            StoreError::Unavailable(Box::new(ConnectError {
+                address: address::Redacted(url).to_string(),
+                source,
+            }))
+        };
+        let target = address::parse(url).map_err(|e| failed(Box::new(e)))?;
+        let conn = Connection::open(&target)
+            .await
+            .map_err(|e| failed(Box::new(e)))?;
+        Ok(Self {
+            conn,
+            keys: Keys::new(key_prefix),
+            clock,
+        })
+    }
+}
