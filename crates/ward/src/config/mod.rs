@@ -9,14 +9,18 @@ mod errors;
 mod load;
 mod masked;
 mod model;
+mod routes;
 mod schema;
 mod secrets;
 mod sections;
+pub mod size;
 mod store;
 mod validate;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_proxy_limits;
 #[cfg(test)]
 mod tests_store_admin;
 

@@ -67,8 +67,9 @@ pub struct ServerConfig {
     #[serde(default)]
     pub cors_origins: Vec<String>,
     /// Largest request body Ward accepts (bytes; 413 `payload_too_large` beyond). Routes may
-    /// lower or raise it with their own `max_request_body`.
-    #[serde(default = "defaults::max_request_body")]
+    /// lower or raise it with their own `max_request_body`. Written as bytes or with a unit
+    /// (`"10MiB"`, see `size.rs`); validated to 1 byte through 64 GiB.
+    #[serde(default = "defaults::max_request_body", with = "crate::config::size")]
     pub max_request_body: u64,
 }
 
@@ -91,7 +92,8 @@ pub struct OidcConfig {
     /// Extra parameters added to the authorization request (e.g. `audience`).
     #[serde(default)]
     pub extra_auth_params: BTreeMap<String, String>,
-    /// Refresh the access token when it expires within this long.
+    /// Refresh the access token when it expires within this long; shorter than
+    /// `session.absolute_timeout` (validated), zero refreshes only once it has expired.
     #[serde(default = "defaults::refresh_skew", with = "crate::config::duration")]
     pub refresh_skew: Duration,
 }
@@ -268,10 +270,17 @@ pub struct RouteConfig {
     /// then streams without a deadline.
     #[serde(default = "defaults::route_timeout", with = "crate::config::duration")]
     pub timeout: Duration,
-    /// Largest request body for this route (bytes); `[server] max_request_body` when unset.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Largest request body for this route (bytes, 1 through 64 GiB); `[server]
+    /// max_request_body` when unset.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::config::size::option"
+    )]
     pub max_request_body: Option<u64>,
-    /// Scopes of Ward's own client-credentials token (`token = "client"` only).
+    /// Scopes of Ward's own client-credentials token. Only accepted with `token = "client"`,
+    /// never empty when present, each an RFC 6749 scope token (validated); `None` sends no
+    /// `scope` parameter, so the IdP grants the client's default scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
 }

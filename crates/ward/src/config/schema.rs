@@ -35,6 +35,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("server", "trusted_proxy_hops", Shape::Structured),
     ("server", "insecure_dev", Shape::Structured),
     ("server", "cors_origins", Shape::Structured),
+    ("server", "max_request_body", Shape::Structured),
     ("oidc", "issuer", Shape::Text),
     ("oidc", "client_id", Shape::Text),
     ("oidc", "client_secret", Shape::Text),
@@ -42,6 +43,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("oidc", "client_auth", Shape::Text),
     ("oidc", "scopes", Shape::Structured),
     ("oidc", "extra_auth_params", Shape::Structured),
+    ("oidc", "refresh_skew", Shape::Text),
     ("session", "cookie_name", Shape::Text),
     ("session", "same_site", Shape::Text),
     ("session", "idle_timeout", Shape::Text),
@@ -67,7 +69,15 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
 
 /// Keys of one `[[routes]]` entry.
 #[cfg(test)]
-pub(crate) const ROUTE_KEYS: &[&str] = &["prefix", "upstream", "token", "strip_prefix", "timeout"];
+pub(crate) const ROUTE_KEYS: &[&str] = &[
+    "prefix",
+    "upstream",
+    "token",
+    "strip_prefix",
+    "timeout",
+    "max_request_body",
+    "scopes",
+];
 
 /// The shape of `section.key`, `None` when this build has no such key.
 pub(crate) fn shape_of(section: &str, key: &str) -> Option<Shape> {

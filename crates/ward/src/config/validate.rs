@@ -1,5 +1,6 @@
-//! What types cannot check: origins, cookie-name rules, lifetimes, key shapes, paths, routes,
-//! the store (in `store.rs`) and the admin listener.
+//! What types cannot check: origins, body limits, cookie-name rules, lifetimes, the refresh
+//! skew, key shapes, paths, the admin listener, routes (in `routes.rs`) and the store (in
+//! `store.rs`).
 //!
 //! Every check runs and reports into one list. A section that failed to deserialize is `None`
 //! in the [`Draft`] and its checks are skipped: its problems are already on the list.
@@ -11,9 +12,11 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use url::Url;
 
+use super::duration;
 use super::effective::{cookie_prefix, is_loopback_host, is_secure_origin};
 use super::errors::{ConfigErrors, Problems};
 use super::model::*;
+use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
 use super::store::check_store;
 use crate::secret::SecretString;
@@ -109,6 +112,9 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     if let Some(session) = draft.session {
         check_session(session, draft.server, out);
     }
+    if let (Some(oidc), Some(session)) = (draft.oidc, draft.session) {
+        check_refresh_skew(oidc, session, out);
+    }
     if let Some(login) = draft.login {
         check_local_path("login.error_path", &login.error_path, out);
     }
@@ -172,6 +178,7 @@ fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
 }
 
 fn check_server(server: &ServerConfig, out: &mut Problems) {
+    check_body_limit("server.max_request_body", server.max_request_body, out);
     let url = &server.public_url;
     if let Err(reason) = origin_shape(url) {
         out.push("server.public_url", reason);
@@ -212,7 +219,7 @@ fn origin_shape(url: &Url) -> Result<(), String> {
 }
 
 /// http or https, a host, no credentials, query or fragment.
-fn http_url_shape(url: &Url) -> Result<(), String> {
+pub(super) fn http_url_shape(url: &Url) -> Result<(), String> {
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
             "scheme must be http or https, not {:?}",
@@ -286,6 +293,21 @@ fn check_session(session: &SessionConfig, server: Option<&ServerConfig>, out: &m
         if claim.is_empty() {
             out.push(format!("session.claims[{index}]"), "must not be empty");
         }
+    }
+}
+
+/// A skew as long as the session would refresh on every request for all of its life; a zero
+/// `absolute_timeout` is reported on its own.
+fn check_refresh_skew(oidc: &OidcConfig, session: &SessionConfig, out: &mut Problems) {
+    let lifetime = session.absolute_timeout;
+    if !lifetime.is_zero() && oidc.refresh_skew >= lifetime {
+        out.push(
+            "oidc.refresh_skew",
+            format!(
+                "must be shorter than session.absolute_timeout ({})",
+                duration::format(lifetime)
+            ),
+        );
     }
 }
 
@@ -401,67 +423,6 @@ fn check_static_dir(dir: &Path, out: &mut Problems) {
     }
 }
 
-fn check_routes(routes: &[(usize, &RouteConfig)], static_files: bool, out: &mut Problems) {
-    for (position, (index, route)) in routes.iter().enumerate() {
-        let key = |field: &str| format!("routes[{index}].{field}");
-        if let Err(reason) = route_prefix(&route.prefix) {
-            out.push(key("prefix"), format!("{:?} {reason}", route.prefix));
-        } else if route.prefix == "/" && static_files {
-            out.push(
-                key("prefix"),
-                "\"/\" takes every path, and [static] serves the same paths",
-            );
-        }
-        let earlier = routes[..position]
-            .iter()
-            .find(|(_, other)| other.prefix == route.prefix);
-        if let Some((first, _)) = earlier {
-            out.push(
-                key("prefix"),
-                format!(
-                    "{:?} is already the prefix of routes[{first}]",
-                    route.prefix
-                ),
-            );
-        }
-        if let Err(reason) = http_url_shape(&route.upstream) {
-            out.push(key("upstream"), reason);
-        }
-        if route.timeout.is_zero() {
-            out.push(key("timeout"), "must be greater than zero");
-        }
-    }
-}
-
-/// A route prefix: `/` or `/seg[/seg…]`, matched on whole segments, never under `/bff`.
-fn route_prefix(prefix: &str) -> Result<(), &'static str> {
-    if !prefix.starts_with('/') {
-        return Err("must start with \"/\"");
-    }
-    if prefix == "/" {
-        return Ok(());
-    }
-    if prefix.ends_with('/') {
-        return Err("must not end with \"/\" (prefixes match whole path segments)");
-    }
-    let segments_ok = prefix[1..].split('/').all(|segment| {
-        !segment.is_empty()
-            && segment != "."
-            && segment != ".."
-            && !segment.contains(['?', '#', '%', '\\'])
-            && !segment.chars().any(|c| c.is_whitespace() || c.is_control())
-    });
-    if !segments_ok {
-        return Err(
-            "must be plain path segments (no empty, \".\" or \"..\" segments, ?, #, %, \\)",
-        );
-    }
-    if prefix == "/bff" || prefix.starts_with("/bff/") {
-        return Err("is reserved for Ward's own endpoints (/bff)");
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -481,19 +442,6 @@ mod tests {
             key_id(&format!("k1:{}", STANDARD.encode([1u8; 16]))),
             Err("key material is 16 bytes, expected 32".to_owned())
         );
-    }
-
-    #[test]
-    fn route_prefixes_are_whole_segments_outside_bff() {
-        assert!(route_prefix("/").is_ok());
-        assert!(route_prefix("/api").is_ok());
-        assert!(route_prefix("/api/v1").is_ok());
-        assert!(route_prefix("/bffx").is_ok());
-        for bad in [
-            "api", "/api/", "//api", "/api//v1", "/a/../b", "/./a", "/a?b", "/bff", "/bff/x",
-        ] {
-            assert!(route_prefix(bad).is_err(), "{bad}");
-        }
     }
 
     #[test]
