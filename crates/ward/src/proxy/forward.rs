@@ -15,6 +15,7 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 use super::ProxyError;
 use super::routes::Route;
 use crate::error::ApiError;
+use crate::security::limits::LimitedBody;
 
 /// One pooled client for every route. TLS (with the system's trusted roots) is set up only
 /// when some upstream is `https`, so a plain-http deployment needs no certificate store.
@@ -52,6 +53,42 @@ impl UpstreamClient {
             Self::Plain(client) => client.request(req),
             Self::Tls(client) => client.request(req),
         }
+    }
+}
+
+/// [`send`] with the request body counted as it streams upstream: once it passes `limit`
+/// bytes, the upstream exchange is aborted (the body fails, so hyper drops the connection
+/// without ending the request: the upstream never sees a complete request) and, when the
+/// upstream has not answered yet, the browser gets `413 payload_too_large`. When the upstream
+/// answered before the body ended (an early response), that answer is already streaming to
+/// the browser and the overflow cuts it short: the browser sees its connection (HTTP/1.1) or
+/// stream (HTTP/2) reset.
+pub(crate) async fn send_limited(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Body>,
+    limit: u64,
+) -> Result<Response<Incoming>, ApiError> {
+    let (parts, body) = req.into_parts();
+    let (body, mut overflow) = LimitedBody::new(body, limit);
+    let req = Request::from_parts(parts, Body::new(body));
+    let result = tokio::select! {
+        biased;
+        () = overflow.occurred() => Err(ApiError::PayloadTooLarge),
+        result = send(client, route, req) => result,
+    };
+    match result {
+        Err(_) if overflow.has_occurred() => {
+            tracing::info!(
+                event = "request_too_large",
+                part = "body",
+                route = route.prefix(),
+                limit,
+                "request body grew past the limit while streaming"
+            );
+            Err(ApiError::PayloadTooLarge)
+        }
+        other => other,
     }
 }
 

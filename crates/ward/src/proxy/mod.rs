@@ -7,11 +7,12 @@
 //! forwarding claims and Ward's cookies out; bearer, `X-Forwarded-*`, `Host`, `traceparent`
 //! in), sends the request with its body streamed through one shared connection pool
 //! (`forward.rs`) and streams the answer back, cleaned of hop-by-hop fields, CORS fields and
-//! `Set-Cookie`s naming Ward's cookies.
+//! `Set-Cookie`s naming Ward's cookies. WebSocket upgrades take the same rewrite, then
+//! `Proxy::forward_upgrade` splices the two connections (`websocket.rs`).
 //!
 //! Not yet here, and shaped to be added: refresh before forwarding (the caller supplies the
-//! bearer), WebSocket upgrades (`Upgrade` is stripped today), `user-optional` and `client`
-//! token modes (a new [`TokenMode`] arm in [`Proxy::forward`]'s bearer decision).
+//! bearer), `user-optional` and `client` token modes (a new [`TokenMode`] arm in
+//! [`Proxy::forward`]'s bearer decision).
 
 mod cookies;
 mod forward;
@@ -21,6 +22,7 @@ mod routes;
 #[cfg(test)]
 mod tests;
 pub(crate) mod trace;
+pub(crate) mod websocket;
 
 use std::net::IpAddr;
 
@@ -32,6 +34,7 @@ use url::{Position, Url};
 use crate::config::{RouteConfig, TokenMode};
 use crate::error::ApiError;
 use crate::secret::SecretString;
+use crate::security::limits;
 
 pub use routes::Route;
 
@@ -72,9 +75,17 @@ pub struct Proxy {
     /// Longest prefix first.
     routes: Vec<Route>,
     client: forward::UpstreamClient,
+    /// HTTP/1.1-only client for WebSocket upgrades (`websocket.rs`).
+    upgrades: forward::UpstreamClient,
     forwarded_proto: HeaderValue,
     forwarded_host: HeaderValue,
+    /// Request body limit of routes without their own (`[server] max_request_body`).
+    max_request_body: u64,
 }
+
+/// The body limit until [`Proxy::with_max_request_body`] sets the configured one: the
+/// default of `[server] max_request_body`.
+const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
 
 impl Proxy {
     /// Compiles `[[routes]]`; `public_url` gives `X-Forwarded-Host`/`-Proto`. Fails on the
@@ -93,12 +104,22 @@ impl Proxy {
         let forwarded_host =
             HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidPublicUrl)?;
         let client = forward::UpstreamClient::new(routes.iter().any(Route::is_https))?;
+        let upgrades = websocket::upgrade_client(routes.iter().any(Route::is_https))?;
         Ok(Self {
             routes,
             client,
+            upgrades,
             forwarded_proto,
             forwarded_host,
+            max_request_body: DEFAULT_MAX_REQUEST_BODY,
         })
+    }
+
+    /// Sets the request body limit of routes that have none of their own.
+    #[must_use]
+    pub fn with_max_request_body(mut self, bytes: u64) -> Self {
+        self.max_request_body = bytes;
+        self
     }
 
     /// The route whose prefix matches `path` on whole segments (longest prefix wins).
@@ -128,8 +149,12 @@ impl Proxy {
         req: Request<Body>,
         ctx: &ForwardContext<'_>,
     ) -> Result<Response<Body>, ApiError> {
+        // A declared length over the limit is refused before anything is read or sent; a
+        // streamed body is counted on its way out (`forward::send_limited`).
+        let limit = route.max_request_body().unwrap_or(self.max_request_body);
+        limits::refuse_declared_length(req.headers(), limit)?;
         let upstream_req = self.upstream_request(route, req, ctx)?;
-        let response = forward::send(&self.client, route, upstream_req).await?;
+        let response = forward::send_limited(&self.client, route, upstream_req, limit).await?;
         let (mut parts, body) = response.into_parts();
         headers::rewrite_response(&mut parts.headers, ctx.ward_cookies);
         parts.version = Version::default();

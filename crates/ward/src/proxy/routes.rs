@@ -15,11 +15,16 @@ use crate::config::{RouteConfig, TokenMode};
 pub struct Route {
     /// Which token the upstream receives.
     pub token: TokenMode,
+    /// Scopes of Ward's client-credentials token (`token = "client"`); `None`: no `scope`.
+    pub scopes: Option<Vec<String>>,
     /// Starts with `/`, no trailing `/` unless it is `/` itself, no empty or dot segment.
     prefix: String,
     upstream: Upstream,
     strip_prefix: bool,
     timeout: Duration,
+    /// The route's own body limit; the proxy's default (`[server] max_request_body`) when
+    /// `None`.
+    max_request_body: Option<u64>,
 }
 
 /// Where a route sends its requests.
@@ -47,10 +52,12 @@ impl Route {
         }
         Ok(Self {
             token: config.token,
+            scopes: config.scopes.clone(),
             prefix,
             upstream,
             strip_prefix: config.strip_prefix,
             timeout: config.timeout,
+            max_request_body: config.max_request_body,
         })
     }
 
@@ -62,6 +69,11 @@ impl Route {
     /// How long the upstream has to send its response headers.
     pub fn timeout(&self) -> Duration {
         self.timeout
+    }
+
+    /// The route's own request body limit, when it sets one.
+    pub fn max_request_body(&self) -> Option<u64> {
+        self.max_request_body
     }
 
     /// Whether the upstream is reached over TLS.
