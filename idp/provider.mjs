@@ -46,7 +46,8 @@ function configuration() {
       token_endpoint_auth_method: CLIENT_AUTH,
       redirect_uris: [`${BFF}/bff/callback`],
       post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
-      grant_types: ['authorization_code', 'refresh_token'],
+      // client_credentials: Ward's own tokens for `token = "client"` routes.
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
       response_types: ['code'],
       // OIDC Back-Channel Logout 1.0 (needs features.backchannelLogout)
       backchannel_logout_uri: `${BFF}/bff/backchannel-logout`,
@@ -63,6 +64,8 @@ function configuration() {
         },
       };
     },
+    // oidc-provider's defaults plus API scopes for client-credentials tokens (`token = "client"`).
+    scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
     claims: {
       openid: ['sub'],
       email: ['email', 'email_verified'],
@@ -78,6 +81,9 @@ function configuration() {
       userinfo: { enabled: true }, // GET /me
       rpInitiatedLogout: { enabled: true }, // GET|POST /session/end
       backchannelLogout: { enabled: true },
+      // grant_type=client_credentials (Ward's own tokens). Without a resource indicator the OP
+      // keeps only the scopes it knows (`scopes` below), e.g. `api:read`; others are dropped.
+      clientCredentials: { enabled: true },
       ...(process.env.AT_FORMAT === 'jwt' ? {
         resourceIndicators: {
           enabled: true,
@@ -101,6 +107,7 @@ function configuration() {
     clientBasedCORS: () => false, // the BFF talks to the OP server-side only
     ttl: {
       AccessToken: AT_TTL,
+      ClientCredentials: AT_TTL,
       AuthorizationCode: 60,
       IdToken: IDT_TTL,
       RefreshToken: RT_TTL,

@@ -1,6 +1,8 @@
 //! The router and its ordered layers: the one place that sees every request.
 //!
 //! Order (outermost first) and why:
+//! 0. head size limits — a URI over 8 KiB (414) or header fields over 32 KiB (431) stop
+//!    before any layer, the access log included, copies them (`security::limits`);
 //! 1. access log — sees the final status of everything, including refusals below;
 //! 2. CORS — preflights answered (or refused) by Ward, never by an upstream;
 //! 3. cross-site refusal — unsafe requests from another site stop here, before any endpoint
@@ -24,9 +26,10 @@ use crate::config::{StoreKind, TokenMode};
 use crate::endpoints::{self, SessionLogId};
 use crate::error::ApiError;
 use crate::proxy::{ForwardContext, Route};
-use crate::security::{client_ip, cors, csrf, headers};
+use crate::security::{client_ip, cors, csrf, headers, limits};
 use crate::session::LoadedSession;
 use crate::session::cookie_store;
+use crate::session::refresh::RefreshError;
 use crate::state::{SharedState, cookie_header};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
@@ -53,7 +56,9 @@ pub fn router(state: SharedState) -> Router {
                 headers::apply(response.headers_mut());
                 response
             },
-        ));
+        ))
+        // Endpoints read small forms and JSON only: 413 past 16 KiB, declared or streamed.
+        .layer(middleware::from_fn(limits::limit_bff_body));
     let mut app = Router::new().merge(bff).fallback(gateway);
     if stateless {
         // The stateless store reads and writes the request's own cookies.
@@ -65,6 +70,7 @@ pub fn router(state: SharedState) -> Router {
     ))
     .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
     .layer(middleware::from_fn(access_log))
+    .layer(middleware::from_fn(limits::refuse_oversized_head))
     .with_state(state)
 }
 
@@ -106,7 +112,22 @@ async fn proxy(
         tracing::warn!(event = "csrf_rejected", reason = "cross_site_api");
         return Err(ApiError::CsrfFailed);
     }
-    let session = if route.token == TokenMode::User || (unsafe_method && has_cookie) {
+    if crate::proxy::websocket::is_upgrade(req.method(), req.headers())
+        && crate::proxy::websocket::upgrade_refused(
+            req.headers(),
+            &state.public_origin,
+            &state.config.server.cors_origins,
+        )
+    {
+        // A WebSocket handshake is a GET any page can start with the browser's cookies:
+        // only Ward's own origin (or a listed one) may open one (cross-site WS hijacking).
+        tracing::warn!(event = "csrf_rejected", reason = "websocket_origin");
+        return Err(ApiError::CsrfFailed);
+    }
+    // `user-optional` loads a presented session too; a store it cannot read fails closed (503),
+    // while a cookie that names no usable session just means an anonymous request.
+    let wants_session = unsafe_method || route.token == TokenMode::UserOptional;
+    let session = if route.token == TokenMode::User || (wants_session && has_cookie) {
         state.sessions.load(cookies.as_deref()).await?
     } else {
         None
@@ -135,6 +156,7 @@ async fn admit(
     peer: SocketAddr,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
+    let mut ended = false;
     if let Some(session) = &mut session {
         if csrf::is_unsafe(req.method())
             && !csrf::token_matches(req.headers(), &session.data.csrf_token)
@@ -146,14 +168,41 @@ async fn admit(
             );
             return Err(ApiError::CsrfFailed);
         }
-        if !state.sessions.slide(session).await? {
-            return Err(ApiError::Unauthenticated);
+        // Refresh before the idle-timer write, so that write carries the refreshed tokens
+        // rather than the ones this request loaded (SPEC §5; `session::refresh`).
+        if matches!(route.token, TokenMode::User | TokenMode::UserOptional) {
+            let skew = state.config.oidc.refresh_skew;
+            match state.sessions.ensure_fresh(session, &state.oidc, skew).await {
+                Ok(()) => {}
+                // Refused: the session is gone; `user-optional` goes on anonymously.
+                Err(RefreshError::Ended) if route.token == TokenMode::UserOptional => ended = true,
+                Err(err) => return Ok(err.into_response(&state.sessions)),
+            }
+        }
+        if !ended && !state.sessions.slide(session).await? {
+            if route.token != TokenMode::UserOptional {
+                return Err(ApiError::Unauthenticated);
+            }
+            ended = true;
         }
     }
+    if ended {
+        // Ended since it was loaded: a `user-optional` route goes on anonymously (never 401).
+        session = None;
+    }
+    let client_token;
     let bearer = match route.token {
         TokenMode::User | TokenMode::UserOptional => session.as_ref().map(|s| &s.data.access_token),
-        // TEMP(lead): client-credentials tokens are being built.
-        TokenMode::Client | TokenMode::None => None,
+        TokenMode::Client => {
+            // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
+            client_token = state
+                .client_tokens
+                .token(&state.oidc, route.scopes.as_deref())
+                .await
+                .map_err(|_| ApiError::UpstreamUnavailable)?;
+            Some(&client_token)
+        }
+        TokenMode::None => None,
     };
     let ctx = ForwardContext {
         bearer,
@@ -164,6 +213,12 @@ async fn admit(
         ),
         ward_cookies: &state.cookie_names,
     };
+    if crate::proxy::websocket::is_upgrade(req.method(), req.headers()) {
+        // The socket stays open only while this session lives.
+        let watch =
+            crate::proxy::websocket::SessionWatch::new(state, session.as_ref(), req.headers());
+        return Ok(state.proxy.forward_upgrade(route, req, ctx, watch).await);
+    }
     Ok(state.proxy.forward(route, req, ctx).await)
 }
 

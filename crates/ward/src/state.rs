@@ -6,7 +6,7 @@ use axum::http::HeaderMap;
 use ward_store::Clock;
 
 use crate::config::Config;
-use crate::oidc::OidcClient;
+use crate::oidc::{ClientTokens, OidcClient};
 use crate::proxy::Proxy;
 use crate::session::SessionManager;
 use crate::site::StaticSite;
@@ -17,6 +17,8 @@ pub struct AppState {
     pub config: Config,
     /// Ward's client at the IdP.
     pub oidc: OidcClient,
+    /// Ward's own client-credentials tokens for `token = "client"` routes.
+    pub client_tokens: ClientTokens,
     /// Sessions and pending logins.
     pub sessions: SessionManager,
     /// The API proxy.

@@ -17,7 +17,7 @@ use openidconnect::core::{
     CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
 };
 use openidconnect::{
-    ClaimsVerificationError, ClientId, IssuerUrl, Nonce, SignatureVerificationError,
+    ClaimsVerificationError, ClientId, IssuerUrl, Nonce, NonceVerifier, SignatureVerificationError,
 };
 use serde_json::{Map, Value};
 use ward_store::Clock;
@@ -149,6 +149,27 @@ impl IdTokenValidator {
         if nonce.is_empty() {
             return Err(IdTokenError::MissingExpectedNonce);
         }
+        let expected_nonce = Nonce::new(nonce.expose().to_owned());
+        self.validate_with(id_token, keys, &expected_nonce)
+    }
+
+    /// Validates an ID token from a refresh response (OpenID Connect Core §12.2): every check
+    /// of a login but the nonce, which belongs to the original authentication (IdPs repeat it
+    /// or leave it out). That `sub` is the session's is the caller's check.
+    pub(crate) fn validate_refreshed(
+        &self,
+        id_token: &CoreIdToken,
+        keys: &CoreJsonWebKeySet,
+    ) -> Result<VerifiedIdToken, IdTokenError> {
+        self.validate_with(id_token, keys, |_: Option<&Nonce>| Ok(()))
+    }
+
+    fn validate_with(
+        &self,
+        id_token: &CoreIdToken,
+        keys: &CoreJsonWebKeySet,
+        nonce: impl NonceVerifier,
+    ) -> Result<VerifiedIdToken, IdTokenError> {
         let now = self.clock.now();
         // openidconnect rejects `now >= exp`; shifting its clock back grants the skew.
         let skewed_now = UNIX_EPOCH + Duration::from_secs(now.saturating_sub(CLOCK_SKEW));
@@ -159,8 +180,7 @@ impl IdTokenValidator {
         )
         .set_allowed_algs(self.algs.iter().cloned())
         .set_time_fn(move || skewed_now.into());
-        let expected_nonce = Nonce::new(nonce.expose().to_owned());
-        let claims = id_token.claims(&verifier, &expected_nonce)?;
+        let claims = id_token.claims(&verifier, nonce)?;
 
         match claims.authorized_party() {
             Some(azp) if azp.as_str() != self.client_id.as_str() => {

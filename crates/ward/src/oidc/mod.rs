@@ -10,12 +10,14 @@
 //! revokes tokens and reduces IdP failures to summaries that cannot leak a token.
 
 mod authorize;
+mod client_credentials;
 mod discovery;
 mod endpoint;
 mod http;
 mod id_token;
 mod jwks;
 mod logout_token;
+mod refresh;
 #[cfg(test)]
 mod tests;
 mod userinfo;
@@ -34,6 +36,7 @@ use url::Url;
 use ward_store::Clock;
 
 pub use self::authorize::PROMPTS;
+pub use self::client_credentials::{ClientTokenError, ClientTokens};
 use self::authorize::{auth_prompt, extra_auth_params, scopes, warn_without_s256};
 pub use self::discovery::DiscoveryError;
 use self::discovery::ProviderMetadata;
@@ -45,6 +48,7 @@ pub use self::id_token::IdTokenError;
 use self::id_token::{IdTokenValidator, VerifiedIdToken, user_claims};
 use self::jwks::KeyCache;
 pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
+pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
 use self::logout_token::{LogoutTokenValidator, allowed_algs};
 use crate::config::{ClientAuth, OidcConfig};
 use crate::secret::SecretString;
