@@ -172,7 +172,11 @@ async fn admit(
         // rather than the ones this request loaded (SPEC §5; `session::refresh`).
         if matches!(route.token, TokenMode::User | TokenMode::UserOptional) {
             let skew = state.config.oidc.refresh_skew;
-            match state.sessions.ensure_fresh(session, &state.oidc, skew).await {
+            match state
+                .sessions
+                .ensure_fresh(session, &state.oidc, skew)
+                .await
+            {
                 Ok(()) => {}
                 // Refused: the session is gone; `user-optional` goes on anonymously.
                 Err(RefreshError::Ended) if route.token == TokenMode::UserOptional => ended = true,

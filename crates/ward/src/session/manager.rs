@@ -11,6 +11,7 @@ use ward_store::{Clock, Record, SessionStore, StoreError};
 
 use super::cookie::{self, CookieAttributes, LoginBinding, SessionCookie};
 use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
+use super::refresh::RefreshFlights;
 use super::seal::Sealer;
 use crate::oidc::TokenSet;
 use crate::secret::SecretString;
@@ -72,6 +73,8 @@ pub struct SessionManager {
     settings: SessionSettings,
     login_cookie_name: String,
     login_cookie: CookieAttributes,
+    /// In-process single flight and back-off of access-token refreshes (see [`super::refresh`]).
+    refreshes: RefreshFlights,
 }
 
 impl SessionManager {
@@ -96,6 +99,7 @@ impl SessionManager {
             settings,
             login_cookie_name,
             login_cookie,
+            refreshes: RefreshFlights::default(),
         }
     }
 
@@ -143,6 +147,15 @@ impl SessionManager {
         let Some(cookie) = self.session_cookie(cookie_header) else {
             return Ok(None);
         };
+        self.load_cookie(cookie).await
+    }
+
+    /// The session these cookie credentials name, read afresh from the store (`load` without
+    /// the header parsing; token refresh re-reads with it).
+    pub(super) async fn load_cookie(
+        &self,
+        cookie: SessionCookie,
+    ) -> Result<Option<LoadedSession>, StoreError> {
         let key = self.sealer.store_key(SESSION_NS, cookie.id());
         let Some(sealed) = self.store.get(&key).await? else {
             return Ok(None);
@@ -381,6 +394,17 @@ impl SessionManager {
             return Ok(None);
         }
         Ok(Some(tx))
+    }
+
+    /// Writes an updated session over its live record (token refresh); `false` when the
+    /// session ended meanwhile.
+    pub(super) async fn save_existing(&self, session: &LoadedSession) -> Result<bool, StoreError> {
+        self.save(session, Write::Existing).await
+    }
+
+    /// Hooks of the token refresh: clock and in-process refresh state.
+    pub(super) fn refresh_parts(&self) -> (&Arc<dyn Clock>, &RefreshFlights) {
+        (&self.clock, &self.refreshes)
     }
 
     /// Seals and writes the session; with [`Write::Existing`] only over a live record, so an

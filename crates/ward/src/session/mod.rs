@@ -8,6 +8,7 @@ pub mod keyring;
 pub mod manager;
 pub mod random;
 pub mod record;
+pub mod refresh;
 pub mod seal;
 
 pub use manager::{LoadedSession, SessionManager, SessionSettings};
