@@ -40,6 +40,12 @@ pub enum ApiError {
     /// 413: request body too large.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// 414: the request target is longer than Ward reads.
+    #[error("URI too long")]
+    UriTooLong,
+    /// 431: the request's header fields are larger than Ward reads.
+    #[error("request header fields too large")]
+    HeadersTooLarge,
     /// 502: the upstream or the IdP could not be reached or answered badly.
     #[error("upstream unavailable")]
     UpstreamUnavailable,
@@ -67,6 +73,8 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UriTooLong => StatusCode::URI_TOO_LONG,
+            Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -86,6 +94,8 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::UriTooLong => "uri_too_long",
+            Self::HeadersTooLarge => "headers_too_large",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::StoreUnavailable => "store_unavailable",

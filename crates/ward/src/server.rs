@@ -183,8 +183,7 @@ pub async fn run(
     result
 }
 
-/// How long a client has to send a complete HTTP/1 request head (slow clients, D-01); an idle
-/// keep-alive connection is closed after as long without a new request.
+/// How long a client has to send a complete HTTP/1 request head (slow clients, D-01).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
 /// Streams one HTTP/2 connection may have open at once (D-02).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -216,7 +215,11 @@ async fn serve(
                 Ok(accepted) => accepted,
                 Err(err) if is_connection_error(&err) => continue,
                 Err(err) => {
-                    tracing::error!(event = "accept_failed", error = %err, "cannot accept connections");
+                    tracing::error!(
+                        event = "accept_failed",
+                        error = %err,
+                        "cannot accept connections"
+                    );
                     tokio::time::sleep(ACCEPT_BACKOFF).await;
                     continue;
                 }
@@ -245,14 +248,20 @@ async fn serve(
             let mut conn = std::pin::pin!(conn);
             let result = tokio::select! {
                 result = conn.as_mut() => result,
-                () = async { let _ = closing.wait_for(|closing| *closing).await; } => {
+                () = async {
+                    let _ = closing.wait_for(|closing| *closing).await;
+                } => {
                     conn.as_mut().graceful_shutdown();
                     conn.await
                 }
             };
             if let Err(err) = result {
                 // Malformed requests, resets and timeouts of clients: theirs, not Ward's.
-                tracing::debug!(event = "connection_error", error = %err, "connection ended with an error");
+                tracing::debug!(
+                    event = "connection_error",
+                    error = %err,
+                    "connection ended with an error"
+                );
             }
         });
     }
@@ -266,8 +275,7 @@ async fn serve(
 /// HTTP/1 and HTTP/2 server settings: the outer ring of `security::limits` (head buffer,
 /// header count, HTTP/2 header list), the header read timeout, the HTTP/2 stream cap. hyper's
 /// own HTTP/2 defaults bound reset floods (CVE-2023-44487) and pending accepts.
-fn connection_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>
-{
+fn connection_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
     use crate::security::limits;
     use hyper_util::rt::{TokioExecutor, TokioTimer};
 

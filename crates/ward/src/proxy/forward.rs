@@ -60,9 +60,9 @@ impl UpstreamClient {
 /// bytes, the upstream exchange is aborted (the body fails, so hyper drops the connection
 /// without ending the request: the upstream never sees a complete request) and, when the
 /// upstream has not answered yet, the browser gets `413 payload_too_large`. When the upstream
-/// answered before the body ended (an early response), that answer is already streaming to
-/// the browser and the overflow cuts it short: the browser sees its connection (HTTP/1.1) or
-/// stream (HTTP/2) reset.
+/// answered before the body ended (an early response), that answer goes to the browser; the
+/// overflow then closes the upstream connection, cutting short whatever of the answer had not
+/// arrived yet (the browser sees its HTTP/1.1 connection closed or its HTTP/2 stream reset).
 pub(crate) async fn send_limited(
     client: &UpstreamClient,
     route: &Route,
