@@ -67,12 +67,14 @@ pub async fn open_store(
             )
             .await?,
         ),
-        // TEMP(lead): the postgres backend is being built.
-        StoreKind::Postgres => {
-            return Err(ward_store::StoreError::Unavailable(
-                "this store kind is not built yet".into(),
-            ));
-        }
+        StoreKind::Postgres => Arc::new(
+            ward_store_postgres::PostgresStore::connect(
+                store_url(config)?,
+                &config.store.key_prefix,
+                clock,
+            )
+            .await?,
+        ),
     })
 }
 
