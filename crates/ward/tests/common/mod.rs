@@ -202,7 +202,7 @@ pub fn redis_url() -> String {
 /// The machine's PostgreSQL for tests (`WARD_TEST_POSTGRES_URL` overrides).
 pub fn postgres_url() -> String {
     std::env::var("WARD_TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test?sslmode=disable".to_owned())
 }
 
 /// `url` and a key prefix of its own for the shared-server stores, so test runs never collide.
