@@ -1,0 +1,420 @@
+//! Real faults under the real binary (SPEC §2, §6): a Redis server that really stops and comes
+//! back, and a Ward killed with SIGKILL in the middle of a burst of logins on its embedded store.
+//!
+//! A PostgreSQL outage is not simulated here: the machine's one PostgreSQL server is shared by
+//! every test run, and stopping it would break them.
+
+mod common;
+#[path = "support/procs.rs"]
+mod procs;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use procs::{Output, PATIENCE, WardProcess, free_port, login_across, login_from, unique_prefix};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::{Child, Command};
+use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions, Reply};
+
+/// The admin token of these tests (test-only).
+const ADMIN_TOKEN: &str = "faults-admin-token-0123456789abcdef";
+
+/// A `redis-server` of this test's own, on a loopback port, with an append-only file in `dir`
+/// fsynced on every write, so its data survives being stopped and started again.
+struct RedisServer {
+    port: u16,
+    dir: PathBuf,
+    output: Output,
+    child: Child,
+}
+
+impl RedisServer {
+    /// Starts it and waits until it answers `PING` (after loading its append-only file).
+    async fn start(port: u16, dir: &Path) -> Self {
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args([
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
+            .arg("--dir")
+            .arg(dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run redis-server ({e}): this test needs it on PATH; it never skips")
+            });
+        let output = Output::default();
+        output.collect(child.stdout.take().expect("piped stdout"));
+        output.collect(child.stderr.take().expect("piped stderr"));
+        let mut server = Self {
+            port,
+            dir: dir.to_owned(),
+            output,
+            child,
+        };
+        let deadline = Instant::now() + PATIENCE;
+        while !server.answers_ping().await {
+            if let Ok(Some(status)) = server.child.try_wait() {
+                panic!(
+                    "redis-server on 127.0.0.1:{port} exited ({status}):\n{}",
+                    server.output.text()
+                );
+            }
+            assert!(
+                Instant::now() < deadline,
+                "redis-server on 127.0.0.1:{port} never answered PING:\n{}",
+                server.output.text()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server
+    }
+
+    /// Whether the server answers `PING` with `+PONG` (not `-LOADING`) right now.
+    async fn answers_ping(&self) -> bool {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await else {
+            return false;
+        };
+        if stream.write_all(b"PING\r\n").await.is_err() {
+            return false;
+        }
+        let mut answer = [0u8; 64];
+        match tokio::time::timeout(Duration::from_secs(2), stream.read(&mut answer)).await {
+            Ok(Ok(n)) => answer[..n].starts_with(b"+PONG"),
+            _ => false,
+        }
+    }
+
+    /// `redis-cli shutdown` (which writes out the append-only file) and waits for the exit.
+    async fn shut_down(mut self) -> PathBuf {
+        let _ = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.port.to_string(), "shutdown"])
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .expect("run redis-cli (needed on PATH)");
+        let status = tokio::time::timeout(PATIENCE, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("redis-server did not stop:\n{}", self.output.text()))
+            .expect("reap redis-server");
+        assert!(status.success(), "{status}:\n{}", self.output.text());
+        assert!(
+            tokio::net::TcpStream::connect(("127.0.0.1", self.port))
+                .await
+                .is_err(),
+            "redis is really down"
+        );
+        self.dir
+    }
+}
+
+/// Writes a configuration for `ward serve` on `port` and returns its path.
+fn write_config(dir: &Path, port: u16, idp: &Idp, upstream: &EchoUpstream, extra: &str) -> PathBuf {
+    let path = dir.join("ward.toml");
+    std::fs::write(
+        &path,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://localhost:{port}"
+trusted_proxy_hops = 1
+
+[oidc]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+
+[crypto]
+keys = ["{key}"]
+
+[telemetry]
+log_format = "json"
+log_level = "info"
+
+[[routes]]
+prefix = "/api"
+upstream = "{api}"
+token = "user"
+
+{extra}
+"#,
+            issuer = idp.issuer(),
+            api = upstream.url(),
+            key = common::TEST_KEY,
+        ),
+    )
+    .expect("write the configuration");
+    path
+}
+
+/// Asserts `reply` is the store-unavailable answer and gives nothing of the failure away.
+fn assert_store_unavailable(what: &str, reply: &Reply, redis_port: u16) {
+    assert_eq!(reply.status, 503, "{what}: {}", reply.text());
+    let body = reply.json().unwrap_or_else(|e| panic!("{what}: {e:#}"));
+    assert_eq!(body["error"], "store_unavailable", "{what}: {body}");
+    assert!(reply.header("retry-after").is_some(), "{what}: Retry-After");
+    let text = reply.text().to_lowercase();
+    for internal in [
+        "redis",
+        "refused",
+        "os error",
+        "127.0.0.1",
+        &redis_port.to_string(),
+    ] {
+        assert!(
+            !text.contains(internal),
+            "{what} leaks {internal:?}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_redis_outage_is_503_and_the_same_cookie_works_again_once_redis_is_back() {
+    let redis_dir = tempfile::tempdir().expect("temp dir");
+    let redis_port = free_port();
+    let redis = RedisServer::start(redis_port, redis_dir.path()).await;
+    let (port, admin_port) = (free_port(), free_port());
+    let idp = Idp::start(IdpOptions::new(format!("http://localhost:{port}")))
+        .await
+        .expect("start the IdP");
+    let upstream = EchoUpstream::start().await.expect("start the upstream");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        port,
+        &idp,
+        &upstream,
+        &format!(
+            r#"
+[store]
+kind = "redis"
+url = "redis://127.0.0.1:{redis_port}"
+key_prefix = "{prefix}"
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+token = "{ADMIN_TOKEN}"
+"#,
+            prefix = unique_prefix(':'),
+        ),
+    );
+    let ward = WardProcess::start(dir.path(), &config, port).await;
+    let admin = reqwest::Client::new();
+    let readyz = format!("http://127.0.0.1:{admin_port}/readyz");
+    let ready = admin.get(&readyz).send().await.expect("GET /readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+
+    let browser = Browser::new().expect("browser");
+    let callback = login_across(&browser, &ward.origin, &ward.origin, "alice")
+        .await
+        .expect("log in");
+    assert_eq!(callback.status, 302, "{}", callback.text());
+    let me = browser.get(ward.url("/bff/user")).await.expect("GET");
+    assert_eq!(me.status, 200, "{}", me.text());
+    let csrf = me.json().expect("JSON")["csrfToken"]
+        .as_str()
+        .expect("csrfToken")
+        .to_owned();
+
+    let redis_dir_path = redis.shut_down().await;
+    upstream.clear();
+
+    let user = browser.get(ward.url("/bff/user")).await.expect("GET");
+    assert_store_unavailable("/bff/user", &user, redis_port);
+    let api = browser.get(ward.url("/api/things")).await.expect("GET");
+    assert_store_unavailable("/api/things", &api, redis_port);
+    assert!(
+        upstream.requests().is_empty(),
+        "nothing forwarded without the session"
+    );
+    let login = Browser::new()
+        .expect("browser")
+        .get(ward.url("/bff/login"))
+        .await
+        .expect("GET");
+    assert_store_unavailable("/bff/login", &login, redis_port);
+    let logout = browser
+        .post(ward.url("/bff/logout"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .expect("POST");
+    assert_store_unavailable("/bff/logout", &logout, redis_port);
+    assert!(
+        logout.set_cookie("__Host-ward").is_none(),
+        "the cookie is kept"
+    );
+    let unready = admin.get(&readyz).send().await.expect("GET /readyz");
+    assert_eq!(unready.status().as_u16(), 503);
+    let checks: serde_json::Value = unready.json().await.expect("readyz JSON");
+    assert_eq!(checks["checks"]["store"], "down", "{checks}");
+
+    // Same port, same data directory; Ward is not restarted.
+    let _redis = RedisServer::start(redis_port, &redis_dir_path).await;
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let back = loop {
+        let reply = browser.get(ward.url("/bff/user")).await.expect("GET");
+        if reply.status != 503 || Instant::now() > deadline {
+            break reply;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(
+        back.status,
+        200,
+        "the same cookie works again: {}\n{}",
+        back.text(),
+        ward.output.text()
+    );
+    let back = back.json().expect("JSON");
+    assert_eq!(back["sub"], "alice");
+    assert_eq!(back["csrfToken"], csrf.as_str());
+    let api = browser.get(ward.url("/api/things")).await.expect("GET");
+    assert_eq!(api.status, 200, "{}", api.text());
+    let ready = admin.get(&readyz).send().await.expect("GET /readyz");
+    assert_eq!(ready.status().as_u16(), 200);
+}
+
+/// How many logins the burst tries, at most how many at once, and after how many
+/// acknowledged ones Ward is killed.
+const BURST: usize = 40;
+const CONCURRENCY: usize = 8;
+const KILL_AFTER: usize = BURST / 2;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn every_acknowledged_login_survives_a_sigkill_during_a_burst_on_the_embedded_store() {
+    let port = free_port();
+    let idp = Idp::start(IdpOptions::new(format!("http://localhost:{port}")))
+        .await
+        .expect("start the IdP");
+    let upstream = EchoUpstream::start().await.expect("start the upstream");
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = write_config(
+        dir.path(),
+        port,
+        &idp,
+        &upstream,
+        "[store]\nkind = \"embedded\"\npath = \"data/ward.db\"\n",
+    );
+    let mut first = WardProcess::start(dir.path(), &config, port).await;
+
+    // Each login is its own browser and client address; one that got its 302 and session
+    // cookie is acknowledged.
+    let acknowledged: Arc<Mutex<Vec<(String, Browser)>>> = Arc::default();
+    let (acked_tx, mut acked_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let permits = Arc::new(tokio::sync::Semaphore::new(CONCURRENCY));
+    let killed = Arc::new(AtomicBool::new(false));
+    let mut burst = tokio::task::JoinSet::new();
+    for i in 0..BURST {
+        let (origin, acknowledged, acked_tx, permits, killed) = (
+            first.origin.clone(),
+            acknowledged.clone(),
+            acked_tx.clone(),
+            permits.clone(),
+            killed.clone(),
+        );
+        burst.spawn(async move {
+            let _permit = permits.acquire_owned().await.expect("semaphore");
+            let user = format!("user{i}");
+            let browser = Browser::new().expect("browser");
+            let ip = format!("10.0.0.{}", i + 1);
+            match login_from(&browser, &origin, &origin, &user, Some(&ip)).await {
+                Ok(reply) if reply.status == 302 && reply.set_cookie("__Host-ward").is_some() => {
+                    acknowledged
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .push((user, browser));
+                    let _ = acked_tx.send(());
+                    Ok(())
+                }
+                Ok(reply) => Err(format!(
+                    "{user}: the callback answered {}: {}",
+                    reply.status,
+                    reply.text()
+                )),
+                // Cut off by the kill: not acknowledged, and that is all it means.
+                Err(_) if killed.load(Ordering::SeqCst) => Ok(()),
+                Err(err) => Err(format!("{user} failed before the kill: {err:#}")),
+            }
+        });
+    }
+    drop(acked_tx);
+    for n in 0..KILL_AFTER {
+        let acked = tokio::time::timeout(PATIENCE, acked_rx.recv())
+            .await
+            .unwrap_or_else(|_| panic!("only {n} logins acknowledged\n{}", first.output.text()));
+        assert!(acked.is_some(), "the burst ended after {n} logins");
+    }
+    killed.store(true, Ordering::SeqCst);
+    first.kill_hard().await;
+    let mut failures = Vec::new();
+    while let Some(joined) = burst.join_next().await {
+        if let Err(failure) = joined.expect("a login task panicked") {
+            failures.push(failure);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{failures:#?}\n{}",
+        first.output.text()
+    );
+    let acknowledged = std::mem::take(&mut *acknowledged.lock().unwrap_or_else(|p| p.into_inner()));
+    eprintln!(
+        "{} of {BURST} logins acknowledged when ward was killed",
+        acknowledged.len()
+    );
+    assert!(
+        acknowledged.len() >= KILL_AFTER && acknowledged.len() < BURST,
+        "killed mid-burst: {} of {BURST} acknowledged",
+        acknowledged.len()
+    );
+    drop(first);
+
+    let restarted = WardProcess::start(dir.path(), &config, port).await;
+    for (user, browser) in &acknowledged {
+        let me = browser.get(restarted.url("/bff/user")).await.expect("GET");
+        assert_eq!(
+            me.status,
+            200,
+            "{user}'s acknowledged session is lost: {}",
+            me.text()
+        );
+        assert_eq!(me.json().expect("JSON")["sub"], user.as_str());
+    }
+    let after = Browser::new().expect("browser");
+    let callback = login_across(&after, &restarted.origin, &restarted.origin, "after")
+        .await
+        .expect("log in after the restart");
+    assert_eq!(callback.status, 302, "the store takes writes again");
+    let log = restarted.output.text();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .filter_map(|line| serde_json::from_str(line).ok())
+        .collect();
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["event"] == "listening" && l["level"] == "INFO"),
+        "the restart logged JSON lines with levels:\n{log}"
+    );
+    let troubles: Vec<&serde_json::Value> = lines
+        .iter()
+        .filter(|l| l["level"] == "ERROR" || l["level"] == "WARN" || l["event"] == "store_error")
+        .collect();
+    assert!(
+        troubles.is_empty(),
+        "the restart on the killed store's file logged trouble: {troubles:#?}"
+    );
+}
