@@ -27,16 +27,16 @@ const DISCOVERY_ATTEMPTS: u32 = 5;
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     /// `[crypto] keys` unusable.
-    #[error("crypto.keys: {0}")]
+    #[error("crypto.keys")]
     Keys(#[from] KeyRingError),
     /// The store cannot be opened.
-    #[error("store: {0}")]
+    #[error("store")]
     Store(#[from] ward_store::StoreError),
     /// The IdP's metadata could not be loaded.
-    #[error("oidc: {0}")]
+    #[error("oidc")]
     Oidc(#[from] OidcError),
     /// A route is invalid.
-    #[error("{0}")]
+    #[error("routes")]
     Routes(#[from] ProxyError),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
