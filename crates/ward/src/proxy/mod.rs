@@ -10,9 +10,9 @@
 //! `Set-Cookie`s naming Ward's cookies. WebSocket upgrades take the same rewrite, then
 //! `Proxy::forward_upgrade` splices the two connections (`websocket.rs`).
 //!
-//! Not yet here, and shaped to be added: refresh before forwarding (the caller supplies the
-//! bearer), `user-optional` and `client` token modes (a new [`TokenMode`] arm in
-//! [`Proxy::forward`]'s bearer decision).
+//! The caller (`app.rs`) decides the bearer: the session's access token (refreshed first when
+//! near expiry) for `user` and `user-optional`, Ward's client-credentials token for `client`;
+//! [`Proxy::forward`] attaches it as the route's [`TokenMode`] allows.
 
 mod cookies;
 mod forward;
