@@ -128,3 +128,52 @@ async fn tampered_or_foreign_cookie_chunks_are_no_session_and_backchannel_is_abs
         "no back-channel logout without server-side sessions"
     );
 }
+
+#[tokio::test]
+async fn key_rotation_keeps_cookie_sessions_and_retiring_the_key_logs_them_out() {
+    const NEW: &str = "test2:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8";
+    let ward = Ward::start_with(cookie_mode()).await;
+    let (browser, _) = ward.logged_in("alice").await;
+    let sealed_under_old = browser.cookie("localhost", "__Host-ward.s0").unwrap();
+    ward.stop().await;
+
+    let rotated = Ward::start_with(Options {
+        keys: vec![NEW.to_owned(), common::TEST_KEY.to_owned()],
+        ..cookie_mode()
+    })
+    .await;
+    rotated.clock.advance(2 * 60);
+    let me = browser.get(rotated.url("/bff/user")).await.unwrap();
+    assert_eq!(
+        me.status, 200,
+        "sessions sealed under the old key still open"
+    );
+    let resealed = browser.cookie("localhost", "__Host-ward.s0").unwrap();
+    assert_ne!(
+        resealed, sealed_under_old,
+        "the next request re-seals under the new key"
+    );
+    rotated.stop().await;
+
+    let retired = Ward::start_with(Options {
+        keys: vec![NEW.to_owned()],
+        ..cookie_mode()
+    })
+    .await;
+    let stale = browser.fresh().unwrap();
+    stale.set_cookie(
+        "localhost",
+        "__Host-ward",
+        &browser.cookie("localhost", "__Host-ward").unwrap(),
+    );
+    stale.set_cookie("localhost", "__Host-ward.s0", &sealed_under_old);
+    let reply = stale.get(retired.url("/bff/user")).await.unwrap();
+    assert_eq!(
+        reply.status, 401,
+        "an old-key session reads as logged out, not as an error"
+    );
+    assert_eq!(
+        browser.get(retired.url("/bff/user")).await.unwrap().status,
+        200
+    );
+}
