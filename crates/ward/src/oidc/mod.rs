@@ -36,8 +36,8 @@ use url::Url;
 use ward_store::Clock;
 
 pub use self::authorize::PROMPTS;
-pub use self::client_credentials::{ClientTokenError, ClientTokens};
 use self::authorize::{auth_prompt, extra_auth_params, scopes, warn_without_s256};
+pub use self::client_credentials::{ClientTokenError, ClientTokens};
 pub use self::discovery::DiscoveryError;
 use self::discovery::ProviderMetadata;
 use self::endpoint::ClientCredentials;
