@@ -22,9 +22,7 @@ pub(crate) fn keep_or_start(headers: &mut HeaderMap) {
         return;
     }
     headers.remove(TRACESTATE);
-    if let Ok(value) = HeaderValue::try_from(new_traceparent()) {
-        headers.insert(TRACEPARENT, value);
-    }
+    headers.insert(TRACEPARENT, new_traceparent());
 }
 
 /// W3C Trace Context version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower-case, ids not all zero.
@@ -52,21 +50,51 @@ pub(crate) fn is_valid_traceparent(value: &[u8]) -> bool {
         && not_zero(span)
 }
 
-/// A fresh sampled `traceparent` from the CSPRNG, so upstreams with parent-based sampling
-/// record the request.
-fn new_traceparent() -> String {
-    format!(
-        "00-{}-{}-01",
-        hex(&random::bytes::<16>()),
-        hex(&random::bytes::<8>())
-    )
+/// A fresh sampled `traceparent`, so upstreams with parent-based sampling record the request.
+///
+/// Trace ids are not secrets (they travel in clear to every upstream), but the access log
+/// correlates by them, so they must not repeat: they come from a per-thread generator seeded
+/// from the OS CSPRNG (see [`fast_random`]), not from a call into the CSPRNG per request.
+fn new_traceparent() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = *b"00-00000000000000000000000000000000-0000000000000000-01";
+    let (trace_hi, trace_lo, span) = loop {
+        let ids = (fast_random(), fast_random(), fast_random());
+        // All-zero ids are invalid (W3C Trace Context); astronomically unlikely, but cheap.
+        if (ids.0 | ids.1) != 0 && ids.2 != 0 {
+            break ids;
+        }
+    };
+    let mut put = |at: usize, value: u64| {
+        for (i, byte) in value.to_be_bytes().into_iter().enumerate() {
+            out[at + 2 * i] = HEX[usize::from(byte >> 4)];
+            out[at + 2 * i + 1] = HEX[usize::from(byte & 0x0f)];
+        }
+    };
+    put(3, trace_hi);
+    put(19, trace_lo);
+    put(36, span);
+    HeaderValue::from_bytes(&out).unwrap_or_else(|_| HeaderValue::from_static(FALLBACK))
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
+/// Unreachable in practice (the value is always lower-case hex); keeps the code panic-free.
+const FALLBACK: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+thread_local! {
+    /// wyrand state, seeded once per thread from the OS CSPRNG.
+    static STATE: std::cell::Cell<u64> =
+        std::cell::Cell::new(u64::from_ne_bytes(random::bytes::<8>()));
+}
+
+/// 64 bits from a per-thread wyrand generator: a full-period (2^64) sequence per thread from an
+/// independent random seed, so ids neither repeat within a thread nor collide across threads
+/// beyond chance. Not for secrets.
+fn fast_random() -> u64 {
+    STATE.with(|state| {
+        let s = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        state.set(s);
+        let t = u128::from(s) * u128::from(s ^ 0xe703_7ed1_a0b4_28db);
+        ((t >> 64) as u64) ^ (t as u64)
     })
 }
 
@@ -129,6 +157,19 @@ mod tests {
         let sent = sent(&headers);
         assert_eq!(sent.len(), 1);
         assert_ne!(sent[0], PARENT);
+    }
+
+    #[test]
+    fn generated_traceparents_are_valid_and_do_not_repeat() {
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..10_000 {
+            let value = new_traceparent();
+            assert!(is_valid_traceparent(value.as_bytes()));
+            assert!(
+                seen.insert(value.as_bytes()[3..35].to_vec()),
+                "trace id repeated"
+            );
+        }
     }
 
     #[test]

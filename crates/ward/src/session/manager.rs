@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
+use super::cache::OpenedCache;
 use super::cookie::{self, CookieAttributes, LoginBinding, SessionCookie};
 use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
@@ -75,6 +76,9 @@ pub struct SessionManager {
     login_cookie: CookieAttributes,
     /// In-process single flight and back-off of access-token refreshes (see [`super::refresh`]).
     refreshes: RefreshFlights,
+    /// Opened sessions, reused while their record in the store is unchanged (see
+    /// [`super::cache`]).
+    opened: OpenedCache,
 }
 
 impl SessionManager {
@@ -100,6 +104,7 @@ impl SessionManager {
             login_cookie_name,
             login_cookie,
             refreshes: RefreshFlights::default(),
+            opened: OpenedCache::default(),
         }
     }
 
@@ -158,8 +163,17 @@ impl SessionManager {
     ) -> Result<Option<LoadedSession>, StoreError> {
         let key = self.sealer.store_key(SESSION_NS, cookie.id());
         let Some(sealed) = self.store.get(&key).await? else {
+            self.opened.remove(&key);
             return Ok(None);
         };
+        if let Some(data) = self.opened.get(&key, cookie.secret(), &sealed) {
+            // The very record this cookie opened before: same result, without the open and
+            // the parse.
+            if self.expires_at(&data) <= self.clock.now() {
+                return Ok(None);
+            }
+            return Ok(Some(LoadedSession { cookie, key, data }));
+        }
         let opened = match self.sealer.open(&key, cookie.secret(), &sealed) {
             Ok(opened) => opened,
             Err(err) => {
@@ -185,6 +199,9 @@ impl SessionManager {
                 return Ok(None);
             }
             tracing::info!(event = "session_resealed", session = session.log_id());
+        } else {
+            self.opened
+                .insert(&session.key, session.cookie.secret(), sealed, &session.data);
         }
         Ok(Some(session))
     }
@@ -232,11 +249,13 @@ impl SessionManager {
 
     /// Deletes the record under a session store key (the session a new login replaces).
     pub async fn delete_key(&self, key: &str) -> Result<(), StoreError> {
+        self.opened.remove(key);
         self.store.delete(key).await.map(|_| ())
     }
 
     /// Deletes the session record.
     pub async fn delete(&self, session: &LoadedSession) -> Result<(), StoreError> {
+        self.opened.remove(&session.key);
         self.store.delete(&session.key).await.map(|_| ())
     }
 
@@ -265,6 +284,7 @@ impl SessionManager {
         };
         let mut ended = 0;
         for key in keys {
+            self.opened.remove(&key);
             if self.store.delete(&key).await? {
                 ended += 1;
             }
@@ -410,6 +430,7 @@ impl SessionManager {
     /// Seals and writes the session; with [`Write::Existing`] only over a live record, so an
     /// ended session is never written back. `false` when there was nothing to overwrite.
     async fn save(&self, session: &LoadedSession, write: Write) -> Result<bool, StoreError> {
+        self.opened.remove(&session.key);
         let plaintext =
             serde_json::to_vec(&session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
         let mut indexes = self.sealer.index_keys("sub", &session.data.sub);
@@ -445,6 +466,13 @@ mod tests {
     fn manager() -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
         let clock = Arc::new(ManualClock::new(1_000_000));
         let store = Arc::new(MemoryStore::new(clock.clone()));
+        manager_over(store, clock)
+    }
+
+    fn manager_over(
+        store: Arc<MemoryStore>,
+        clock: Arc<ManualClock>,
+    ) -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
         let ring = KeyRing::from_config(&[SecretString::new(KEY)]).unwrap();
         let settings = SessionSettings {
             idle_timeout: 1800,
@@ -488,6 +516,52 @@ mod tests {
         assert!(!manager.slide(&mut in_flight).await.unwrap());
         assert_eq!(store.get(&in_flight.key).await.unwrap(), None);
         assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_deleted_by_another_instance_is_not_served() {
+        let (manager, _, store) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        let cookie = header(&created);
+        assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
+        assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
+        // Another instance's logout: straight to the shared store, past this manager.
+        assert!(store.delete(&created.key).await.unwrap());
+        assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_replaced_by_another_instance_is_read_afresh() {
+        let (manager, clock, store) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        let cookie = header(&created);
+        manager.load(Some(&cookie)).await.unwrap().unwrap();
+        // Another instance (same keys, same store) refreshes the tokens.
+        let (other, _, _) = manager_over(store.clone(), clock.clone());
+        let mut session = other.load(Some(&cookie)).await.unwrap().unwrap();
+        session.data.access_token = SecretString::new("at-2");
+        assert!(other.save_existing(&session).await.unwrap());
+        let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        assert_eq!(reloaded.data.access_token.expose(), "at-2");
+    }
+
+    #[tokio::test]
+    async fn a_cached_session_does_not_open_for_the_id_with_another_secret() {
+        let (manager, _, _) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        manager
+            .load(Some(&header(&created)))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut raw = created.cookie.encode();
+        // Same id, different secret: change a character near the end (inside the secret).
+        let at = raw.len() - 5;
+        let other = if &raw[at..=at] == "A" { "B" } else { "A" };
+        raw.replace_range(at..=at, other);
+        assert!(SessionCookie::parse(&raw).is_some_and(|c| c.id() == created.cookie.id()));
+        let forged = format!("__Host-ward={raw}");
+        assert!(manager.load(Some(&forged)).await.unwrap().is_none());
     }
 
     #[tokio::test]

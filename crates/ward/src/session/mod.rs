@@ -2,6 +2,7 @@
 //! ([`seal`], [`keyring`]) and the [`manager`] that loads, creates, slides and deletes them.
 
 pub mod admin;
+mod cache;
 pub mod cookie;
 pub mod cookie_store;
 pub mod keyring;
