@@ -87,23 +87,21 @@ impl fmt::Display for Redacted<'_> {
         let Some((scheme, rest)) = self.0.split_once("://") else {
             return f.write_str("<not a URL>");
         };
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find('/') {
-            Some(at) => rest.split_at(at),
-            None => (rest, ""),
-        };
         write!(f, "{scheme}://")?;
-        let hosts = match authority.rsplit_once('@') {
-            Some((userinfo, hosts)) => {
+        // The user part ends at the LAST `@`: an unencoded `/`, `?`, `#` or `@` in a password
+        // must not move the cut into the password (it would be printed).
+        let rest = match rest.rsplit_once('@') {
+            Some((userinfo, after)) => {
                 match userinfo.split_once(':') {
                     Some((user, _password)) => write!(f, "{user}:***@")?,
                     None => write!(f, "{userinfo}@")?,
                 }
-                hosts
+                after
             }
-            None => authority,
+            None => rest,
         };
-        write!(f, "{hosts}{path}")
+        let rest = rest.split(['?', '#']).next().unwrap_or_default();
+        f.write_str(rest)
     }
 }
 
@@ -116,6 +114,24 @@ impl fmt::Debug for Redacted<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn passwords_with_url_delimiters_never_show() {
+        for url in [
+            "redis://u:ab/cd@127.0.0.1:6379/0",
+            "redis://u:ab?cd@127.0.0.1:6379",
+            "redis://u:ab#cd@127.0.0.1:6379",
+            "redis://u:ab@cd@127.0.0.1:6379",
+            "redis+cluster://u:x/y@10.0.0.1:6379,10.0.0.2:6379",
+        ] {
+            let shown = Redacted(url).to_string();
+            assert!(
+                !shown.contains("ab") && !shown.contains("cd") && !shown.contains("x/y"),
+                "{shown}"
+            );
+            assert!(shown.contains(":***@"), "{shown}");
+        }
+    }
 
     #[test]
     fn standalone_urls_pass_through_unchanged() {

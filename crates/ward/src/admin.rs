@@ -120,6 +120,7 @@ async fn list_sessions(
     RawQuery(query): RawQuery,
 ) -> Result<Response<Body>, AdminError> {
     authorize(&state.token, &request_headers)?;
+    stateful(&state)?;
     let sub = subject(query.as_deref())?;
     let sessions = SessionAdmin::of(&state.app.sessions).list(&sub).await?;
     Ok(Json(sessions).into_response())
@@ -131,9 +132,19 @@ async fn revoke_sessions(
     RawQuery(query): RawQuery,
 ) -> Result<Response<Body>, AdminError> {
     authorize(&state.token, &request_headers)?;
+    stateful(&state)?;
     let sub = subject(query.as_deref())?;
     let revoked = SessionAdmin::of(&state.app.sessions).revoke(&sub).await?;
     Ok(Json(json!({ "revoked": revoked })).into_response())
+}
+
+/// The stateless cookie store has no sessions to list or revoke: 404 rather than an empty
+/// answer an operator could read as "done".
+fn stateful(state: &Shared) -> Result<(), AdminError> {
+    if state.app.config.store.kind == crate::config::StoreKind::Cookie {
+        return Err(AdminError::Api(ApiError::NotFound));
+    }
+    Ok(())
 }
 
 /// Succeeds only for `Authorization: Bearer <token>` with the configured, non-empty token.

@@ -205,6 +205,26 @@ async fn the_admin_api_lists_and_revokes_one_subjects_sessions_behind_the_token(
 }
 
 #[tokio::test]
+async fn the_cookie_store_has_no_sessions_to_administer_and_says_so() {
+    let ward = Ward::start_with(Options {
+        store: "cookie",
+        ..Default::default()
+    })
+    .await;
+    let admin = Admin::start(&ward).await;
+    ward.logged_in("alice").await;
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let answer = admin
+            .sessions(method.clone(), "alice", Some(ADMIN_TOKEN))
+            .await;
+        assert_eq!(answer.status, 404, "{method}: {}", answer.body);
+        assert_eq!(answer.json()["error"], "not_found");
+    }
+    let refused = admin.sessions(reqwest::Method::GET, "alice", None).await;
+    assert_eq!(refused.status, 401, "the token is checked first");
+}
+
+#[tokio::test]
 async fn the_admin_endpoints_are_not_served_on_the_public_listener() {
     let ward = Ward::start().await;
     let (_browser, me) = ward.logged_in("alice").await;

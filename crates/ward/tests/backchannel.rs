@@ -434,6 +434,33 @@ async fn store_outage_is_503_and_the_same_token_works_once_the_store_is_back() {
 }
 
 #[tokio::test]
+async fn a_logout_the_store_failed_to_carry_out_is_accepted_again_when_the_idp_retries() {
+    let outage = Outage::default();
+    let ward = Ward::start_with(Options {
+        outage: Some(outage.clone()),
+        ..Default::default()
+    })
+    .await;
+    let (alice, _) = ward.logged_in("alice").await;
+    let token = sign(&ward, &claims(&ward, Some("alice"), None), json!({})).await;
+
+    outage.begin_deletes();
+    let reply = post_token(&ward, &token).await;
+    assert_eq!(reply.status, 503, "{}", reply.text());
+    outage.end();
+
+    assert_eq!(
+        user_status(&ward, &alice).await,
+        200,
+        "the failed logout ended nothing"
+    );
+    assert_ok(&post_token(&ward, &token).await);
+    assert_eq!(user_status(&ward, &alice).await, 401);
+    let replay = post_token(&ward, &token).await;
+    assert_invalid(&replay, "a replay after the logout succeeded");
+}
+
+#[tokio::test]
 async fn sessions_indexed_under_a_rotated_out_primary_key_are_still_found() {
     let data = tempfile::tempdir().unwrap();
     let embedded = |keys: Vec<String>| Options {

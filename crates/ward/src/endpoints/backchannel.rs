@@ -35,11 +35,9 @@ pub async fn backchannel_logout(
             return Err(ApiError::InvalidLogoutToken);
         }
     };
-    if !state
-        .sessions
-        .remember_logout_token(&token.jti, token.replay_until())
-        .await?
-    {
+    // The jti is recorded only once the logout is carried out: a delivery the store failed
+    // (503) is accepted again when the IdP retries, and a replay after success is refused.
+    if state.sessions.logout_token_seen(&token.jti).await? {
         tracing::warn!(
             event = "backchannel_logout_rejected",
             reason = "logout token jti replayed"
@@ -49,6 +47,12 @@ pub async fn backchannel_logout(
     let ended = state
         .sessions
         .end_sessions_by(token.sub.as_deref(), token.sid.as_deref())
+        .await?;
+    // `false` means a concurrent delivery of the same token got here first: both ended the
+    // same sessions, so both may answer 200.
+    state
+        .sessions
+        .remember_logout_token(&token.jti, token.replay_until())
         .await?;
     tracing::info!(
         event = "backchannel_logout",

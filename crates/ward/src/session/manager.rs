@@ -307,6 +307,12 @@ impl SessionManager {
         self.store.put_new(&key, record).await
     }
 
+    /// Whether a logout token with this `jti` was already carried out (replay).
+    pub async fn logout_token_seen(&self, jti: &str) -> Result<bool, StoreError> {
+        let key = self.sealer.store_key(LOGOUT_JTI_NS, jti.as_bytes());
+        Ok(self.store.get(&key).await?.is_some())
+    }
+
     /// Store keys of the live sessions indexed under `kind` = `value`, under any ring key.
     async fn indexed(&self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();

@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use async_trait::async_trait;
 use ward_store::{Record, SessionStore, StoreError};
 
-/// The switch of a [`FlakyStore`].
+/// The switch of a [`FlakyStore`]; `deletes` fails only deletes (a store that fails mid-way).
 #[derive(Clone, Default)]
-pub struct Outage(Arc<AtomicBool>);
+pub struct Outage(Arc<AtomicBool>, Arc<AtomicBool>);
 
 impl Outage {
     /// Starts failing every store call.
@@ -20,6 +20,19 @@ impl Outage {
     /// Stops failing.
     pub fn end(&self) {
         self.0.store(false, Ordering::SeqCst);
+        self.1.store(false, Ordering::SeqCst);
+    }
+
+    /// Starts failing deletes only: reads and writes still work.
+    pub fn begin_deletes(&self) {
+        self.1.store(true, Ordering::SeqCst);
+    }
+
+    fn check_delete(&self) -> Result<(), StoreError> {
+        if self.1.load(Ordering::SeqCst) {
+            return Err(StoreError::Unavailable("injected delete failure".into()));
+        }
+        self.check()
     }
 
     fn check(&self) -> Result<(), StoreError> {
@@ -60,7 +73,7 @@ impl SessionStore for FlakyStore {
         self.inner.take(key).await
     }
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.outage.check()?;
+        self.outage.check_delete()?;
         self.inner.delete(key).await
     }
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
