@@ -5,80 +5,16 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::flaky::Outage;
+use common::logout_tokens::{EVENT, claims, post_token, sign, user_status};
 use common::{Options, TEST_KEY, Ward};
 use serde_json::{Value, json};
 use ward_testkit::{Browser, Reply};
 
-const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
-
-/// A `jti` no other token of this test process carries.
-fn fresh_jti() -> String {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    format!(
-        "jti-{}-{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::SeqCst)
-    )
-}
-
-/// Valid logout-token claims at Ward's time; `sub` and `sid` only when given.
-fn claims(ward: &Ward, sub: Option<&str>, sid: Option<&str>) -> Value {
-    let now = ward.clock_now();
-    let mut claims = json!({
-        "iss": ward.idp.issuer(), "aud": "bff", "iat": now, "exp": now + 120,
-        "jti": fresh_jti(), "events": { EVENT: {} },
-    });
-    if let Some(sub) = sub {
-        claims["sub"] = json!(sub);
-    }
-    if let Some(sid) = sid {
-        claims["sid"] = json!(sid);
-    }
-    claims
-}
-
-/// `claims` signed with the IdP's own key (test hook); `header` entries override the default
-/// `{"alg": "RS256", "kid": <the IdP's>, "typ": "logout+jwt"}` (`null` removes one).
-async fn sign(ward: &Ward, claims: &Value, header: Value) -> String {
-    let reply: Value = reqwest::Client::new()
-        .post(ward.idp.url("/__test/sign"))
-        .json(&json!({ "claims": claims, "header": header }))
-        .send()
-        .await
-        .expect("POST /__test/sign")
-        .json()
-        .await
-        .expect("signed token");
-    reply["token"].as_str().expect("token").to_owned()
-}
-
-/// POSTs `logout_token=<token>` as the IdP does: server to server, no cookie, no Origin.
-async fn post_token(ward: &Ward, token: &str) -> Reply {
-    Browser::new()
-        .unwrap()
-        .post(ward.url("/bff/backchannel-logout"))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .expect("POST /bff/backchannel-logout")
-}
-
-async fn user_status(ward: &Ward, browser: &Browser) -> u16 {
-    browser
-        .get(ward.url("/bff/user?slide=false"))
-        .await
-        .expect("GET /bff/user")
-        .status
-        .as_u16()
-}
-
-/// The IdP session id (`sid`) of `browser`'s Ward session, read white-box with its cookie.
 async fn sid_of(ward: &Ward, browser: &Browser) -> String {
     let cookies = browser.cookie_header_for(&ward.url("/"));
     let session = ward

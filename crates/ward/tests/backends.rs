@@ -26,6 +26,7 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use common::logout_tokens::{claims, post_token, sign, user_status};
 use common::{Options, TEST_KEY, Ward, postgres_url, redis_url};
 use serde_json::{Value, json};
 use ward_testkit::{Browser, Reply};
@@ -34,7 +35,6 @@ use ward_testkit::{Browser, Reply};
 const OLD_KID: &str = "test1";
 /// Key id of [`new_key`].
 const NEW_KID: &str = "test2";
-const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 /// Access-token lifetime at the IdP in the at-rest audit: short, so a refresh can be forced.
 const AT_TTL: u64 = 120;
 
@@ -1036,62 +1036,6 @@ async fn sid_of(ward: &Ward, browser: &Browser, who: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Back-channel logout
 // ---------------------------------------------------------------------------------------------
-
-/// A `jti` no other token of this test process carries.
-fn fresh_jti() -> String {
-    format!("jti-{}-{}", std::process::id(), unique_suffix())
-}
-
-/// Valid logout-token claims at Ward's time; `sub` and `sid` only when given.
-fn claims(ward: &Ward, sub: Option<&str>, sid: Option<&str>) -> Value {
-    let now = ward.clock_now();
-    let mut claims = json!({
-        "iss": ward.idp.issuer(), "aud": "bff", "iat": now, "exp": now + 120,
-        "jti": fresh_jti(), "events": { EVENT: {} },
-    });
-    if let Some(sub) = sub {
-        claims["sub"] = json!(sub);
-    }
-    if let Some(sid) = sid {
-        claims["sid"] = json!(sid);
-    }
-    claims
-}
-
-/// `claims` signed with the IdP's own key (its `/__test/sign` hook); `header` entries override
-/// `{"alg": "RS256", "kid": <the IdP's>, "typ": "logout+jwt"}`.
-async fn sign(ward: &Ward, claims: &Value, header: Value) -> String {
-    let reply: Value = reqwest::Client::new()
-        .post(ward.idp.url("/__test/sign"))
-        .json(&json!({ "claims": claims, "header": header }))
-        .send()
-        .await
-        .expect("POST /__test/sign")
-        .json()
-        .await
-        .expect("signed token");
-    reply["token"].as_str().expect("token").to_owned()
-}
-
-/// POSTs `logout_token=<token>` as the IdP does: server to server, no cookie.
-async fn post_token(ward: &Ward, token: &str) -> Reply {
-    Browser::new()
-        .unwrap()
-        .post(ward.url("/bff/backchannel-logout"))
-        .form(&[("logout_token", token)])
-        .send()
-        .await
-        .expect("POST /bff/backchannel-logout")
-}
-
-async fn user_status(ward: &Ward, browser: &Browser) -> u16 {
-    browser
-        .get(ward.url("/bff/user?slide=false"))
-        .await
-        .expect("GET /bff/user")
-        .status
-        .as_u16()
-}
 
 fn assert_invalid(reply: &Reply, case: &str) {
     assert_eq!(reply.status, 400, "{case}: {}", reply.text());

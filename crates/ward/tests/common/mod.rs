@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
 pub mod flaky;
+pub mod logout_tokens;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
