@@ -237,8 +237,16 @@ impl SessionManager {
         if now.saturating_sub(session.data.last_seen) < SLIDE_GRANULARITY {
             return Ok(true);
         }
-        session.data.last_seen = now;
-        self.save(session, Write::Existing).await
+        // Write back the record as it is now, not the copy this request loaded: another
+        // request may have refreshed the tokens meanwhile (a rotated refresh token must not be
+        // overwritten by the one it replaced).
+        let Some(mut current) = self.load_cookie(session.cookie.clone()).await? else {
+            return Ok(false);
+        };
+        current.data.last_seen = now;
+        let written = self.save(&current, Write::Existing).await?;
+        *session = current;
+        Ok(written)
     }
 
     /// The store key named by the session cookie in `cookie_header`, without loading it.
@@ -508,6 +516,32 @@ mod tests {
 
     fn header(session: &LoadedSession) -> String {
         format!("__Host-ward={}", session.cookie.encode())
+    }
+
+    #[tokio::test]
+    async fn a_slide_keeps_tokens_another_request_refreshed_meanwhile() {
+        let (manager, clock, _) = manager();
+        let created = manager.create(tokens()).await.unwrap();
+        let cookie = header(&created);
+        let mut stale = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        let mut refreshed = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        refreshed.data.access_token = SecretString::new("at-2");
+        refreshed.data.refresh_token = Some(SecretString::new("rt-2"));
+        assert!(manager.save_existing(&refreshed).await.unwrap());
+        clock.advance(SLIDE_GRANULARITY);
+        assert!(manager.slide(&mut stale).await.unwrap());
+        let stored = manager.load(Some(&cookie)).await.unwrap().unwrap();
+        assert_eq!(stored.data.access_token.expose(), "at-2");
+        assert_eq!(
+            stored.data.refresh_token.as_ref().map(SecretString::expose),
+            Some("rt-2")
+        );
+        assert_eq!(stored.data.last_seen, clock.now());
+        assert_eq!(
+            stale.data.access_token.expose(),
+            "at-2",
+            "the caller sees the current copy"
+        );
     }
 
     #[tokio::test]
