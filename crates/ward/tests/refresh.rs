@@ -163,13 +163,18 @@ async fn peer_of(ward: &Ward) -> Peer {
         "http://localhost:{}",
         listener.local_addr().expect("addr").port()
     );
-    let state = ward::server::build_state_with_store(
-        ward.state.config.clone(),
-        ward.clock.clone(),
-        ward.state.sessions.store().clone(),
-    )
-    .await
-    .expect("second instance");
+    // A shared server gets a connection of its own, as a second process would; the memory
+    // store can only be shared as the same object.
+    let store = match ward.state.config.store.kind {
+        ward::config::StoreKind::Memory => ward.state.sessions.store().clone(),
+        _ => ward::server::open_store(&ward.state.config, ward.clock.clone())
+            .await
+            .expect("the second instance's store connection"),
+    };
+    let state =
+        ward::server::build_state_with_store(ward.state.config.clone(), ward.clock.clone(), store)
+            .await
+            .expect("second instance");
     let (stop, stopped) = oneshot::channel();
     tokio::spawn(ward::server::run(listener, state, async {
         let _ = stopped.await;
@@ -182,7 +187,30 @@ async fn peer_of(ward: &Ward) -> Peer {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_instances_sharing_a_store_refresh_once() {
-    let ward = Arc::new(start().await);
+    two_instances_refresh_once(start().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_redis_refresh_once() {
+    two_instances_refresh_once(start_on("redis").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_instances_sharing_postgres_refresh_once() {
+    two_instances_refresh_once(start_on("postgres").await).await;
+}
+
+async fn start_on(store: &'static str) -> Ward {
+    Ward::start_with(Options {
+        idp: |idp| idp.at_ttl = Some(AT_TTL),
+        store,
+        ..Options::default()
+    })
+    .await
+}
+
+async fn two_instances_refresh_once(ward: Ward) {
+    let ward = Arc::new(ward);
     let peer = peer_of(&ward).await;
     let (browser, _) = ward.logged_in("alice").await;
     let before = bearer(&ward, &browser, 1).await;
