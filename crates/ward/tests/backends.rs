@@ -22,14 +22,17 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use common::logout_tokens::{claims, post_token, sign, user_status};
+use common::logout_tokens::{
+    assert_invalid, assert_ok, claims, end_idp_session, post_token, sign, user_status,
+    wait_for_idp_log,
+};
 use common::{Options, TEST_KEY, Ward, postgres_url, redis_url};
 use serde_json::{Value, json};
-use ward_testkit::{Browser, Reply};
+use ward_testkit::Browser;
 
 /// Key id of [`TEST_KEY`].
 const OLD_KID: &str = "test1";
@@ -1036,61 +1039,6 @@ async fn sid_of(ward: &Ward, browser: &Browser, who: &str) -> String {
 // ---------------------------------------------------------------------------------------------
 // Back-channel logout
 // ---------------------------------------------------------------------------------------------
-
-fn assert_invalid(reply: &Reply, case: &str) {
-    assert_eq!(reply.status, 400, "{case}: {}", reply.text());
-    assert_eq!(
-        reply.json().unwrap()["error"],
-        "invalid_logout_token",
-        "{case}"
-    );
-}
-
-fn assert_ok(reply: &Reply) {
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    assert!(reply.body.is_empty(), "empty body");
-}
-
-/// Ends `browser`'s session at the IdP without Ward: `GET /session/end?client_id=bff` with the
-/// IdP's session cookie, then the confirmation form. oidc-provider sends the back-channel
-/// logout before it answers the confirmation.
-async fn end_idp_session(ward: &Ward, browser: &Browser) {
-    let page = browser
-        .get(ward.idp.url("/session/end?client_id=bff"))
-        .await
-        .expect("GET /session/end");
-    assert_eq!(page.status, 200, "{}", page.text());
-    let html = page.text();
-    let xsrf = html
-        .split("name=\"xsrf\" value=\"")
-        .nth(1)
-        .and_then(|rest| rest.split('"').next())
-        .expect("the confirmation form has an xsrf field")
-        .to_owned();
-    let confirmed = browser
-        .post(ward.idp.url("/session/end/confirm"))
-        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
-        .send()
-        .await
-        .expect("POST /session/end/confirm");
-    assert!(confirmed.is_redirect(), "{}", confirmed.text());
-}
-
-/// Waits (at most 10 s) until the IdP has logged `count` lines containing `needle`.
-async fn wait_for_idp_log(ward: &Ward, needle: &str, count: usize) -> String {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let logs = ward.idp.logs();
-        if logs.matches(needle).count() >= count {
-            return logs;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "no `{needle}` from the IdP:\n{logs}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 // ---------------------------------------------------------------------------------------------
 // Bytes

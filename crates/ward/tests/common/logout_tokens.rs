@@ -2,6 +2,7 @@
 //! IdP's key through its test-only `/__test/sign` hook, and posted as the IdP posts them.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
 use ward_testkit::{Browser, Reply};
@@ -71,4 +72,63 @@ pub async fn user_status(ward: &Ward, browser: &Browser) -> u16 {
         .expect("GET /bff/user")
         .status
         .as_u16()
+}
+
+/// A `400 invalid_logout_token` refusal, not cached.
+pub fn assert_invalid(reply: &Reply, case: &str) {
+    assert_eq!(reply.status, 400, "{case}: {}", reply.text());
+    assert_eq!(
+        reply.json().unwrap()["error"],
+        "invalid_logout_token",
+        "{case}"
+    );
+    assert_eq!(reply.header("cache-control"), Some("no-store"), "{case}");
+}
+
+/// A `200` with an empty body, not cached.
+pub fn assert_ok(reply: &Reply) {
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(reply.header("cache-control"), Some("no-store"));
+    assert!(reply.body.is_empty(), "empty body");
+}
+
+/// Ends `browser`'s session at the IdP without Ward: `GET /session/end?client_id=bff` with the
+/// IdP's session cookie, then the confirmation form (`xsrf`, `logout=yes`). oidc-provider
+/// sends the back-channel logout before it answers the confirmation.
+pub async fn end_idp_session(ward: &Ward, browser: &Browser) {
+    let page = browser
+        .get(ward.idp.url("/session/end?client_id=bff"))
+        .await
+        .expect("GET /session/end");
+    assert_eq!(page.status, 200, "{}", page.text());
+    let html = page.text();
+    let xsrf = html
+        .split("name=\"xsrf\" value=\"")
+        .nth(1)
+        .and_then(|rest| rest.split('"').next())
+        .expect("the confirmation form has an xsrf field")
+        .to_owned();
+    let confirmed = browser
+        .post(ward.idp.url("/session/end/confirm"))
+        .form(&[("xsrf", xsrf.as_str()), ("logout", "yes")])
+        .send()
+        .await
+        .expect("POST /session/end/confirm");
+    assert!(confirmed.is_redirect(), "{}", confirmed.text());
+}
+
+/// Waits (at most 10 s) until the IdP has logged `count` lines containing `needle`.
+pub async fn wait_for_idp_log(ward: &Ward, needle: &str, count: usize) -> String {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let logs = ward.idp.logs();
+        if logs.matches(needle).count() >= count {
+            return logs;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no `{needle}` from the IdP:\n{logs}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
