@@ -37,31 +37,7 @@ fn conformance_suite_passes_on_a_three_master_cluster() {
         .enable_all()
         .build()
         .expect("runtime");
-    let ran = runtime.block_on(async {
-        run_cases!(&url;
-            put_then_get_returns_value,
-            get_of_missing_key_returns_none,
-            put_replaces_value_and_indexes,
-            expired_record_reads_as_absent,
-            record_put_already_expired_reads_as_absent,
-            put_new_inserts_when_absent,
-            put_new_refuses_live_record_but_accepts_expired_one,
-            put_new_admits_one_writer_under_concurrency,
-            replace_writes_only_over_a_live_record,
-            take_returns_value_once,
-            take_of_expired_record_returns_none,
-            take_is_single_use_under_concurrency,
-            delete_reports_whether_a_live_record_existed,
-            delete_removes_index_entries,
-            keys_by_index_finds_every_carrier,
-            keys_by_index_skips_expired,
-            list_by_index_shows_keys_and_times,
-            sweep_removes_only_expired,
-            large_values_round_trip,
-            keys_with_unusual_characters_round_trip,
-            ping_succeeds,
-        )
-    });
+    let ran = runtime.block_on(async { ward_store::for_each_conformance_case!(run_cases!(&url;)) });
     assert_eq!(ran, 21);
 
     // Records spread over the masters: no hash tag pins them to one slot.

@@ -90,22 +90,13 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     }
 }
 
-/// Generates the suite as `#[tokio::test]`s in a module named `conformance`.
-///
-/// The argument is an expression callable as `factory(Arc<ManualClock>)` returning a future
-/// of an empty store (`impl SessionStore`), typically an `async move` closure. The caller
-/// needs no direct tokio dependency.
+/// Calls `callback!(<its arguments> case, case, …)` with the name of every conformance case:
+/// the one list of cases, for [`conformance_tests!`](crate::conformance_tests) and for a
+/// backend that drives the cases by hand (e.g. all on one shared Redis Cluster).
 #[macro_export]
-macro_rules! conformance_tests {
-    ($factory:expr $(,)?) => {
-        #[allow(dead_code)]
-        fn __ward_conformance_store(
-            clock: ::std::sync::Arc<$crate::ManualClock>,
-        ) -> impl ::std::future::Future<Output = impl $crate::SessionStore> {
-            ($factory)(clock)
-        }
-
-        $crate::conformance_tests!(@cases
+macro_rules! for_each_conformance_case {
+    ($($callback:ident)::+ ! ($($arguments:tt)*)) => {
+        $($callback)::+! { $($arguments)*
             put_then_get_returns_value,
             get_of_missing_key_returns_none,
             put_replaces_value_and_indexes,
@@ -127,7 +118,26 @@ macro_rules! conformance_tests {
             large_values_round_trip,
             keys_with_unusual_characters_round_trip,
             ping_succeeds,
-        );
+        }
+    };
+}
+
+/// Generates the suite as `#[tokio::test]`s in a module named `conformance`.
+///
+/// The argument is an expression callable as `factory(Arc<ManualClock>)` returning a future
+/// of an empty store (`impl SessionStore`), typically an `async move` closure. The caller
+/// needs no direct tokio dependency.
+#[macro_export]
+macro_rules! conformance_tests {
+    ($factory:expr $(,)?) => {
+        #[allow(dead_code)]
+        fn __ward_conformance_store(
+            clock: ::std::sync::Arc<$crate::ManualClock>,
+        ) -> impl ::std::future::Future<Output = impl $crate::SessionStore> {
+            ($factory)(clock)
+        }
+
+        $crate::for_each_conformance_case!($crate::conformance_tests!(@cases));
     };
     (@cases $($case:ident),* $(,)?) => {
         #[cfg(test)]
