@@ -1,15 +1,18 @@
-//! The router and its ordered layers: the one place that sees every request.
+//! The router and the outer ring of checks: the one place that sees every request.
 //!
-//! Order (outermost first) and why:
-//! 0. head size limits — a URI over 8 KiB (414) or header fields over 32 KiB (431) stop
-//!    before any layer, the access log included, copies them (`security::limits`);
-//! 1. access log — sees the final status of everything, including refusals below;
-//! 2. CORS — preflights answered (or refused) by Ward, never by an upstream;
-//! 3. cross-site refusal — unsafe requests from another site stop here, before any endpoint
-//!    or route (the session's CSRF token is checked later, where the session is loaded);
-//! 4. `/bff/*` endpoints, each answering with Ward's security headers;
-//! 5. the gateway fallback — proxy routes (session, then CSRF token,
-//!    all before any byte goes upstream), then static files, then `404 not_found`.
+//! Every request first passes [`front`], one layer doing in order:
+//! 1. head size limits — a URI over 8 KiB (414) or header fields over 32 KiB (431) stop
+//!    before anything else, the access log included, copies them (`security::limits`);
+//! 2. the access log's start — it sees the final status of everything, including refusals
+//!    below;
+//! 3. CORS — preflights answered (or refused) by Ward, never by an upstream;
+//! 4. cross-site refusal — unsafe requests from another site stop here, before any endpoint
+//!    or route (the session's CSRF token is checked later, where the session is loaded).
+//!
+//! Then the router: `/bff/*` endpoints, each answering with Ward's security headers, and the
+//! gateway fallback — proxy routes (session, then CSRF token, all before any byte goes
+//! upstream), then static files, then `404 not_found`. One layer rather than one per check:
+//! every layer costs each request a boxed future and a clone of the service below it.
 
 use std::net::SocketAddr;
 use std::time::Instant;
@@ -64,14 +67,38 @@ pub fn router(state: SharedState) -> Router {
         // The stateless store reads and writes the request's own cookies.
         app = app.layer(middleware::from_fn(cookie_store::cookie_context));
     }
-    app.layer(middleware::from_fn_with_state(
-        state.clone(),
-        csrf::refuse_cross_site,
-    ))
-    .layer(middleware::from_fn_with_state(state.clone(), cors::cors))
-    .layer(middleware::from_fn(access_log))
-    .layer(middleware::from_fn(limits::refuse_oversized_head))
-    .with_state(state)
+    app.layer(middleware::from_fn_with_state(state.clone(), front))
+        .with_state(state)
+}
+
+/// The outer ring of every request (see the module doc).
+async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -> Response<Body> {
+    if let Err(err) = limits::check_head(req.uri(), req.headers()) {
+        return err.into_response();
+    }
+    let log = AccessLog::begin(&mut req);
+    let allowed = cors::allowed_origin(&state, req.headers());
+    if cors::is_preflight(req.method(), req.headers()) {
+        let response = cors::preflight(allowed);
+        log.end(&response);
+        return response;
+    }
+    let refused = csrf::is_unsafe(req.method())
+        && csrf::cross_site_refused(
+            req.headers(),
+            &state.public_origin,
+            &state.config.server.cors_origins,
+        );
+    let mut response = if refused {
+        // SPEC §4's defence in depth: no endpoint or route sees an unsafe cross-site request.
+        tracing::warn!(event = "csrf_rejected", reason = "cross_site");
+        ApiError::CsrfFailed.into_response()
+    } else {
+        next.run(req).await
+    };
+    cors::finish(response.headers_mut(), allowed);
+    log.end(&response);
+    response
 }
 
 /// Proxy routes, then static files, then 404.
@@ -227,36 +254,50 @@ async fn admit(
 }
 
 /// One line per request: method, path (never the query: it may hold a code), status, latency,
-/// session log id, trace id.
-async fn access_log(mut req: Request, next: Next) -> Response<Body> {
-    let started = Instant::now();
-    // Every request carries a valid W3C trace context from here on (the browser's when it is
-    // well-formed, a new one otherwise); the proxy passes it upstream and the log names it.
-    crate::proxy::trace::keep_or_start(req.headers_mut());
-    let trace_id = req
-        .headers()
-        .get("traceparent")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.get(3..35))
-        .unwrap_or("")
-        .to_owned();
-    let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let response = next.run(req).await;
-    let session = response
-        .extensions()
-        .get::<SessionLogId>()
-        .map(|s| s.0.as_str())
-        .unwrap_or("");
-    tracing::info!(
-        target: "ward::access",
-        method = %method,
-        path = %path,
-        status = response.status().as_u16(),
-        latency_ms = started.elapsed().as_secs_f64() * 1000.0,
-        session,
-        trace_id,
-        "request"
-    );
-    response
+/// session log id, trace id. Fields are copied only when the `ward::access` target is enabled.
+struct AccessLog {
+    started: Instant,
+    fields: Option<(Method, String, String)>,
+}
+
+impl AccessLog {
+    /// Gives the request a valid W3C trace context (the browser's when it is well-formed, a
+    /// new one otherwise; the proxy passes it upstream and the log names it) and notes what the
+    /// log line will say.
+    fn begin(req: &mut Request) -> Self {
+        let started = Instant::now();
+        crate::proxy::trace::keep_or_start(req.headers_mut());
+        let fields = tracing::enabled!(target: "ward::access", tracing::Level::INFO).then(|| {
+            let trace_id = req
+                .headers()
+                .get("traceparent")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.get(3..35))
+                .unwrap_or("")
+                .to_owned();
+            (req.method().clone(), req.uri().path().to_owned(), trace_id)
+        });
+        Self { started, fields }
+    }
+
+    fn end(self, response: &Response<Body>) {
+        let Some((method, path, trace_id)) = self.fields else {
+            return;
+        };
+        let session = response
+            .extensions()
+            .get::<SessionLogId>()
+            .map(|s| s.0.as_str())
+            .unwrap_or("");
+        tracing::info!(
+            target: "ward::access",
+            method = %method,
+            path = %path,
+            status = response.status().as_u16(),
+            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            session,
+            trace_id,
+            "request"
+        );
+    }
 }

@@ -68,7 +68,8 @@ fn main() -> ExitCode {
             println!("{}", ward::session::keyring::KeyRing::generate_entry());
             Ok(())
         }
-        Command::Serve => runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
+        // Serving threads bring their own runtimes (`server::run`); this one is worker 0.
+        Command::Serve => serving_runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
         Command::Check => runtime().and_then(|rt| rt.block_on(check(&cli.config))),
         Command::Sessions { action } => {
             runtime().and_then(|rt| rt.block_on(sessions(&cli.config, action)))
@@ -85,6 +86,15 @@ fn main() -> ExitCode {
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
+}
+
+/// The runtime `ward serve` starts on: single-threaded, it becomes serving worker 0 and runs
+/// the acceptor, the admin listener and the store's background tasks.
+fn serving_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .context("cannot start the async runtime")

@@ -2,6 +2,7 @@
 //! discovery, routes), then serve on a bound listener until shutdown.
 
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -136,8 +137,12 @@ pub async fn build_state_with_store(
 ) -> Result<SharedState, StartError> {
     let ring = KeyRing::from_config(&config.crypto.keys)?;
     let oidc = discover(&config, clock.clone()).await?;
-    let proxy = Proxy::new(&config.routes, &config.server.public_url)?
-        .with_max_request_body(config.server.max_request_body);
+    let proxy = Proxy::for_workers(
+        &config.routes,
+        &config.server.public_url,
+        config.effective_workers(),
+    )?
+    .with_max_request_body(config.server.max_request_body);
     let site = config
         .static_files
         .as_ref()
@@ -171,13 +176,20 @@ pub async fn build(config: Config) -> Result<SharedState, StartError> {
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests.
+///
+/// Requests are served by `server.workers` threads (see [`Config::effective_workers`]): the
+/// calling task's runtime is worker 0 and accepts every connection; each further worker is a
+/// thread with its own single-threaded runtime. Connections are handed out in turn and stay on
+/// their worker for life, together with the upstream connections their requests use (one pool
+/// per worker), so a request never waits for another thread to be woken.
 pub async fn run(
     listener: TcpListener,
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let sweeper = ward_store::spawn_sweeper(state.sessions.store().clone(), SWEEP_EVERY);
-    let result = serve(listener, crate::app::router(state), shutdown).await;
+    let workers = state.config.effective_workers();
+    let result = serve(listener, crate::app::router(state), shutdown, workers).await;
     sweeper.abort();
     // Wait for the sweeper to drop its store handle: after `run` returns, the store is
     // released (an embedded file can be opened again, e.g. by `ward sessions`).
@@ -193,22 +205,43 @@ const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// descriptors), so that the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_secs(1);
 
-/// Accepts connections on `listener` and serves `app` on each, HTTP/1.1 or cleartext HTTP/2
-/// (prior knowledge) as the client speaks, with the connection limits of
-/// [`crate::security::limits`] and upgrades (WebSocket) allowed. When `shutdown` resolves it
-/// stops accepting, asks every connection to finish its in-flight requests and waits for them.
-///
-/// hyper's builder is used directly (not `axum::serve`) because the head limits, the header
-/// read timeout and the HTTP/2 settings are connection settings `axum::serve` does not expose.
+thread_local! {
+    /// The serving worker this thread runs: 0 on the accepting runtime and outside `run`.
+    static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Index of the serving worker running on this thread (0 outside the worker threads).
+pub(crate) fn worker_index() -> usize {
+    WORKER.with(std::cell::Cell::get)
+}
+
+/// What every connection task holds: the signal to close gracefully, and a token whose last
+/// drop tells the acceptor that every connection has ended.
+#[derive(Clone)]
+struct Lifecycle {
+    closing: tokio::sync::watch::Receiver<bool>,
+    alive: tokio::sync::mpsc::Sender<std::convert::Infallible>,
+}
+
+/// An accepted connection on its way to another worker.
+type Handoff = (std::net::TcpStream, SocketAddr);
+
 async fn serve(
     listener: TcpListener,
     app: axum::Router,
     shutdown: impl Future<Output = ()> + Send + 'static,
+    workers: usize,
 ) -> std::io::Result<()> {
     let builder = connection_builder();
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive, mut all_ended) = tokio::sync::mpsc::channel::<std::convert::Infallible>(1);
+    let lifecycle = Lifecycle { closing, alive };
+    let mut others = Vec::with_capacity(workers.saturating_sub(1));
+    for index in 1..workers {
+        others.push(Worker::start(index, app.clone(), lifecycle.clone())?);
+    }
+    let mut next = 0usize;
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -229,55 +262,197 @@ async fn serve(
         };
         // Responses are written as whole frames; Nagle would only add latency.
         let _ = stream.set_nodelay(true);
-        let service = tower::ServiceExt::map_request(
-            app.clone(),
-            move |mut req: axum::http::Request<hyper::body::Incoming>| {
-                req.extensions_mut()
-                    .insert(axum::extract::ConnectInfo(peer));
-                req
+        let turn = next % workers;
+        next = next.wrapping_add(1);
+        let stream = match turn.checked_sub(1).and_then(|i| others.get(i)) {
+            Some(worker) => match worker.hand_over(stream, peer) {
+                Ok(()) => continue,
+                // That worker is gone (it could not start its runtime): serve it here.
+                Err(stream) => stream,
             },
-        );
-        let conn = builder
-            .serve_connection_with_upgrades(
-                hyper_util::rt::TokioIo::new(stream),
-                hyper_util::service::TowerToHyperService::new(service),
-            )
-            .into_owned();
-        let mut closing = closing.clone();
-        let alive = alive.clone();
-        tokio::spawn(async move {
-            let _alive = alive;
-            let mut conn = std::pin::pin!(conn);
-            let result = tokio::select! {
-                result = conn.as_mut() => result,
-                () = async {
-                    let _ = closing.wait_for(|closing| *closing).await;
-                } => {
-                    conn.as_mut().graceful_shutdown();
-                    conn.await
-                }
-            };
-            if let Err(err) = result {
-                // Malformed requests, resets and timeouts of clients: theirs, not Ward's.
-                tracing::debug!(
-                    event = "connection_error",
-                    error = %err,
-                    "connection ended with an error"
-                );
-            }
-        });
+            None => stream,
+        };
+        spawn_connection(stream, peer, &app, &builder, &lifecycle);
     }
     drop(listener);
     let _ = closing_tx.send(true);
-    drop(alive);
+    drop(lifecycle);
+    // Workers stop taking connections, close theirs gracefully, and end.
+    let ended: Vec<_> = others.into_iter().map(Worker::finish).collect();
     let _ = all_ended.recv().await;
+    for done in ended {
+        let _ = done.await;
+    }
     Ok(())
 }
+
+/// A serving thread with its own single-threaded runtime, fed accepted connections.
+struct Worker {
+    index: usize,
+    feed: tokio::sync::mpsc::UnboundedSender<Handoff>,
+    done: tokio::sync::oneshot::Receiver<()>,
+}
+
+impl Worker {
+    fn start(index: usize, app: axum::Router, lifecycle: Lifecycle) -> std::io::Result<Self> {
+        let (feed, mut connections) = tokio::sync::mpsc::unbounded_channel::<Handoff>();
+        let (done_tx, done) = tokio::sync::oneshot::channel();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        std::thread::Builder::new()
+            .name(format!("ward-worker-{index}"))
+            .spawn(move || {
+                WORKER.with(|worker| worker.set(index));
+                runtime.block_on(async move {
+                    let builder = connection_builder();
+                    // This worker's own count of live connections: the runtime must keep
+                    // running until they have all ended.
+                    let (alive, mut all_ended) =
+                        tokio::sync::mpsc::channel::<std::convert::Infallible>(1);
+                    while let Some((stream, peer)) = connections.recv().await {
+                        match tokio::net::TcpStream::from_std(stream) {
+                            Ok(stream) => {
+                                let local = Lifecycle {
+                                    closing: lifecycle.closing.clone(),
+                                    alive: alive.clone(),
+                                };
+                                let global = lifecycle.alive.clone();
+                                spawn_connection_with(stream, peer, &app, &builder, local, global);
+                            }
+                            Err(err) => tracing::warn!(
+                                event = "connection_handoff_failed",
+                                worker = index,
+                                error = %err,
+                                "cannot register a connection with its worker"
+                            ),
+                        }
+                    }
+                    drop(lifecycle);
+                    drop(alive);
+                    let _ = all_ended.recv().await;
+                });
+                drop(runtime);
+                let _ = done_tx.send(());
+            })?;
+        Ok(Self { index, feed, done })
+    }
+
+    /// Gives `stream` to this worker, or back when the worker has ended.
+    fn hand_over(
+        &self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+    ) -> Result<(), tokio::net::TcpStream> {
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(err) => {
+                tracing::warn!(
+                    event = "connection_handoff_failed",
+                    worker = self.index,
+                    error = %err,
+                    "cannot move a connection to its worker"
+                );
+                return Ok(());
+            }
+        };
+        let Err(returned) = self.feed.send((stream, peer)) else {
+            return Ok(());
+        };
+        let (stream, _) = returned.0;
+        match tokio::net::TcpStream::from_std(stream) {
+            Ok(stream) => Err(stream),
+            Err(err) => {
+                // Only when this runtime's reactor is gone: nothing can serve it then.
+                tracing::warn!(
+                    event = "connection_handoff_failed",
+                    worker = self.index,
+                    error = %err,
+                    "cannot take a connection back from a stopped worker"
+                );
+                Ok(())
+            }
+        }
+    }
+
+    /// Stops feeding the worker; resolves when its thread has ended.
+    fn finish(self) -> tokio::sync::oneshot::Receiver<()> {
+        drop(self.feed);
+        self.done
+    }
+}
+
+fn spawn_connection(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: &axum::Router,
+    builder: &ConnectionBuilder,
+    lifecycle: &Lifecycle,
+) {
+    spawn_connection_with(
+        stream,
+        peer,
+        app,
+        builder,
+        lifecycle.clone(),
+        lifecycle.alive.clone(),
+    );
+}
+
+/// Serves one connection on the current runtime until it ends or, once closing is signalled,
+/// until its in-flight requests are answered. `global` is the acceptor's liveness token.
+fn spawn_connection_with(
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    app: &axum::Router,
+    builder: &ConnectionBuilder,
+    lifecycle: Lifecycle,
+    global: tokio::sync::mpsc::Sender<std::convert::Infallible>,
+) {
+    let service = tower::ServiceExt::map_request(
+        app.clone(),
+        move |mut req: axum::http::Request<hyper::body::Incoming>| {
+            req.extensions_mut()
+                .insert(axum::extract::ConnectInfo(peer));
+            req
+        },
+    );
+    let conn = builder
+        .serve_connection_with_upgrades(
+            hyper_util::rt::TokioIo::new(stream),
+            hyper_util::service::TowerToHyperService::new(service),
+        )
+        .into_owned();
+    tokio::spawn(async move {
+        let Lifecycle { mut closing, alive } = lifecycle;
+        let _alive = (alive, global);
+        let mut conn = std::pin::pin!(conn);
+        let result = tokio::select! {
+            result = conn.as_mut() => result,
+            () = async {
+                let _ = closing.wait_for(|closing| *closing).await;
+            } => {
+                conn.as_mut().graceful_shutdown();
+                conn.await
+            }
+        };
+        if let Err(err) = result {
+            // Malformed requests, resets and timeouts of clients: theirs, not Ward's.
+            tracing::debug!(
+                event = "connection_error",
+                error = %err,
+                "connection ended with an error"
+            );
+        }
+    });
+}
+
+type ConnectionBuilder = hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor>;
 
 /// HTTP/1 and HTTP/2 server settings: the outer ring of `security::limits` (head buffer,
 /// header count, HTTP/2 header list), the header read timeout, the HTTP/2 stream cap. hyper's
 /// own HTTP/2 defaults bound reset floods (CVE-2023-44487) and pending accepts.
-fn connection_builder() -> hyper_util::server::conn::auto::Builder<hyper_util::rt::TokioExecutor> {
+fn connection_builder() -> ConnectionBuilder {
     use crate::security::limits;
     use hyper_util::rt::{TokioExecutor, TokioTimer};
 

@@ -713,7 +713,8 @@ async fn a_gibibyte_streams_up_and_down_with_flat_memory() {
 #[tokio::test]
 async fn sequential_requests_reuse_one_upstream_connection() {
     let upstream = StreamingUpstream::start().await;
-    let ward = start(&upstream).await;
+    // One serving worker, one pool (with more, each worker has its own: `workers.rs`).
+    let ward = start_with_env(&upstream, &[("WARD_SERVER__WORKERS", "1")]).await;
     let client = http1();
     for _ in 0..20 {
         let (status, _, body) = send(client.get(ward.url("/stream/hello"))).await;

@@ -57,6 +57,15 @@ impl Config {
             _ => name.clone(),
         }
     }
+
+    /// How many threads serve requests: `server.workers`, or one per CPU core this process may
+    /// use (affinity and cgroup quota included), at least 1.
+    pub fn effective_workers(&self) -> usize {
+        self.server.workers.map_or_else(
+            || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+            usize::from,
+        )
+    }
 }
 
 #[cfg(test)]

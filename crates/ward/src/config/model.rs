@@ -71,6 +71,10 @@ pub struct ServerConfig {
     /// (`"10MiB"`, see `size.rs`); validated to 1 byte through 64 GiB.
     #[serde(default = "defaults::max_request_body", with = "crate::config::size")]
     pub max_request_body: u64,
+    /// Threads serving requests, each with its own event loop and upstream connection pool
+    /// (connections are handed to them in turn). Absent: one per CPU core Ward may use.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workers: Option<u16>,
 }
 
 /// `[oidc]`: the identity provider and Ward's client registration at it.

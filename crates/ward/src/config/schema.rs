@@ -36,6 +36,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("server", "insecure_dev", Shape::Structured),
     ("server", "cors_origins", Shape::Structured),
     ("server", "max_request_body", Shape::Structured),
+    ("server", "workers", Shape::Structured),
     ("oidc", "issuer", Shape::Text),
     ("oidc", "client_id", Shape::Text),
     ("oidc", "client_secret", Shape::Text),

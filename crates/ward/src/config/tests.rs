@@ -625,3 +625,31 @@ fn validate_checks_a_configuration_built_in_code() {
     let errors = validate(&config).expect_err("two problems");
     assert_eq!(errors.errors().len(), 2, "{errors}");
 }
+
+#[test]
+fn workers_default_to_the_cores_and_may_be_set() {
+    let config = load_from_str(&config_text(""), &BTreeMap::new(), Path::new(".")).expect("valid");
+    assert_eq!(config.server.workers, None);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    assert_eq!(config.effective_workers(), cores);
+
+    let text = config_text("[server]\nlisten = \"127.0.0.1:1111\"\nworkers = 3");
+    let config = load_from_str(&text, &BTreeMap::new(), Path::new(".")).expect("valid");
+    assert_eq!(config.effective_workers(), 3);
+}
+
+#[test]
+fn workers_out_of_range_are_refused() {
+    for (value, expected) in [
+        ("0", "server.workers: 0 is out of range: 1 to 256"),
+        ("257", "server.workers: 257 is out of range: 1 to 256"),
+        ("-1", "server.workers: invalid value"),
+        ("\"two\"", "server.workers: invalid type"),
+    ] {
+        let text = config_text(&format!("[server]\nworkers = {value}"));
+        let errors = load_from_str(&text, &BTreeMap::new(), Path::new("."))
+            .expect_err(value)
+            .to_string();
+        assert!(errors.contains(expected), "{value}: {errors}");
+    }
+}

@@ -177,8 +177,20 @@ fn listeners_overlap(a: SocketAddr, b: SocketAddr) -> bool {
         && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
 }
 
+/// Most serving threads: far more than cores only adds switching (and each keeps its own
+/// upstream connections).
+const MAX_WORKERS: u16 = 256;
+
 fn check_server(server: &ServerConfig, out: &mut Problems) {
     check_body_limit("server.max_request_body", server.max_request_body, out);
+    if let Some(workers) = server.workers
+        && !(1..=MAX_WORKERS).contains(&workers)
+    {
+        out.push(
+            "server.workers",
+            format!("{workers} is out of range: 1 to {MAX_WORKERS} (absent: one per CPU core)"),
+        );
+    }
     let url = &server.public_url;
     if let Err(reason) = origin_shape(url) {
         out.push("server.public_url", reason);

@@ -17,26 +17,29 @@ use super::routes::Route;
 use crate::error::ApiError;
 use crate::security::limits::LimitedBody;
 
-/// One pooled client for every route. TLS (with the system's trusted roots) is set up only
-/// when some upstream is `https`, so a plain-http deployment needs no certificate store.
-/// Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream offers it by ALPN.
+/// The pooled clients of every route, one per serving worker (`server::run`), so that a request
+/// and the upstream connection it uses are driven by the same thread. TLS (with the system's
+/// trusted roots) is set up only when some upstream is `https`, so a plain-http deployment needs
+/// no certificate store. Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream
+/// offers it by ALPN.
 pub(crate) enum UpstreamClient {
-    Plain(Client<HttpConnector, Body>),
-    Tls(Client<HttpsConnector<HttpConnector>, Body>),
+    Plain(Vec<Client<HttpConnector, Body>>),
+    Tls(Vec<Client<HttpsConnector<HttpConnector>, Body>>),
 }
 
 impl UpstreamClient {
-    pub(crate) fn new(needs_tls: bool) -> Result<Self, ProxyError> {
+    /// Clients with `workers` pools (at least one).
+    pub(crate) fn new(needs_tls: bool, workers: usize) -> Result<Self, ProxyError> {
         let mut builder = Client::builder(TokioExecutor::new());
         // The timer lets the pool expire idle connections.
         builder.pool_timer(TokioTimer::new());
-        if !needs_tls {
-            let mut http = HttpConnector::new();
-            http.set_nodelay(true);
-            return Ok(Self::Plain(builder.build(http)));
-        }
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
+        let workers = workers.max(1);
+        if !needs_tls {
+            let clients = (0..workers).map(|_| builder.build(http.clone())).collect();
+            return Ok(Self::Plain(clients));
+        }
         http.enforce_http(false);
         let https = HttpsConnectorBuilder::new()
             .with_native_roots()
@@ -45,13 +48,15 @@ impl UpstreamClient {
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
-        Ok(Self::Tls(builder.build(https)))
+        let clients = (0..workers).map(|_| builder.build(https.clone())).collect();
+        Ok(Self::Tls(clients))
     }
 
     fn request(&self, req: Request<Body>) -> ResponseFuture {
+        let worker = crate::server::worker_index();
         match self {
-            Self::Plain(client) => client.request(req),
-            Self::Tls(client) => client.request(req),
+            Self::Plain(clients) => clients[worker % clients.len()].request(req),
+            Self::Tls(clients) => clients[worker % clients.len()].request(req),
         }
     }
 }

@@ -91,6 +91,15 @@ impl Proxy {
     /// Compiles `[[routes]]`; `public_url` gives `X-Forwarded-Host`/`-Proto`. Fails on the
     /// first invalid route (bad prefix or upstream, duplicate prefix, zero timeout).
     pub fn new(routes: &[RouteConfig], public_url: &Url) -> Result<Self, ProxyError> {
+        Self::for_workers(routes, public_url, 1)
+    }
+
+    /// [`Proxy::new`] with one upstream connection pool per serving worker (`server::run`).
+    pub fn for_workers(
+        routes: &[RouteConfig],
+        public_url: &Url,
+        workers: usize,
+    ) -> Result<Self, ProxyError> {
         let routes = routes::compile_all(routes)?;
         let forwarded_proto = match public_url.scheme() {
             "http" => HeaderValue::from_static("http"),
@@ -103,7 +112,7 @@ impl Proxy {
         }
         let forwarded_host =
             HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidPublicUrl)?;
-        let client = forward::UpstreamClient::new(routes.iter().any(Route::is_https))?;
+        let client = forward::UpstreamClient::new(routes.iter().any(Route::is_https), workers)?;
         let upgrades = websocket::upgrade_client(routes.iter().any(Route::is_https))?;
         Ok(Self {
             routes,

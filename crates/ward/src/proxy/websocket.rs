@@ -121,7 +121,7 @@ pub(crate) fn upgrade_client(needs_tls: bool) -> Result<UpstreamClient, ProxyErr
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     if !needs_tls {
-        return Ok(UpstreamClient::Plain(builder.build(http)));
+        return Ok(UpstreamClient::Plain(vec![builder.build(http)]));
     }
     http.enforce_http(false);
     let https = HttpsConnectorBuilder::new()
@@ -130,7 +130,7 @@ pub(crate) fn upgrade_client(needs_tls: bool) -> Result<UpstreamClient, ProxyErr
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(UpstreamClient::Tls(builder.build(https)))
+    Ok(UpstreamClient::Tls(vec![builder.build(https)]))
 }
 
 /// The outcome of one re-check of an open socket's session.

@@ -3,63 +3,63 @@
 //! API that answers `Access-Control-Allow-Origin: *` cannot open Ward's session to other sites.
 
 use axum::body::Body;
-use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
-use axum::middleware::Next;
 use axum::response::IntoResponse;
 
 use crate::error::ApiError;
-use crate::state::SharedState;
+use crate::state::AppState;
 
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 const ALLOWED_HEADERS: &str = "content-type, x-csrf-token";
 
-/// Middleware: answers preflights itself and rewrites CORS headers of every response.
-pub async fn cors(State(state): State<SharedState>, req: Request, next: Next) -> Response<Body> {
-    let origin = req.headers().get(header::ORIGIN).cloned();
-    let allowed = origin
-        .as_ref()
-        .and_then(|o| o.to_str().ok())
-        .filter(|o| state.config.server.cors_origins.iter().any(|a| a == o))
-        .and_then(|o| HeaderValue::from_str(o).ok());
+/// The request's `Origin`, when it is one of `[server] cors_origins`: the value a response
+/// may name in `Access-Control-Allow-Origin`.
+pub fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
+    let origin = headers.get(header::ORIGIN)?;
+    let listed = origin
+        .to_str()
+        .is_ok_and(|o| state.config.server.cors_origins.iter().any(|a| a == o));
+    listed.then(|| origin.clone())
+}
 
-    if is_preflight(req.method(), req.headers()) {
-        let Some(allowed) = allowed else {
-            tracing::info!(event = "cors_refused");
-            return ApiError::CsrfFailed.into_response();
-        };
-        let mut response = StatusCode::NO_CONTENT.into_response();
-        let headers = response.headers_mut();
-        allow(headers, allowed);
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            HeaderValue::from_static(ALLOWED_METHODS),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            HeaderValue::from_static(ALLOWED_HEADERS),
-        );
-        headers.insert(
-            header::ACCESS_CONTROL_MAX_AGE,
-            HeaderValue::from_static("600"),
-        );
-        crate::security::headers::apply(headers);
-        return response;
-    }
-
-    let mut response = next.run(req).await;
+/// Whether the request is a CORS preflight (Ward answers those itself, see [`preflight`]).
+pub fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::OPTIONS
+        && headers.contains_key(header::ORIGIN)
+        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
+}
+/// The answer to a preflight: permission for a listed origin, `403 csrf_failed` otherwise.
+pub fn preflight(allowed: Option<HeaderValue>) -> Response<Body> {
+    let Some(allowed) = allowed else {
+        tracing::info!(event = "cors_refused");
+        return ApiError::CsrfFailed.into_response();
+    };
+    let mut response = StatusCode::NO_CONTENT.into_response();
     let headers = response.headers_mut();
+    allow(headers, allowed);
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_METHODS,
+        HeaderValue::from_static(ALLOWED_METHODS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_ALLOW_HEADERS,
+        HeaderValue::from_static(ALLOWED_HEADERS),
+    );
+    headers.insert(
+        header::ACCESS_CONTROL_MAX_AGE,
+        HeaderValue::from_static("600"),
+    );
+    crate::security::headers::apply(headers);
+    response
+}
+
+/// The CORS headers of every other response: the upstream's removed, Ward's own added for a
+/// listed origin.
+pub fn finish(headers: &mut HeaderMap, allowed: Option<HeaderValue>) {
     strip_upstream_cors(headers);
     if let Some(allowed) = allowed {
         allow(headers, allowed);
     }
-    response
-}
-
-fn is_preflight(method: &Method, headers: &HeaderMap) -> bool {
-    method == Method::OPTIONS
-        && headers.contains_key(header::ORIGIN)
-        && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD)
 }
 
 fn allow(headers: &mut HeaderMap, origin: HeaderValue) {

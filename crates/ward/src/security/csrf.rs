@@ -40,26 +40,6 @@ pub fn is_cross_site(headers: &HeaderMap) -> bool {
         .is_some_and(|v| v.as_bytes() == b"cross-site")
 }
 
-/// Middleware: refuses unsafe requests from other sites before any endpoint or route sees
-/// them (SPEC §4's defence in depth; the synchronizer token is checked where the session is).
-pub async fn refuse_cross_site(
-    axum::extract::State(state): axum::extract::State<crate::state::SharedState>,
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> axum::response::Response {
-    if is_unsafe(req.method())
-        && cross_site_refused(
-            req.headers(),
-            &state.public_origin,
-            &state.config.server.cors_origins,
-        )
-    {
-        tracing::warn!(event = "csrf_rejected", reason = "cross_site");
-        return axum::response::IntoResponse::into_response(crate::error::ApiError::CsrfFailed);
-    }
-    next.run(req).await
-}
-
 /// Whether the request's `X-CSRF-Token` equals the session's token (constant time).
 /// Exactly one header value is accepted.
 pub fn token_matches(headers: &HeaderMap, expected: &SecretString) -> bool {

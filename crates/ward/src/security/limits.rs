@@ -3,7 +3,7 @@
 //! Two rings. The outer one is the connection (`server.rs`): hyper reads a request head into
 //! a buffer of at most [`HEAD_BUFFER_BYTES`] with at most [`MAX_HEADER_FIELDS`] fields (HTTP/1)
 //! or a header list of at most [`MAX_HEADER_LIST_SIZE`] (HTTP/2), and answers `431` with an
-//! empty body beyond, before a request exists. Inside it, [`refuse_oversized_head`] applies
+//! empty body beyond, before a request exists. Inside it, [`check_head`] (the first check of every request, `app.rs`) applies
 //! the limits Ward promises, with its JSON errors: a request target over [`MAX_URI_BYTES`] is
 //! `414 uri_too_long`, header fields over [`MAX_HEADER_BYTES`] in total are
 //! `431 headers_too_large`.
@@ -41,20 +41,11 @@ pub const MAX_HEADER_FIELDS: usize = 100;
 /// than `431`; it also bounds each read of a body.
 pub const HEAD_BUFFER_BYTES: usize = 96 * 1024;
 /// HTTP/2 `SETTINGS_MAX_HEADER_LIST_SIZE` (each field counts its name, its value and 32,
-/// RFC 9113 §6.5.2): above [`MAX_HEADER_BYTES`] so that [`refuse_oversized_head`] gives the
+/// RFC 9113 §6.5.2): above [`MAX_HEADER_BYTES`] so that [`check_head`] gives the
 /// JSON answer for most oversized heads; the `h2` crate answers `431` beyond it.
 pub const MAX_HEADER_LIST_SIZE: u32 = 48 * 1024;
 /// Largest body any `/bff` endpoint reads: they take small forms and JSON documents only.
 pub const MAX_BFF_BODY: u64 = 16 * 1024;
-
-/// Refuses a request whose target or header fields are larger than Ward serves, before any
-/// other layer (or the access log) looks at them. The refusal is logged with sizes only.
-pub async fn refuse_oversized_head(req: Request, next: Next) -> Response {
-    if let Err(err) = check_head(req.uri(), req.headers()) {
-        return err.into_response();
-    }
-    next.run(req).await
-}
 
 /// `Err(UriTooLong)` for a target over [`MAX_URI_BYTES`], `Err(HeadersTooLarge)` for header
 /// fields over [`MAX_HEADER_BYTES`] in total.
