@@ -22,10 +22,13 @@
 //! redb is blocking. Writes (which sync to disk) and index scans run on tokio's blocking pool;
 //! a point lookup (`get`, `ping`) runs inline on the calling task: it is one read transaction
 //! over a B-tree (MVCC: it never waits for a writer), and a hop to the blocking pool and back
-//! costs more than the lookup itself.
+//! costs more than the lookup itself. Values `get` found are kept up to a second in memory and
+//! served from there while the file still holds them (see `cache.rs`: exact, because every
+//! write passes this process).
 
 #![warn(missing_docs)]
 
+mod cache;
 mod format;
 mod tables;
 
@@ -38,6 +41,7 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
 use ward_store::{BoxError, Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
 
+use cache::{Lookup, ReadCache, WriteGuard};
 pub use format::FormatError;
 use tables::{Tables, is_live};
 
@@ -49,6 +53,7 @@ pub const CACHE_SIZE: usize = 64 * 1024 * 1024;
 pub struct EmbeddedStore {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
+    cache: Arc<ReadCache>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -86,18 +91,22 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             clock,
+            cache: Arc::default(),
         })
     }
 
     /// Runs `work` in one write transaction on the blocking pool; commits when it returns
-    /// `Ok((_, true))`, aborts otherwise.
-    async fn write<T, F>(&self, work: F) -> Result<T, StoreError>
+    /// `Ok((_, true))`, aborts otherwise. `key`, when given, is marked as being written until
+    /// the transaction has ended, even if the caller stops waiting (see `cache.rs`).
+    async fn write<T, F>(&self, key: Option<&str>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&mut Tables<'_>, UnixTime) -> Result<(T, bool), StoreError> + Send + 'static,
     {
+        let guard: Option<WriteGuard> = key.map(|key| self.cache.writing(key));
         let (db, now) = (self.db.clone(), self.clock.now());
         blocking(move || {
+            let _writing = guard;
             let txn = db.begin_write().map_err(store_error)?;
             let (out, commit) = {
                 let mut tables = Tables::open(&txn).map_err(store_error)?;
@@ -204,8 +213,8 @@ struct Transparent(BoxError);
 #[async_trait]
 impl SessionStore for EmbeddedStore {
     async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
-        let key = key.to_owned();
-        self.write(move |t, _| {
+        let (key, writing) = (key.to_owned(), Some(key));
+        self.write(writing, move |t, _| {
             t.remove(&key)?;
             t.insert(&key, &record)?;
             Ok(((), true))
@@ -214,8 +223,8 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.write(move |t, now| {
+        let (key, writing) = (key.to_owned(), Some(key));
+        self.write(writing, move |t, now| {
             if t.expires_at(&key)?.is_some_and(|exp| is_live(exp, now)) {
                 return Ok((false, false));
             }
@@ -227,8 +236,8 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.write(move |t, now| {
+        let (key, writing) = (key.to_owned(), Some(key));
+        self.write(writing, move |t, now| {
             if !t.expires_at(&key)?.is_some_and(|exp| is_live(exp, now)) {
                 return Ok((false, false));
             }
@@ -240,12 +249,20 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.read_inline(|txn, now| tables::get_live(txn, key, now))
+        let generation = match self.cache.lookup(key, self.clock.now()) {
+            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Miss(generation) => generation,
+        };
+        let found = self.read_inline(|txn, now| tables::get_live(txn, key, now))?;
+        Ok(found.map(|(value, expires_at)| {
+            self.cache.insert(generation, key, &value, expires_at);
+            value
+        }))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let key = key.to_owned();
-        self.write(move |t, now| {
+        let (key, writing) = (key.to_owned(), Some(key));
+        self.write(writing, move |t, now| {
             let removed = t.remove(&key)?;
             let changed = removed.is_some();
             let live = removed.filter(|r| is_live(r.expires_at, now));
@@ -255,8 +272,8 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        let key = key.to_owned();
-        self.write(move |t, now| {
+        let (key, writing) = (key.to_owned(), Some(key));
+        self.write(writing, move |t, now| {
             let removed = t.remove(&key)?;
             let changed = removed.is_some();
             Ok((removed.is_some_and(|r| is_live(r.expires_at, now)), changed))
@@ -277,14 +294,18 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        self.write(|t, now| {
-            let expired = t.expired_keys(now)?;
-            for key in &expired {
-                t.remove(key)?;
-            }
-            Ok((expired.len() as u64, !expired.is_empty()))
-        })
-        .await
+        let expired = self
+            .write(None, |t, now| {
+                let expired = t.expired_keys(now)?;
+                for key in &expired {
+                    t.remove(key)?;
+                }
+                let changed = !expired.is_empty();
+                Ok((expired, changed))
+            })
+            .await?;
+        self.cache.forget(&expired);
+        Ok(expired.len() as u64)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {

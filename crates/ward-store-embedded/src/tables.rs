@@ -111,18 +111,18 @@ impl<'txn> Tables<'txn> {
     }
 }
 
-/// The value under `key` when live.
+/// The value under `key` and its expiry, when live.
 pub fn get_live(
     txn: &ReadTransaction,
     key: &str,
     now: UnixTime,
-) -> Result<Option<Vec<u8>>, StoreError> {
+) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
     let records = txn.open_table(RECORDS).map_err(store_error)?;
     let Some(bytes) = records.get(key).map_err(store_error)? else {
         return Ok(None);
     };
     let record = format::decode(bytes.value()).map_err(corrupt)?;
-    Ok(is_live(record.expires_at, now).then_some(record.value))
+    Ok(is_live(record.expires_at, now).then_some((record.value, record.expires_at)))
 }
 
 /// Keys of the live records carrying `index`.

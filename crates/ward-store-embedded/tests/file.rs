@@ -151,3 +151,39 @@ async fn a_damaged_database_file_is_an_error_not_a_panic() {
     }
     assert!(refused > 0, "no damage was detected at all");
 }
+
+/// The in-memory read cache never answers with a value the file no longer holds: while one
+/// task reads the key as fast as it can (filling the cache with whatever it sees), every write
+/// is visible to the very next read, and a deleted record is gone at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_see_every_completed_write_while_others_read_concurrently() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(EmbeddedStore::open(&dir.path().join("ward.db"), clock()).unwrap());
+    store.put("s:k", record(b"0", &[])).await.unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reader = {
+        let (store, done) = (store.clone(), done.clone());
+        tokio::spawn(async move {
+            let mut reads = 0u64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                store.get("s:k").await.unwrap();
+                reads += 1;
+                tokio::task::yield_now().await;
+            }
+            reads
+        })
+    };
+    for i in 1..=200u32 {
+        let value = i.to_string().into_bytes();
+        store.put("s:k", record(&value, &[])).await.unwrap();
+        assert_eq!(
+            store.get("s:k").await.unwrap(),
+            Some(value),
+            "after write {i}"
+        );
+    }
+    assert!(store.delete("s:k").await.unwrap());
+    assert_eq!(store.get("s:k").await.unwrap(), None, "after delete");
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    assert!(reader.await.unwrap() > 0, "the reader ran alongside");
+}

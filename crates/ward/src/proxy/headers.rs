@@ -53,9 +53,9 @@ const FORWARDED_PREFIX: &str = "x-forwarded-";
 /// Response fields Ward answers for itself.
 const CORS_PREFIX: &str = "access-control-";
 
-const X_FORWARDED_FOR: &str = "x-forwarded-for";
-const X_FORWARDED_PROTO: &str = "x-forwarded-proto";
-const X_FORWARDED_HOST: &str = "x-forwarded-host";
+const X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+const X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 
 /// What Ward adds to an upstream request, decided before the headers are rewritten.
 pub(crate) struct RequestAdditions<'a> {

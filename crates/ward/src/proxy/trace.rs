@@ -2,12 +2,12 @@
 //! parent, anything else is replaced by a fresh one, so every upstream request is traceable and
 //! no malformed value reaches an upstream's parser.
 
-use axum::http::{HeaderMap, HeaderValue};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
 use crate::session::random;
 
-const TRACEPARENT: &str = "traceparent";
-const TRACESTATE: &str = "tracestate";
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
 /// Keeps one well-formed version-00 `traceparent` (and its `tracestate`); otherwise starts a
 /// new trace, dropping any `tracestate` that belonged to the discarded parent.
