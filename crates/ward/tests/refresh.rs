@@ -257,7 +257,7 @@ async fn a_revoked_refresh_token_ends_the_session_with_one_token_request() {
         .await
         .unwrap()
         .expect("session");
-    let refresh_token = session.data.refresh_token.expect("refresh token");
+    let refresh_token = session.data.refresh_token.clone().expect("refresh token");
     let revoked = reqwest::Client::new()
         .post(ward.idp.url("/token/revocation"))
         .basic_auth(CLIENT_ID, Some(CLIENT_SECRET))

@@ -14,7 +14,7 @@
 //!   entry. This instance's own writes and deletes remove the entry at once.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use subtle::ConstantTimeEq;
@@ -41,7 +41,7 @@ struct Inner {
 struct Entry {
     sealed: Vec<u8>,
     secret: [u8; 32],
-    data: SessionData,
+    data: Arc<SessionData>,
     at: Instant,
 }
 
@@ -53,16 +53,16 @@ impl std::fmt::Debug for OpenedCache {
 
 impl OpenedCache {
     /// The data opened from exactly `sealed` under `key` with `secret`, when still fresh.
-    pub fn get(&self, key: &str, secret: &[u8; 32], sealed: &[u8]) -> Option<SessionData> {
+    pub fn get(&self, key: &str, secret: &[u8; 32], sealed: &[u8]) -> Option<Arc<SessionData>> {
         let inner = self.lock();
         let entry = inner.entries.get(key)?;
         let fresh = entry.at.elapsed() < TTL;
         let same = entry.sealed == sealed && bool::from(entry.secret.ct_eq(secret));
-        (fresh && same).then(|| copy(&entry.data))
+        (fresh && same).then(|| entry.data.clone())
     }
 
     /// Remembers that `sealed` under `key` opened with `secret` to `data`.
-    pub fn insert(&self, key: &str, secret: &[u8; 32], sealed: Vec<u8>, data: &SessionData) {
+    pub fn insert(&self, key: &str, secret: &[u8; 32], sealed: Vec<u8>, data: &Arc<SessionData>) {
         let now = Instant::now();
         let mut inner = self.lock();
         let purge_due = inner
@@ -83,7 +83,7 @@ impl OpenedCache {
             Entry {
                 sealed,
                 secret: *secret,
-                data: copy(data),
+                data: data.clone(),
                 at: now,
             },
         );
@@ -107,21 +107,33 @@ impl OpenedCache {
     }
 }
 
-/// A field-by-field copy (`SessionData` is deliberately not `Clone`).
-fn copy(data: &SessionData) -> SessionData {
-    SessionData {
-        v: data.v,
-        sub: data.sub.clone(),
-        sid: data.sid.clone(),
-        claims: data.claims.clone(),
-        access_token: data.access_token.clone(),
-        refresh_token: data.refresh_token.clone(),
-        id_token: data.id_token.clone(),
-        access_expires_at: data.access_expires_at,
-        csrf_token: data.csrf_token.clone(),
-        created_at: data.created_at,
-        last_seen: data.last_seen,
-        absolute_expires_at: data.absolute_expires_at,
+/// Store keys of session ids: a pure function (a hash of the id), remembered so that a busy
+/// session's key is not hashed again on every request. Bounded: cleared when full.
+#[derive(Default)]
+pub struct StoreKeys {
+    keys: Mutex<HashMap<[u8; 32], String>>,
+}
+
+impl std::fmt::Debug for StoreKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreKeys").finish_non_exhaustive()
+    }
+}
+
+impl StoreKeys {
+    /// The key of `id`, computed by `derive` the first time.
+    pub fn get_or_derive(&self, id: &[u8; 32], derive: impl FnOnce() -> String) -> String {
+        let mut keys = self
+            .keys
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(key) = keys.get(id) {
+            return key.clone();
+        }
+        if keys.len() >= CAPACITY {
+            keys.clear();
+        }
+        keys.entry(*id).or_insert_with(derive).clone()
     }
 }
 
@@ -151,7 +163,12 @@ mod tests {
     #[test]
     fn a_hit_needs_the_same_sealed_bytes_and_the_same_secret() {
         let cache = OpenedCache::default();
-        cache.insert("s:1", &[1; 32], b"sealed".to_vec(), &data("alice"));
+        cache.insert(
+            "s:1",
+            &[1; 32],
+            b"sealed".to_vec(),
+            &Arc::new(data("alice")),
+        );
         let hit = cache.get("s:1", &[1; 32], b"sealed").expect("hit");
         assert_eq!(hit.sub, "alice");
         assert!(cache.get("s:1", &[2; 32], b"sealed").is_none());
@@ -162,7 +179,12 @@ mod tests {
     #[test]
     fn a_removed_entry_is_not_served() {
         let cache = OpenedCache::default();
-        cache.insert("s:1", &[1; 32], b"sealed".to_vec(), &data("alice"));
+        cache.insert(
+            "s:1",
+            &[1; 32],
+            b"sealed".to_vec(),
+            &Arc::new(data("alice")),
+        );
         cache.remove("s:1");
         assert!(cache.get("s:1", &[1; 32], b"sealed").is_none());
     }
@@ -171,8 +193,38 @@ mod tests {
     fn the_cache_never_holds_more_than_its_capacity() {
         let cache = OpenedCache::default();
         for i in 0..CAPACITY + 10 {
-            cache.insert(&format!("s:{i}"), &[1; 32], Vec::new(), &data("alice"));
+            cache.insert(
+                &format!("s:{i}"),
+                &[1; 32],
+                Vec::new(),
+                &Arc::new(data("alice")),
+            );
         }
         assert_eq!(cache.len(), CAPACITY);
+    }
+}
+
+#[cfg(test)]
+mod store_key_tests {
+    use super::*;
+
+    #[test]
+    fn a_remembered_key_is_derived_once_and_the_memo_stays_bounded() {
+        let keys = StoreKeys::default();
+        let mut derived = 0;
+        for _ in 0..3 {
+            let key = keys.get_or_derive(&[7; 32], || {
+                derived += 1;
+                "s:seven".to_owned()
+            });
+            assert_eq!(key, "s:seven");
+        }
+        assert_eq!(derived, 1);
+        for i in 0..=CAPACITY {
+            let mut id = [0; 32];
+            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            keys.get_or_derive(&id, || format!("s:{i}"));
+        }
+        assert!(keys.keys.lock().unwrap().len() <= CAPACITY);
     }
 }

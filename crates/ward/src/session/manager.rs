@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
-use super::cache::OpenedCache;
+use super::cache::{OpenedCache, StoreKeys};
 use super::cookie::{self, CookieAttributes, LoginBinding, SessionCookie};
 use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
@@ -55,11 +55,17 @@ pub struct LoadedSession {
     pub cookie: SessionCookie,
     /// The record's store key (a hash of the id).
     pub key: String,
-    /// The opened record.
-    pub data: SessionData,
+    /// The opened record, shared with the opened-session cache until changed (see
+    /// [`LoadedSession::data_mut`]).
+    pub data: Arc<SessionData>,
 }
 
 impl LoadedSession {
+    /// The record for changing: a copy of its own when the cache shares it.
+    pub fn data_mut(&mut self) -> &mut SessionData {
+        Arc::make_mut(&mut self.data)
+    }
+
     /// A short, non-reversible prefix of the store key, for log correlation.
     pub fn log_id(&self) -> &str {
         self.key.get(2..10).unwrap_or("")
@@ -79,6 +85,8 @@ pub struct SessionManager {
     /// Opened sessions, reused while their record in the store is unchanged (see
     /// [`super::cache`]).
     opened: OpenedCache,
+    /// Store keys of recently seen session ids.
+    store_keys: StoreKeys,
 }
 
 impl SessionManager {
@@ -105,6 +113,7 @@ impl SessionManager {
             login_cookie,
             refreshes: RefreshFlights::default(),
             opened: OpenedCache::default(),
+            store_keys: StoreKeys::default(),
         }
     }
 
@@ -161,7 +170,9 @@ impl SessionManager {
         &self,
         cookie: SessionCookie,
     ) -> Result<Option<LoadedSession>, StoreError> {
-        let key = self.sealer.store_key(SESSION_NS, cookie.id());
+        let key = self.store_keys.get_or_derive(cookie.id(), || {
+            self.sealer.store_key(SESSION_NS, cookie.id())
+        });
         let Some(sealed) = self.store.get(&key).await? else {
             self.opened.remove(&key);
             return Ok(None);
@@ -192,7 +203,11 @@ impl SessionManager {
         if data.v != SESSION_FORMAT || self.expires_at(&data) <= self.clock.now() {
             return Ok(None);
         }
-        let session = LoadedSession { cookie, key, data };
+        let session = LoadedSession {
+            cookie,
+            key,
+            data: Arc::new(data),
+        };
         if opened.stale_key {
             // Re-seal under the primary key: rotation completes as sessions are used.
             if !self.save(&session, Write::Existing).await? {
@@ -225,7 +240,11 @@ impl SessionManager {
             last_seen: now,
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),
         };
-        let session = LoadedSession { cookie, key, data };
+        let session = LoadedSession {
+            cookie,
+            key,
+            data: Arc::new(data),
+        };
         self.save(&session, Write::New).await?;
         Ok(session)
     }
@@ -243,7 +262,7 @@ impl SessionManager {
         let Some(mut current) = self.load_cookie(session.cookie.clone()).await? else {
             return Ok(false);
         };
-        current.data.last_seen = now;
+        current.data_mut().last_seen = now;
         let written = self.save(&current, Write::Existing).await?;
         *session = current;
         Ok(written)
@@ -446,7 +465,7 @@ impl SessionManager {
     async fn save(&self, session: &LoadedSession, write: Write) -> Result<bool, StoreError> {
         self.opened.remove(&session.key);
         let plaintext =
-            serde_json::to_vec(&session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+            serde_json::to_vec(&*session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
         let mut indexes = self.sealer.index_keys("sub", &session.data.sub);
         indexes.truncate(1);
         if let Some(sid) = &session.data.sid {
@@ -525,8 +544,8 @@ mod tests {
         let cookie = header(&created);
         let mut stale = manager.load(Some(&cookie)).await.unwrap().unwrap();
         let mut refreshed = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        refreshed.data.access_token = SecretString::new("at-2");
-        refreshed.data.refresh_token = Some(SecretString::new("rt-2"));
+        refreshed.data_mut().access_token = SecretString::new("at-2");
+        refreshed.data_mut().refresh_token = Some(SecretString::new("rt-2"));
         assert!(manager.save_existing(&refreshed).await.unwrap());
         clock.advance(SLIDE_GRANULARITY);
         assert!(manager.slide(&mut stale).await.unwrap());
@@ -579,7 +598,7 @@ mod tests {
         // Another instance (same keys, same store) refreshes the tokens.
         let (other, _, _) = manager_over(store.clone(), clock.clone());
         let mut session = other.load(Some(&cookie)).await.unwrap().unwrap();
-        session.data.access_token = SecretString::new("at-2");
+        session.data_mut().access_token = SecretString::new("at-2");
         assert!(other.save_existing(&session).await.unwrap());
         let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
         assert_eq!(reloaded.data.access_token.expose(), "at-2");

@@ -9,8 +9,9 @@ use crate::secret::SecretString;
 /// Format version of [`SessionData`] inside the sealed record.
 pub const SESSION_FORMAT: u8 = 1;
 
-/// A logged-in session.
-#[derive(Serialize, Deserialize)]
+/// A logged-in session. `Clone` serves copy-on-write of a record shared by the opened-session
+/// cache (`LoadedSession::data_mut`); its secrets stay `SecretString`s in every copy.
+#[derive(Clone, Serialize, Deserialize)]
 pub struct SessionData {
     /// [`SESSION_FORMAT`].
     pub v: u8,

@@ -258,7 +258,7 @@ impl SessionManager {
         drop(settled);
         match outcome {
             Outcome::Refreshed(tokens) => {
-                tokens.apply(&mut session.data);
+                tokens.apply(session.data_mut());
                 Ok(())
             }
             Outcome::Ended => Err(RefreshError::Ended),
@@ -364,7 +364,7 @@ impl SessionManager {
                 let expires_in = tokens
                     .access_expires_at
                     .map(|at| at.saturating_sub(clock.now()));
-                let data = &mut current.data;
+                let data = current.data_mut();
                 data.access_token = tokens.access_token;
                 if let Some(refresh_token) = tokens.refresh_token {
                     data.refresh_token = Some(refresh_token);
@@ -614,7 +614,7 @@ mod tests {
         assert_eq!(token, "at-1");
         let stored = s.manager.load(Some(&s.cookie)).await.unwrap().unwrap();
         assert_eq!(stored.data.access_token.expose(), "at-1");
-        assert_eq!(stored.data.refresh_token.unwrap().expose(), "rt-1");
+        assert_eq!(stored.data.refresh_token.as_ref().unwrap().expose(), "rt-1");
         assert_eq!(stored.data.access_expires_at, Some(s.clock.now() + 300));
         // The rotated refresh token is the one used next time.
         s.clock.advance(300);
