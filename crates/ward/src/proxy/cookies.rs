@@ -50,6 +50,9 @@ pub(crate) fn filter_request(headers: &mut HeaderMap, ward_cookies: &[String]) {
 
 /// Drops every `Set-Cookie` that would create or overwrite one of Ward's cookies.
 pub(crate) fn filter_set_cookies(headers: &mut HeaderMap, ward_cookies: &[String]) {
+    if !headers.contains_key(header::SET_COOKIE) {
+        return;
+    }
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
