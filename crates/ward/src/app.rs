@@ -28,7 +28,7 @@ use axum::routing::{get, post};
 use crate::config::{StoreKind, TokenMode};
 use crate::endpoints::{self, SessionLogId};
 use crate::error::ApiError;
-use crate::proxy::{ForwardContext, Route};
+use crate::proxy::{ForwardContext, Route, bearer_value};
 use crate::security::{client_ip, cors, csrf, headers, limits};
 use crate::session::LoadedSession;
 use crate::session::cookie_store;
@@ -221,22 +221,31 @@ async fn admit(
         // Ended since it was loaded: a `user-optional` route goes on anonymously (never 401).
         session = None;
     }
-    let client_token;
     let bearer = match route.token {
-        TokenMode::User | TokenMode::UserOptional => session.as_ref().map(|s| &s.data.access_token),
+        TokenMode::User | TokenMode::UserOptional => {
+            session.as_ref().map(LoadedSession::bearer).transpose()
+        }
         TokenMode::Client => {
             // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
-            client_token = state
+            let token = state
                 .client_tokens
                 .token(&state.oidc, route.scopes.as_deref())
                 .await
                 .map_err(|_| ApiError::UpstreamUnavailable)?;
-            Some(&client_token)
+            bearer_value(&token).map(Some)
         }
-        TokenMode::None => None,
+        TokenMode::None => Ok(None),
+    };
+    let Ok(bearer) = bearer else {
+        tracing::warn!(
+            event = "proxy_bearer_unsendable",
+            route = route.prefix(),
+            "access token is not a valid header value"
+        );
+        return Err(ApiError::UpstreamUnavailable);
     };
     let ctx = ForwardContext {
-        bearer,
+        bearer: bearer.as_ref(),
         client_ip: client_ip::client_ip(
             peer.ip(),
             req.headers(),

@@ -59,8 +59,9 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// What Ward adds to an upstream request, decided before the headers are rewritten.
 pub(crate) struct RequestAdditions<'a> {
-    /// Attached as `Authorization: Bearer`; `None` leaves the request without credentials.
-    pub bearer: Option<&'a SecretString>,
+    /// The `Authorization` value (see [`bearer_value`]); `None` leaves the request without
+    /// credentials.
+    pub bearer: Option<&'a HeaderValue>,
     pub client_ip: IpAddr,
     pub ward_cookies: &'a [String],
     pub forwarded_proto: &'a HeaderValue,
@@ -70,13 +71,18 @@ pub(crate) struct RequestAdditions<'a> {
 
 /// The access token cannot be written as a header value (it holds bytes HTTP forbids).
 #[derive(Debug)]
-pub(crate) struct UnsendableBearer;
+pub struct UnsendableBearer;
+
+/// `Bearer <token>` as a header value marked sensitive (never logged by hyper or HPACK-indexed).
+pub fn bearer_value(token: &SecretString) -> Result<HeaderValue, UnsendableBearer> {
+    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
+        .map_err(|_| UnsendableBearer)?;
+    value.set_sensitive(true);
+    Ok(value)
+}
 
 /// Rewrites browser request headers in place into what the upstream receives.
-pub(crate) fn rewrite_request(
-    headers: &mut HeaderMap,
-    add: &RequestAdditions<'_>,
-) -> Result<(), UnsendableBearer> {
+pub(crate) fn rewrite_request(headers: &mut HeaderMap, add: &RequestAdditions<'_>) {
     strip_hop_by_hop(headers);
     remove_where(headers, |name| {
         CLIENT_CONTROLLED.iter().any(|c| same_name(name, c)) || has_prefix(name, FORWARDED_PREFIX)
@@ -84,11 +90,8 @@ pub(crate) fn rewrite_request(
     cookies::filter_request(headers, add.ward_cookies);
     trace::keep_or_start(headers);
 
-    if let Some(token) = add.bearer {
-        let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-            .map_err(|_| UnsendableBearer)?;
-        value.set_sensitive(true);
-        headers.insert(header::AUTHORIZATION, value);
+    if let Some(value) = add.bearer {
+        headers.insert(header::AUTHORIZATION, value.clone());
     }
     if let Ok(ip) = HeaderValue::try_from(add.client_ip.to_string()) {
         headers.insert(X_FORWARDED_FOR, ip);
@@ -96,7 +99,6 @@ pub(crate) fn rewrite_request(
     headers.insert(X_FORWARDED_PROTO, add.forwarded_proto.clone());
     headers.insert(X_FORWARDED_HOST, add.forwarded_host.clone());
     headers.insert(header::HOST, add.upstream_host.clone());
-    Ok(())
 }
 
 /// Rewrites upstream response headers in place into what the browser receives.
@@ -170,15 +172,16 @@ mod tests {
 
     fn rewrite(headers: &mut HeaderMap, bearer: Option<&SecretString>) {
         let ward = ward();
+        let bearer = bearer.map(|token| bearer_value(token).expect("sendable bearer"));
         let additions = RequestAdditions {
-            bearer,
+            bearer: bearer.as_ref(),
             client_ip: IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7)),
             ward_cookies: &ward,
             forwarded_proto: &HeaderValue::from_static("https"),
             forwarded_host: &HeaderValue::from_static("app.example:8443"),
             upstream_host: &HeaderValue::from_static("api.internal:7001"),
         };
-        rewrite_request(headers, &additions).expect("sendable bearer");
+        rewrite_request(headers, &additions);
     }
 
     fn all<'a>(headers: &'a HeaderMap, name: &str) -> Vec<&'a str> {

@@ -33,9 +33,9 @@ use url::{Position, Url};
 
 use crate::config::{RouteConfig, TokenMode};
 use crate::error::ApiError;
-use crate::secret::SecretString;
 use crate::security::limits;
 
+pub use headers::{UnsendableBearer, bearer_value};
 pub use routes::Route;
 
 /// Why the route table cannot be built.
@@ -59,10 +59,10 @@ pub enum ProxyError {
 
 /// What the proxy needs to know of the request beyond the request itself.
 pub struct ForwardContext<'a> {
-    /// Access token to attach as `Authorization: Bearer`, when the route wants one. Required
-    /// for `user` routes (forwarding fails closed with 401 without it); never attached on
-    /// `none` routes, even when given.
-    pub bearer: Option<&'a SecretString>,
+    /// `Authorization: Bearer <access token>` (from [`bearer_value`]), when the route wants
+    /// one. Required for `user` routes (forwarding fails closed with 401 without it); never
+    /// attached on `none` routes, even when given.
+    pub bearer: Option<&'a HeaderValue>,
     /// The browser's address as Ward determined it (after trusted proxy hops).
     pub client_ip: IpAddr,
     /// Names of Ward's own cookies: stripped from `Cookie` and from upstream `Set-Cookie`,
@@ -215,14 +215,7 @@ impl Proxy {
             forwarded_host: &self.forwarded_host,
             upstream_host: route.host_header(),
         };
-        if headers::rewrite_request(&mut parts.headers, &additions).is_err() {
-            tracing::warn!(
-                event = "proxy_bearer_unsendable",
-                route = route.prefix(),
-                "access token is not a valid header value"
-            );
-            return Err(ApiError::UpstreamUnavailable);
-        }
+        headers::rewrite_request(&mut parts.headers, &additions);
         parts.uri = target;
         // Ward re-frames every request: HTTP/1.1 unless the pool negotiated HTTP/2, and none
         // of the inbound connection's extensions (upgrades, protocol hints) travel along.

@@ -17,6 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use axum::http::HeaderValue;
 use subtle::ConstantTimeEq;
 
 use super::record::SessionData;
@@ -42,6 +43,8 @@ struct Entry {
     sealed: Vec<u8>,
     secret: [u8; 32],
     data: Arc<SessionData>,
+    /// `Authorization` value of the access token, prepared once (`None`: unsendable).
+    bearer: Option<HeaderValue>,
     at: Instant,
 }
 
@@ -53,16 +56,23 @@ impl std::fmt::Debug for OpenedCache {
 
 impl OpenedCache {
     /// The data opened from exactly `sealed` under `key` with `secret`, when still fresh.
-    pub fn get(&self, key: &str, secret: &[u8; 32], sealed: &[u8]) -> Option<Arc<SessionData>> {
+    /// With it, the access token's prepared `Authorization` value, when sendable.
+    pub fn get(
+        &self,
+        key: &str,
+        secret: &[u8; 32],
+        sealed: &[u8],
+    ) -> Option<(Arc<SessionData>, Option<HeaderValue>)> {
         let inner = self.lock();
         let entry = inner.entries.get(key)?;
         let fresh = entry.at.elapsed() < TTL;
         let same = entry.sealed == sealed && bool::from(entry.secret.ct_eq(secret));
-        (fresh && same).then(|| entry.data.clone())
+        (fresh && same).then(|| (entry.data.clone(), entry.bearer.clone()))
     }
 
     /// Remembers that `sealed` under `key` opened with `secret` to `data`.
     pub fn insert(&self, key: &str, secret: &[u8; 32], sealed: Vec<u8>, data: &Arc<SessionData>) {
+        let bearer = crate::proxy::bearer_value(&data.access_token).ok();
         let now = Instant::now();
         let mut inner = self.lock();
         let purge_due = inner
@@ -84,6 +94,7 @@ impl OpenedCache {
                 sealed,
                 secret: *secret,
                 data: data.clone(),
+                bearer,
                 at: now,
             },
         );
@@ -169,8 +180,9 @@ mod tests {
             b"sealed".to_vec(),
             &Arc::new(data("alice")),
         );
-        let hit = cache.get("s:1", &[1; 32], b"sealed").expect("hit");
+        let (hit, bearer) = cache.get("s:1", &[1; 32], b"sealed").expect("hit");
         assert_eq!(hit.sub, "alice");
+        assert_eq!(bearer.expect("sendable").as_bytes(), b"Bearer at");
         assert!(cache.get("s:1", &[2; 32], b"sealed").is_none());
         assert!(cache.get("s:1", &[1; 32], b"resealed").is_none());
         assert!(cache.get("s:2", &[1; 32], b"sealed").is_none());

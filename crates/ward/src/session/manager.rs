@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use axum::http::HeaderValue;
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
 use super::cache::{OpenedCache, StoreKeys};
@@ -15,6 +16,7 @@ use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
 use super::seal::Sealer;
 use crate::oidc::TokenSet;
+use crate::proxy::{UnsendableBearer, bearer_value};
 use crate::secret::SecretString;
 
 /// Store namespace of sessions.
@@ -58,12 +60,24 @@ pub struct LoadedSession {
     /// The opened record, shared with the opened-session cache until changed (see
     /// [`LoadedSession::data_mut`]).
     pub data: Arc<SessionData>,
+    /// The access token's `Authorization` value when the cache had it prepared.
+    bearer: Option<HeaderValue>,
 }
 
 impl LoadedSession {
     /// The record for changing: a copy of its own when the cache shares it.
     pub fn data_mut(&mut self) -> &mut SessionData {
+        // The tokens may change: the prepared header would name the old one.
+        self.bearer = None;
         Arc::make_mut(&mut self.data)
+    }
+
+    /// `Authorization: Bearer <access token>`, prepared once per opened record.
+    pub fn bearer(&self) -> Result<HeaderValue, UnsendableBearer> {
+        match &self.bearer {
+            Some(value) => Ok(value.clone()),
+            None => bearer_value(&self.data.access_token),
+        }
     }
 
     /// A short, non-reversible prefix of the store key, for log correlation.
@@ -177,13 +191,18 @@ impl SessionManager {
             self.opened.remove(&key);
             return Ok(None);
         };
-        if let Some(data) = self.opened.get(&key, cookie.secret(), &sealed) {
+        if let Some((data, bearer)) = self.opened.get(&key, cookie.secret(), &sealed) {
             // The very record this cookie opened before: same result, without the open and
             // the parse.
             if self.expires_at(&data) <= self.clock.now() {
                 return Ok(None);
             }
-            return Ok(Some(LoadedSession { cookie, key, data }));
+            return Ok(Some(LoadedSession {
+                cookie,
+                key,
+                data,
+                bearer,
+            }));
         }
         let opened = match self.sealer.open(&key, cookie.secret(), &sealed) {
             Ok(opened) => opened,
@@ -207,6 +226,7 @@ impl SessionManager {
             cookie,
             key,
             data: Arc::new(data),
+            bearer: None,
         };
         if opened.stale_key {
             // Re-seal under the primary key: rotation completes as sessions are used.
@@ -244,6 +264,7 @@ impl SessionManager {
             cookie,
             key,
             data: Arc::new(data),
+            bearer: None,
         };
         self.save(&session, Write::New).await?;
         Ok(session)
