@@ -23,12 +23,11 @@
 //! a point lookup (`get`, `ping`) runs inline on the calling task: it is one read transaction
 //! over a B-tree (MVCC: it never waits for a writer), and a hop to the blocking pool and back
 //! costs more than the lookup itself. Values `get` found are kept up to a second in memory and
-//! served from there while the file still holds them (see `cache.rs`: exact, because every
-//! write passes this process).
+//! served from there while the file still holds them (`ward_store::read_cache`: exact, because
+//! every write passes this process).
 
 #![warn(missing_docs)]
 
-mod cache;
 mod format;
 mod tables;
 
@@ -39,11 +38,14 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
+use ward_store::read_cache::{Lookup, ReadCache, WriteGuard};
 use ward_store::{BoxError, Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
 
-use cache::{Lookup, ReadCache, WriteGuard};
 pub use format::FormatError;
 use tables::{Tables, is_live};
+
+/// How long a value `get` found is served from memory (exactly: see the crate docs).
+pub const READ_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// redb's page cache, in bytes: enough for the hot part of the tree, bounded for RSS.
 pub const CACHE_SIZE: usize = 64 * 1024 * 1024;
@@ -91,13 +93,13 @@ impl EmbeddedStore {
         Ok(Self {
             db: Arc::new(db),
             clock,
-            cache: Arc::default(),
+            cache: Arc::new(ReadCache::new(READ_CACHE_TTL)),
         })
     }
 
     /// Runs `work` in one write transaction on the blocking pool; commits when it returns
     /// `Ok((_, true))`, aborts otherwise. `key`, when given, is marked as being written until
-    /// the transaction has ended, even if the caller stops waiting (see `cache.rs`).
+    /// the transaction has ended, even if the caller stops waiting (`ward_store::read_cache`).
     async fn write<T, F>(&self, key: Option<&str>, work: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
@@ -249,15 +251,19 @@ impl SessionStore for EmbeddedStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_expiring(key).await?.map(|(value, _)| value))
+    }
+
+    async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
         let generation = match self.cache.lookup(key, self.clock.now()) {
-            Lookup::Hit(value) => return Ok(Some(value)),
+            Lookup::Hit(value, expires_at) => return Ok(Some((value, expires_at))),
             Lookup::Miss(generation) => generation,
         };
         let found = self.read_inline(|txn, now| tables::get_live(txn, key, now))?;
-        Ok(found.map(|(value, expires_at)| {
-            self.cache.insert(generation, key, &value, expires_at);
-            value
-        }))
+        if let Some((value, expires_at)) = &found {
+            self.cache.insert(generation, key, value, *expires_at);
+        }
+        Ok(found)
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

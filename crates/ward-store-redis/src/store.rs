@@ -280,6 +280,10 @@ impl SessionStore for RedisStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_expiring(key).await?.map(|(value, _)| value))
+    }
+
+    async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
         let now = self.clock.now();
         let read = cmd("HMGET")
             .arg(self.keys.record(key))
@@ -291,10 +295,12 @@ impl SessionStore for RedisStore {
             return Ok(None);
         }
         layout::check_format(format).map_err(corrupt)?;
-        if layout::seconds(exp).map_err(corrupt)? <= now {
+        let expires_at = layout::seconds(exp).map_err(corrupt)?;
+        if expires_at <= now {
             return Ok(None);
         }
-        Ok(Some(layout::required(value).map_err(corrupt)?.to_vec()))
+        let value = layout::required(value).map_err(corrupt)?.to_vec();
+        Ok(Some((value, expires_at)))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

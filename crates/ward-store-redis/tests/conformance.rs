@@ -9,3 +9,19 @@ use std::sync::Arc;
 use ward_store::ManualClock;
 
 ward_store::conformance_tests!(|clock: Arc<ManualClock>| support::standalone_store(clock));
+
+/// The same suite through [`ward_store::CachedReads`] (`[store] cache_ttl`): one handle with
+/// the cache keeps every guarantee of the Redis store behind it.
+mod cached_reads {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use ward_store::{CachedReads, ManualClock};
+
+    use super::support;
+
+    ward_store::conformance_tests!(|clock: Arc<ManualClock>| async move {
+        let store = Arc::new(support::standalone_store(clock.clone()).await);
+        CachedReads::new(store, Duration::from_secs(1), clock)
+    });
+}

@@ -128,6 +128,16 @@ impl SessionStore for MemoryStore {
             .map(|r| r.value.clone()))
     }
 
+    async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        Ok(inner
+            .records
+            .get(key)
+            .filter(|r| is_live(r, now))
+            .map(|r| (r.value.clone(), r.expires_at)))
+    }
+
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let now = self.clock.now();
         Ok(self.lock().remove_live(key, now).map(|r| r.value))

@@ -60,14 +60,20 @@ pub async fn open_store(
             session_cookie_attributes(config),
             clock,
         )),
-        StoreKind::Redis => Arc::new(
-            ward_store_redis::RedisStore::connect(
-                store_url(config)?,
-                &config.store.key_prefix,
-                clock,
-            )
-            .await?,
-        ),
+        StoreKind::Redis => {
+            let redis = Arc::new(
+                ward_store_redis::RedisStore::connect(
+                    store_url(config)?,
+                    &config.store.key_prefix,
+                    clock.clone(),
+                )
+                .await?,
+            );
+            match config.store.cache_ttl {
+                ttl if ttl.is_zero() => redis,
+                ttl => Arc::new(ward_store::CachedReads::new(redis, ttl, clock)),
+            }
+        }
         StoreKind::Postgres => Arc::new(
             ward_store_postgres::PostgresStore::connect(
                 store_url(config)?,

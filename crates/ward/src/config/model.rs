@@ -189,6 +189,13 @@ pub struct StoreConfig {
     /// test runs) can share one server. 1-64 characters of `A-Z a-z 0-9 _ : . -`.
     #[serde(default = "defaults::key_prefix")]
     pub key_prefix: String,
+    /// How long a session record read from Redis may be reused by this instance without
+    /// reading it again (`redis` only; 0 s to 10 s). Zero: every request reads Redis, so a
+    /// logout or revocation on another instance takes effect here at once. Above zero: one
+    /// round trip less per request, and another instance's logout reaches this one up to this
+    /// much later (this instance's own writes are seen at once).
+    #[serde(default, with = "crate::config::duration")]
+    pub cache_ttl: Duration,
 }
 
 /// The session store backend.

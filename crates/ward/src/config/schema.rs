@@ -58,6 +58,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("store", "url", Shape::Text),
     ("store", "url_file", Shape::Text),
     ("store", "key_prefix", Shape::Text),
+    ("store", "cache_ttl", Shape::Text),
     ("crypto", "keys", Shape::Structured),
     ("crypto", "keys_file", Shape::Text),
     ("static", "dir", Shape::Text),

@@ -21,6 +21,9 @@ use super::model::{StoreConfig, StoreKind};
 const URL_KEY: &str = "store.url";
 
 /// Checks `store` as a whole: the URL against the kind, and the key prefix.
+/// Longest `store.cache_ttl`.
+const MAX_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(10);
+
 pub(crate) fn check_store(store: &StoreConfig, out: &mut Problems) {
     // An empty value (a blanked WARD_STORE__URL) counts as unset.
     let url = store
@@ -46,6 +49,24 @@ pub(crate) fn check_store(store: &StoreConfig, out: &mut Problems) {
             ),
         ),
         (StoreKind::Memory | StoreKind::Embedded | StoreKind::Cookie, None) => {}
+    }
+    if store.cache_ttl > MAX_CACHE_TTL {
+        out.push(
+            "store.cache_ttl",
+            format!(
+                "at most {}s: a logout on another instance must not take longer to arrive",
+                MAX_CACHE_TTL.as_secs()
+            ),
+        );
+    } else if !store.cache_ttl.is_zero() && store.kind != StoreKind::Redis {
+        out.push(
+            "store.cache_ttl",
+            format!(
+                "only used by store.kind = \"redis\", not \"{}\" (the embedded store already \
+                 serves repeated reads from memory, exactly)",
+                kind_name(store.kind)
+            ),
+        );
     }
     if !is_key_prefix(&store.key_prefix) {
         out.push(

@@ -411,3 +411,43 @@ fn validate_checks_store_and_admin_of_a_configuration_built_in_code() {
     assert!(lines[0].starts_with("store.url: required"));
     assert!(lines[1].starts_with("admin.listen: must differ"));
 }
+
+#[test]
+fn a_redis_read_cache_is_off_unless_set_and_bounded() {
+    let config = load_ok(&with_store("redis", "redis://127.0.0.1:6379"), &[]);
+    assert_eq!(config.store.cache_ttl, std::time::Duration::ZERO);
+    let text = format!(
+        "{}cache_ttl = \"250ms\"\n",
+        with_store("redis", "redis://127.0.0.1:6379")
+    );
+    let config = load_ok(&text, &[]);
+    assert_eq!(
+        config.store.cache_ttl,
+        std::time::Duration::from_millis(250)
+    );
+    let config = load_ok(
+        &with_store("redis", "redis://127.0.0.1:6379"),
+        &[("WARD_STORE__CACHE_TTL", "1s")],
+    );
+    assert_eq!(config.store.cache_ttl, std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn a_read_cache_too_long_or_on_another_store_is_refused() {
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\ncache_ttl = \"11s\"\n",
+        "store.cache_ttl: at most 10s",
+    );
+    assert_problem(
+        "[store]\nkind = \"embedded\"\ncache_ttl = \"1s\"\n",
+        "store.cache_ttl: only used by store.kind = \"redis\", not \"embedded\"",
+    );
+    assert_problem(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://db/ward\"\ncache_ttl = \"1s\"\n",
+        "store.cache_ttl: only used by store.kind = \"redis\", not \"postgres\"",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\ncache_ttl = \"soon\"\n",
+        "store.cache_ttl",
+    );
+}

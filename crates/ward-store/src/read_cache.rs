@@ -1,32 +1,45 @@
-//! Recently read live values, so a session read on every request does not open a read
-//! transaction each time.
+//! Recently read values of a store, kept in process so that a record read on every request is
+//! not fetched each time. Used two ways:
+//! - **exact**, by the embedded store (`ward-store-embedded`): its process is the file's only
+//!   writer, and every write of a key goes through [`ReadCache::writing`], so the cache never
+//!   answers with a value the file no longer holds;
+//! - **bounded**, by [`CachedReads`](crate::CachedReads) in front of a shared store (Redis,
+//!   PostgreSQL): writes through this process are seen at once, writes by other processes
+//!   after at most the cache's time to live.
 //!
-//! Exact, not merely fresh: this process is the file's only writer (the lock), and every write
-//! of a key goes through [`ReadCache::writing`], so the cache can never answer with a value the
-//! file no longer holds:
-//! - while a write of a key is under way (from before its transaction begins until after it
-//!   committed or failed), reads of that key bypass the cache and nothing is cached for it;
-//! - a read caches what it found only when no write began or ended anywhere since the read
-//!   started (a generation counter), so a value read just before a commit is never cached
-//!   after it;
-//! - expiry is checked on every hit, against the same clock as the file's.
+//! What holds in both:
+//! - while a write of a key through this cache is under way (from before it is sent until
+//!   after it ended), reads of that key bypass the cache and nothing is cached for it;
+//! - a read caches what it found only when no write began or ended since the read started (a
+//!   generation counter), so a value read just before a write is never cached after it;
+//! - the record's own expiry, when known, is checked on every hit.
 //!
-//! Bounded: entries live [`TTL`] (then the file is read again), at most [`CAPACITY`] are kept.
+//! Bounded: entries live the time to live given to [`ReadCache::new`], at most [`CAPACITY`]
+//! are kept. Time is tokio's clock, so tests can pause and advance it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use ward_store::UnixTime;
+use tokio::time::Instant;
 
-/// How long a read value is reused.
-pub const TTL: Duration = Duration::from_secs(1);
+use crate::UnixTime;
+
 /// Most entries kept.
 pub const CAPACITY: usize = 10_000;
 
-#[derive(Default)]
-pub(crate) struct ReadCache {
+/// See the module docs.
+pub struct ReadCache {
+    ttl: Duration,
     inner: Mutex<Inner>,
+}
+
+impl std::fmt::Debug for ReadCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReadCache")
+            .field("ttl", &self.ttl)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]
@@ -46,29 +59,38 @@ struct Entry {
 }
 
 /// The outcome of [`ReadCache::lookup`].
-pub(crate) enum Lookup {
-    /// The live value.
-    Hit(Vec<u8>),
+pub enum Lookup {
+    /// The live value and its expiry.
+    Hit(Vec<u8>, UnixTime),
     /// Read the file; pass the generation to [`ReadCache::insert`].
     Miss(u64),
 }
 
 impl ReadCache {
-    pub(crate) fn lookup(&self, key: &str, now: UnixTime) -> Lookup {
+    /// A cache whose entries live `ttl`.
+    pub fn new(ttl: Duration) -> Self {
+        Self {
+            ttl,
+            inner: Mutex::default(),
+        }
+    }
+
+    /// The cached value of `key` while fresh, live at `now` and not being written.
+    pub fn lookup(&self, key: &str, now: UnixTime) -> Lookup {
         let inner = self.lock();
         if !inner.writing.contains_key(key)
             && let Some(entry) = inner.entries.get(key)
-            && entry.at.elapsed() < TTL
+            && entry.at.elapsed() < self.ttl
             && now < entry.expires_at
         {
-            return Lookup::Hit(entry.value.clone());
+            return Lookup::Hit(entry.value.clone(), entry.expires_at);
         }
         Lookup::Miss(inner.generation)
     }
 
     /// Caches what a read that began at `generation` found, unless any write began or ended
     /// since.
-    pub(crate) fn insert(&self, generation: u64, key: &str, value: &[u8], expires_at: UnixTime) {
+    pub fn insert(&self, generation: u64, key: &str, value: &[u8], expires_at: UnixTime) {
         let now = Instant::now();
         let mut inner = self.lock();
         if inner.generation != generation || inner.writing.contains_key(key) {
@@ -76,9 +98,10 @@ impl ReadCache {
         }
         let purge_due = inner
             .last_purge
-            .is_none_or(|at| now.duration_since(at) >= TTL);
+            .is_none_or(|at| now.duration_since(at) >= self.ttl);
         if purge_due || inner.entries.len() >= CAPACITY {
-            inner.entries.retain(|_, e| now.duration_since(e.at) < TTL);
+            let ttl = self.ttl;
+            inner.entries.retain(|_, e| now.duration_since(e.at) < ttl);
             inner.last_purge = Some(now);
         }
         if inner.entries.len() >= CAPACITY {
@@ -96,7 +119,7 @@ impl ReadCache {
 
     /// Marks `key` as being written until the returned guard drops: drop it after the
     /// transaction committed or failed.
-    pub(crate) fn writing(self: &Arc<Self>, key: &str) -> WriteGuard {
+    pub fn writing(self: &Arc<Self>, key: &str) -> WriteGuard {
         let mut inner = self.lock();
         *inner.writing.entry(key.to_owned()).or_default() += 1;
         inner.entries.remove(key);
@@ -107,8 +130,8 @@ impl ReadCache {
         }
     }
 
-    /// Forgets `keys` (removed by a sweep: expired, so never served anyway).
-    pub(crate) fn forget(&self, keys: &[String]) {
+    /// Forgets `keys` (e.g. removed by a sweep: expired, so never served anyway).
+    pub fn forget(&self, keys: &[String]) {
         let mut inner = self.lock();
         for key in keys {
             inner.entries.remove(key);
@@ -122,7 +145,7 @@ impl ReadCache {
 }
 
 /// A write of one key under way (see [`ReadCache::writing`]).
-pub(crate) struct WriteGuard {
+pub struct WriteGuard {
     cache: Arc<ReadCache>,
     key: String,
 }
@@ -147,21 +170,21 @@ mod tests {
 
     fn hit(cache: &ReadCache, key: &str, now: UnixTime) -> Option<Vec<u8>> {
         match cache.lookup(key, now) {
-            Lookup::Hit(value) => Some(value),
+            Lookup::Hit(value, _) => Some(value),
             Lookup::Miss(_) => None,
         }
     }
 
     fn generation(cache: &ReadCache, key: &str) -> u64 {
         match cache.lookup(key, 0) {
-            Lookup::Hit(_) => panic!("expected a miss"),
+            Lookup::Hit(..) => panic!("expected a miss"),
             Lookup::Miss(generation) => generation,
         }
     }
 
     #[test]
     fn a_read_value_is_served_until_it_expires() {
-        let cache = ReadCache::default();
+        let cache = ReadCache::new(Duration::from_secs(1));
         let g = generation(&cache, "k");
         cache.insert(g, "k", b"v", 100);
         assert_eq!(hit(&cache, "k", 99).as_deref(), Some(&b"v"[..]));
@@ -170,7 +193,7 @@ mod tests {
 
     #[test]
     fn a_write_under_way_bypasses_the_cache_and_drops_the_entry() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(1)));
         let g = generation(&cache, "k");
         cache.insert(g, "k", b"old", 100);
         let guard = cache.writing("k");
@@ -184,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_read_that_overlapped_a_write_is_not_cached() {
-        let cache = Arc::new(ReadCache::default());
+        let cache = Arc::new(ReadCache::new(Duration::from_secs(1)));
         let before = generation(&cache, "k");
         drop(cache.writing("other"));
         cache.insert(before, "k", b"maybe-stale", 100);
@@ -193,7 +216,7 @@ mod tests {
 
     #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
-        let cache = ReadCache::default();
+        let cache = ReadCache::new(Duration::from_secs(1));
         for i in 0..CAPACITY + 10 {
             let key = format!("k{i}");
             let g = generation(&cache, &key);

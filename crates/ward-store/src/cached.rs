@@ -1,0 +1,195 @@
+//! [`CachedReads`]: a shared store (Redis, PostgreSQL) with reads reused in process for a
+//! bounded time, saving a round trip per request at the price of a bounded delay before
+//! another instance's writes are seen here.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::read_cache::{Lookup, ReadCache};
+use crate::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+
+/// `inner` with `get` answered from a [`ReadCache`] of time to live `ttl`:
+/// - every write and delete through this handle is seen by its next read, as without the
+///   cache (the key bypasses the cache while the write is under way and is dropped after);
+/// - a write or delete by another process (another Ward instance) is seen here at most `ttl`
+///   later: until then this handle may return the value it read before.
+///
+/// Everything but `get` goes straight to `inner`.
+pub struct CachedReads {
+    inner: Arc<dyn SessionStore>,
+    cache: Arc<ReadCache>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for CachedReads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CachedReads")
+            .field("kind", &self.inner.kind())
+            .field("cache", &self.cache)
+            .finish()
+    }
+}
+
+impl CachedReads {
+    /// Reads of `inner` reused for up to `ttl`, and never past the record's expiry on `clock`.
+    pub fn new(inner: Arc<dyn SessionStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
+        Self {
+            inner,
+            cache: Arc::new(ReadCache::new(ttl)),
+            clock,
+        }
+    }
+
+    async fn write<T>(
+        &self,
+        key: &str,
+        work: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let _writing = self.cache.writing(key);
+        work.await
+    }
+}
+
+#[async_trait]
+impl SessionStore for CachedReads {
+    async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
+        self.write(key, self.inner.put(key, record)).await
+    }
+
+    async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.write(key, self.inner.put_new(key, record)).await
+    }
+
+    async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
+        self.write(key, self.inner.replace(key, record)).await
+    }
+
+    async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.get_expiring(key).await?.map(|(value, _)| value))
+    }
+
+    async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
+        let generation = match self.cache.lookup(key, self.clock.now()) {
+            Lookup::Hit(value, expires_at) => return Ok(Some((value, expires_at))),
+            Lookup::Miss(generation) => generation,
+        };
+        let found = self.inner.get_expiring(key).await?;
+        if let Some((value, expires_at)) = &found {
+            self.cache.insert(generation, key, value, *expires_at);
+        }
+        Ok(found)
+    }
+
+    async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.write(key, self.inner.take(key)).await
+    }
+
+    async fn delete(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(key, self.inner.delete(key)).await
+    }
+
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        self.inner.keys_by_index(index).await
+    }
+
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
+        self.inner.list_by_index(index).await
+    }
+
+    async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        self.inner.sweep_expired().await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.inner.ping().await
+    }
+
+    fn kind(&self) -> &'static str {
+        self.inner.kind()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ManualClock;
+    use crate::memory::MemoryStore;
+
+    const NOW: UnixTime = 1_700_000_000;
+    const TTL: Duration = Duration::from_millis(500);
+
+    fn record(value: &[u8]) -> Record {
+        Record {
+            value: value.to_vec(),
+            expires_at: NOW + 60,
+            indexes: Vec::new(),
+            created_at: NOW,
+            updated_at: NOW,
+        }
+    }
+
+    /// Two handles on one store, as two Ward instances on one Redis: `cached` with the cache,
+    /// `other` writing past it.
+    fn handles() -> (CachedReads, Arc<dyn SessionStore>) {
+        let clock = Arc::new(ManualClock::new(NOW));
+        let shared: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(clock.clone()));
+        (CachedReads::new(shared.clone(), TTL, clock), shared)
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn another_processes_write_is_seen_once_the_time_to_live_has_passed() {
+        let (cached, other) = handles();
+        other.put("s:k", record(b"v1")).await.unwrap();
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        other.put("s:k", record(b"v2")).await.unwrap();
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v1"[..]),
+            "within the time to live the value read before is reused"
+        );
+        tokio::time::advance(TTL).await;
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
+        assert!(other.delete("s:k").await.unwrap());
+        tokio::time::advance(TTL).await;
+        assert_eq!(
+            cached.get("s:k").await.unwrap(),
+            None,
+            "a delete elsewhere too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn this_handles_writes_and_deletes_are_seen_at_once() {
+        let (cached, _other) = handles();
+        cached.put("s:k", record(b"v1")).await.unwrap();
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        assert!(cached.replace("s:k", record(b"v2")).await.unwrap());
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v2"[..])
+        );
+        assert!(cached.delete("s:k").await.unwrap());
+        assert_eq!(cached.get("s:k").await.unwrap(), None);
+        cached.put("s:t", record(b"tx")).await.unwrap();
+        assert_eq!(
+            cached.get("s:t").await.unwrap().as_deref(),
+            Some(&b"tx"[..])
+        );
+        assert_eq!(
+            cached.take("s:t").await.unwrap().as_deref(),
+            Some(&b"tx"[..])
+        );
+        assert_eq!(cached.get("s:t").await.unwrap(), None);
+    }
+}
