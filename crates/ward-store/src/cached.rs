@@ -16,7 +16,8 @@ use crate::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
 /// - a write or delete by another process (another Ward instance) is seen here at most `ttl`
 ///   later: until then this handle may return the value it read before.
 ///
-/// Everything but `get` goes straight to `inner`.
+/// [`SessionStore::get_current`] (refreshes, the idle timer) always reads `inner`; everything
+/// but `get` goes straight to `inner`.
 pub struct CachedReads {
     inner: Arc<dyn SessionStore>,
     cache: Arc<ReadCache>,
@@ -42,28 +43,42 @@ impl CachedReads {
         }
     }
 
-    async fn write<T>(
+    /// Runs `work` (a write of `key`) with the key marked as being written until the write
+    /// has ended, even if the caller stops waiting: the write runs as a task of its own, so a
+    /// dropped request cannot end the mark while the write is still on its way.
+    async fn write<T: Send + 'static>(
         &self,
         key: &str,
-        work: impl Future<Output = Result<T, StoreError>>,
+        work: impl Future<Output = Result<T, StoreError>> + Send + 'static,
     ) -> Result<T, StoreError> {
-        let _writing = self.cache.writing(key);
-        work.await
+        let writing = self.cache.writing(key);
+        tokio::spawn(async move {
+            let _writing = writing;
+            work.await
+        })
+        .await
+        .map_err(|err| StoreError::Unavailable(Box::new(err)))?
     }
 }
 
 #[async_trait]
 impl SessionStore for CachedReads {
     async fn put(&self, key: &str, record: Record) -> Result<(), StoreError> {
-        self.write(key, self.inner.put(key, record)).await
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        self.write(key, async move { inner.put(&owned, record).await })
+            .await
     }
 
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        self.write(key, self.inner.put_new(key, record)).await
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        self.write(key, async move { inner.put_new(&owned, record).await })
+            .await
     }
 
     async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        self.write(key, self.inner.replace(key, record)).await
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        self.write(key, async move { inner.replace(&owned, record).await })
+            .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -82,12 +97,20 @@ impl SessionStore for CachedReads {
         Ok(found)
     }
 
+    async fn get_current(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_current(key).await
+    }
+
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.write(key, self.inner.take(key)).await
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        self.write(key, async move { inner.take(&owned).await })
+            .await
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(key, self.inner.delete(key)).await
+        let (inner, owned) = (self.inner.clone(), key.to_owned());
+        self.write(key, async move { inner.delete(&owned).await })
+            .await
     }
 
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
@@ -163,6 +186,21 @@ mod tests {
             cached.get("s:k").await.unwrap(),
             None,
             "a delete elsewhere too"
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_current_read_never_answers_from_the_cache() {
+        let (cached, other) = handles();
+        other.put("s:k", record(b"v1")).await.unwrap();
+        assert_eq!(
+            cached.get("s:k").await.unwrap().as_deref(),
+            Some(&b"v1"[..])
+        );
+        other.put("s:k", record(b"v2")).await.unwrap();
+        assert_eq!(
+            cached.get_current("s:k").await.unwrap().as_deref(),
+            Some(&b"v2"[..])
         );
     }
 

@@ -67,6 +67,9 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(key).await
     }
+    async fn get_current(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get_current(key).await
+    }
     async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
         self.store.get_expiring(key).await
     }

@@ -109,6 +109,13 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The value under `key`, or `None` when absent or expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
 
+    /// The value under `key` as the backend holds it now, past any cache in front of it: for
+    /// reads that decide a write (a token refresh, the idle timer), which must never act on a
+    /// copy another instance has since replaced. Backends without a cache: [`get`](Self::get).
+    async fn get_current(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.get(key).await
+    }
+
     /// [`get`](Self::get) with the record's expiry, for a cache in front of the store
     /// ([`CachedReads`]). A backend that does not override it reports no expiry
     /// ([`UnixTime::MAX`]), leaving the cache's time to live as the only bound.

@@ -119,13 +119,7 @@ impl SessionStore for MemoryStore {
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        let now = self.clock.now();
-        let inner = self.lock();
-        Ok(inner
-            .records
-            .get(key)
-            .filter(|r| is_live(r, now))
-            .map(|r| r.value.clone()))
+        Ok(self.get_expiring(key).await?.map(|(value, _)| value))
     }
 
     async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {

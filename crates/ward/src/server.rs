@@ -238,6 +238,7 @@ async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: usize,
 ) -> std::io::Result<()> {
+    let workers = workers.max(1);
     let builder = connection_builder();
     let (closing_tx, closing) = tokio::sync::watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
@@ -273,7 +274,7 @@ async fn serve(
         let stream = match turn.checked_sub(1).and_then(|i| others.get(i)) {
             Some(worker) => match worker.hand_over(stream, peer) {
                 Ok(()) => continue,
-                // That worker is gone (it could not start its runtime): serve it here.
+                // That worker is gone (its runtime could not start): serve it here.
                 Err(stream) => stream,
             },
             None => stream,
@@ -303,13 +304,27 @@ impl Worker {
     fn start(index: usize, app: axum::Router, lifecycle: Lifecycle) -> std::io::Result<Self> {
         let (feed, mut connections) = tokio::sync::mpsc::unbounded_channel::<Handoff>();
         let (done_tx, done) = tokio::sync::oneshot::channel();
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()?;
         std::thread::Builder::new()
             .name(format!("ward-worker-{index}"))
             .spawn(move || {
                 WORKER.with(|worker| worker.set(index));
+                let runtime = match tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                {
+                    Ok(runtime) => runtime,
+                    Err(err) => {
+                        // Its connections come back to the acceptor (`hand_over`).
+                        tracing::error!(
+                            event = "worker_failed",
+                            worker = index,
+                            error = %err,
+                            "cannot start a serving worker's runtime"
+                        );
+                        let _ = done_tx.send(());
+                        return;
+                    }
+                };
                 runtime.block_on(async move {
                     let builder = connection_builder();
                     // This worker's own count of live connections: the runtime must keep

@@ -7,32 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::{Options, Ward};
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
 
 const TTL: Duration = Duration::from_millis(400);
-
-/// A second instance on the same configuration (and so the same Redis and prefix), with a
-/// store connection and read cache of its own, as a second process would have.
-async fn peer_of(ward: &Ward) -> (String, oneshot::Sender<()>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let origin = format!(
-        "http://localhost:{}",
-        listener.local_addr().expect("addr").port()
-    );
-    let store = ward::server::open_store(&ward.state.config, ward.clock.clone())
-        .await
-        .expect("the second instance's store connection");
-    let state =
-        ward::server::build_state_with_store(ward.state.config.clone(), ward.clock.clone(), store)
-            .await
-            .expect("second instance");
-    let (stop, stopped) = oneshot::channel();
-    tokio::spawn(ward::server::run(listener, state, async {
-        let _ = stopped.await;
-    }));
-    (origin, stop)
-}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_logout_elsewhere_arrives_within_the_time_to_live_and_at_once_here() {
@@ -47,7 +23,8 @@ async fn a_logout_elsewhere_arrives_within_the_time_to_live_and_at_once_here() {
     })
     .await;
     assert_eq!(ward.state.config.store.cache_ttl, TTL);
-    let (peer, _stop) = peer_of(&ward).await;
+    let peer_instance = ward.peer().await;
+    let peer = peer_instance.origin.clone();
 
     // Alice's session, read (and cached) by both instances.
     let (alice, me) = ward.logged_in("alice").await;

@@ -30,6 +30,13 @@ pub const LOGIN_TTL: u64 = 600;
 /// The idle timer is written back at most this often, so reads do not turn into writes.
 const SLIDE_GRANULARITY: u64 = 60;
 
+/// Whether a session read may be answered by a read cache of the store (`[store] cache_ttl`).
+#[derive(Debug, Clone, Copy)]
+enum Read {
+    Cached,
+    Current,
+}
+
 /// Whether a write creates a session or refreshes one that must still exist.
 #[derive(Debug, Clone, Copy)]
 enum Write {
@@ -184,10 +191,31 @@ impl SessionManager {
         &self,
         cookie: SessionCookie,
     ) -> Result<Option<LoadedSession>, StoreError> {
+        self.load_from_store(cookie, Read::Cached).await
+    }
+
+    /// [`load_cookie`](Self::load_cookie) past any read cache of the store: for a read that
+    /// decides a write (refresh, idle timer), which must see another instance's latest tokens.
+    pub(super) async fn load_current(
+        &self,
+        cookie: SessionCookie,
+    ) -> Result<Option<LoadedSession>, StoreError> {
+        self.load_from_store(cookie, Read::Current).await
+    }
+
+    async fn load_from_store(
+        &self,
+        cookie: SessionCookie,
+        read: Read,
+    ) -> Result<Option<LoadedSession>, StoreError> {
         let key = self.store_keys.get_or_derive(cookie.id(), || {
             self.sealer.store_key(SESSION_NS, cookie.id())
         });
-        let Some(sealed) = self.store.get(&key).await? else {
+        let sealed = match read {
+            Read::Cached => self.store.get(&key).await?,
+            Read::Current => self.store.get_current(&key).await?,
+        };
+        let Some(sealed) = sealed else {
             self.opened.remove(&key);
             return Ok(None);
         };
@@ -280,7 +308,7 @@ impl SessionManager {
         // Write back the record as it is now, not the copy this request loaded: another
         // request may have refreshed the tokens meanwhile (a rotated refresh token must not be
         // overwritten by the one it replaced).
-        let Some(mut current) = self.load_cookie(session.cookie.clone()).await? else {
+        let Some(mut current) = self.load_current(session.cookie.clone()).await? else {
             return Ok(false);
         };
         current.data_mut().last_seen = now;

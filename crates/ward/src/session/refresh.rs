@@ -241,6 +241,18 @@ impl SessionManager {
         if !due(&session.data, clock.now(), skew) {
             return Ok(());
         }
+        // Decide on the record as it is now: the copy this request loaded may come from a read
+        // cache (`[store] cache_ttl`), and another instance may have refreshed it since.
+        match self.load_current(session.cookie.clone()).await? {
+            None => return Err(RefreshError::Ended),
+            Some(current) if current.data.access_token != session.data.access_token => {
+                *session = current;
+                if !due(&session.data, clock.now(), skew) {
+                    return Ok(());
+                }
+            }
+            Some(_) => {}
+        }
         let flight = flights.join(&session.key);
         let mut settled = flight.lock().await;
         let outcome = match settled.as_ref() {
@@ -325,7 +337,7 @@ impl SessionManager {
                 return Ok(Outcome::Failed);
             }
             tokio::time::sleep(LOCK_POLL).await;
-            match self.load_cookie(session.cookie.clone()).await? {
+            match self.load_current(session.cookie.clone()).await? {
                 None => return Ok(Outcome::Ended),
                 Some(current) if current.data.access_token != session.data.access_token => {
                     return Ok(Outcome::Refreshed(Tokens::of(&current.data)));
@@ -343,7 +355,7 @@ impl SessionManager {
     ) -> Result<Outcome, StoreError> {
         // Re-read: another instance may have refreshed (or the session ended) since this
         // request loaded it; the record's refresh token is the current one.
-        let Some(mut current) = self.load_cookie(session.cookie.clone()).await? else {
+        let Some(mut current) = self.load_current(session.cookie.clone()).await? else {
             return Ok(Outcome::Ended);
         };
         if current.data.access_token != session.data.access_token {

@@ -52,6 +52,13 @@ impl Default for Options {
     }
 }
 
+/// A second instance of a [`Ward`] (see [`Ward::peer`]); stops serving when dropped.
+pub struct Peer {
+    /// `http://localhost:<port>`.
+    pub origin: String,
+    _stop: oneshot::Sender<()>,
+}
+
 /// A running Ward with its IdP and upstream.
 pub struct Ward {
     /// `http://localhost:<port>`: the public origin.
@@ -174,6 +181,39 @@ impl Ward {
             .expect("GET /bff/user");
         assert_eq!(me.status, 200, "{}", me.text());
         (browser, me.json().expect("user JSON"))
+    }
+
+    /// A second instance on this one's configuration, and so on the same store, serving on a
+    /// port of its own until the returned [`Peer`] is dropped. A shared server (Redis,
+    /// PostgreSQL) gets a connection (and read cache) of its own, as a second process would;
+    /// the memory store can only be shared as the same object.
+    pub async fn peer(&self) -> Peer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let origin = format!(
+            "http://localhost:{}",
+            listener.local_addr().expect("addr").port()
+        );
+        let store = match self.state.config.store.kind {
+            ward::config::StoreKind::Memory => self.state.sessions.store().clone(),
+            _ => ward::server::open_store(&self.state.config, self.clock.clone())
+                .await
+                .expect("the second instance's store connection"),
+        };
+        let state = ward::server::build_state_with_store(
+            self.state.config.clone(),
+            self.clock.clone(),
+            store,
+        )
+        .await
+        .expect("second instance");
+        let (stop, stopped) = oneshot::channel();
+        tokio::spawn(ward::server::run(listener, state, async {
+            let _ = stopped.await;
+        }));
+        Peer {
+            origin,
+            _stop: stop,
+        }
     }
 
     /// Ward's current time.
