@@ -3,10 +3,10 @@
 //! Two rings. The outer one is the connection (`server.rs`): hyper reads a request head into
 //! a buffer of at most [`HEAD_BUFFER_BYTES`] with at most [`MAX_HEADER_FIELDS`] fields (HTTP/1)
 //! or a header list of at most [`MAX_HEADER_LIST_SIZE`] (HTTP/2), and answers `431` with an
-//! empty body beyond, before a request exists. Inside it, [`check_head`] (the first check of every request, `app.rs`) applies
-//! the limits Ward promises, with its JSON errors: a request target over [`MAX_URI_BYTES`] is
-//! `414 uri_too_long`, header fields over [`MAX_HEADER_BYTES`] in total are
-//! `431 headers_too_large`.
+//! empty body beyond, before a request exists. Inside it, [`check_head`] (the first check of
+//! every request, `app.rs`) applies the limits Ward promises, with its JSON errors: a request
+//! target over [`MAX_URI_BYTES`] is `414 uri_too_long`, header fields over
+//! [`MAX_HEADER_BYTES`] in total are `431 headers_too_large`.
 //!
 //! Bodies are never buffered to be measured. A declared `Content-Length` over the limit is
 //! `413 payload_too_large` before a byte of the body is read (so an `Expect: 100-continue`
