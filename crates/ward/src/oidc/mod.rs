@@ -308,24 +308,8 @@ impl OidcClient {
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
             .request_async(&self.http)
             .await
-            .map_err(|err| {
-                if endpoint::id_token_unparseable(&err) {
-                    OidcError::InvalidIdToken(Box::new(IdTokenError::Malformed))
-                } else {
-                    OidcError::TokenRequest(Box::new(EndpointError::from_request(err)))
-                }
-            })?;
-        // RFC 6749 §5.1: the token type is case-insensitive; Ward only speaks Bearer.
-        if !response
-            .token_type()
-            .as_ref()
-            .eq_ignore_ascii_case("bearer")
-        {
-            return Err(OidcError::IncompleteResponse("a bearer token_type"));
-        }
-        if response.access_token().secret().is_empty() {
-            return Err(OidcError::IncompleteResponse("access_token"));
-        }
+            .map_err(token_request_failed)?;
+        check_bearer(&response)?;
         let id_token = response
             .id_token()
             .ok_or(OidcError::IncompleteResponse("id_token"))?;
@@ -467,4 +451,42 @@ impl OidcClient {
         }
         Ok(claims)
     }
+}
+
+/// The error of a token endpoint call (code exchange or refresh): a response whose `id_token`
+/// does not parse is an invalid ID token; anything else is a failed token request.
+pub(crate) fn token_request_failed<T>(
+    err: openidconnect::RequestTokenError<
+        self::http::HttpError,
+        openidconnect::StandardErrorResponse<T>,
+    >,
+) -> OidcError
+where
+    T: openidconnect::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static,
+{
+    if endpoint::id_token_unparseable(&err) {
+        OidcError::InvalidIdToken(Box::new(IdTokenError::Malformed))
+    } else {
+        OidcError::TokenRequest(Box::new(EndpointError::from_request(err)))
+    }
+}
+
+/// A token response Ward can use: token type Bearer (case-insensitive, RFC 6749 §5.1; Ward only
+/// speaks Bearer) and a non-empty access token.
+pub(crate) fn check_bearer<R>(response: &R) -> Result<(), OidcError>
+where
+    R: OAuth2TokenResponse,
+    R::TokenType: AsRef<str>,
+{
+    if !response
+        .token_type()
+        .as_ref()
+        .eq_ignore_ascii_case("bearer")
+    {
+        return Err(OidcError::IncompleteResponse("a bearer token_type"));
+    }
+    if response.access_token().secret().is_empty() {
+        return Err(OidcError::IncompleteResponse("access_token"));
+    }
+    Ok(())
 }

@@ -12,7 +12,7 @@
 use openidconnect::core::CoreIdToken;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
 
-use super::endpoint::{self, EndpointError};
+use super::endpoint::EndpointError;
 use super::id_token::{IdTokenError, VerifiedIdToken};
 use super::{OidcClient, OidcError};
 use crate::secret::SecretString;
@@ -73,23 +73,8 @@ impl OidcClient {
             .exchange_refresh_token(&token)
             .request_async(&self.http)
             .await
-            .map_err(|err| {
-                if endpoint::id_token_unparseable(&err) {
-                    OidcError::InvalidIdToken(Box::new(IdTokenError::Malformed))
-                } else {
-                    OidcError::TokenRequest(Box::new(EndpointError::from_request(err)))
-                }
-            })?;
-        if !response
-            .token_type()
-            .as_ref()
-            .eq_ignore_ascii_case("bearer")
-        {
-            return Err(OidcError::IncompleteResponse("a bearer token_type"));
-        }
-        if response.access_token().secret().is_empty() {
-            return Err(OidcError::IncompleteResponse("access_token"));
-        }
+            .map_err(super::token_request_failed)?;
+        super::check_bearer(&response)?;
         let id_token = match response.id_token() {
             Some(id_token) => {
                 let identity = self
