@@ -15,8 +15,10 @@
 pub mod admin;
 pub mod app;
 pub mod config;
+pub mod cookie_header;
 pub mod endpoints;
 pub mod error;
+pub mod gateway;
 pub mod oidc;
 pub mod proxy;
 pub mod secret;

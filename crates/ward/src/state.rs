@@ -1,9 +1,7 @@
 //! What every handler shares: configuration, the OIDC client, sessions, the proxy, the site.
 
-use std::borrow::Cow;
 use std::sync::Arc;
 
-use axum::http::HeaderMap;
 use ward_store::Clock;
 
 use crate::config::Config;
@@ -36,43 +34,3 @@ pub struct AppState {
 
 /// The state as handlers receive it.
 pub type SharedState = Arc<AppState>;
-
-/// All `Cookie` headers of a request joined as one (HTTP/2 may split them). Borrowed when there
-/// is one header (the usual case), so the hot path does not copy it.
-pub fn cookie_header(headers: &HeaderMap) -> Option<Cow<'_, str>> {
-    let mut values = headers
-        .get_all(axum::http::header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok());
-    let first = values.next()?;
-    let Some(second) = values.next() else {
-        return Some(Cow::Borrowed(first));
-    };
-    let mut joined = format!("{first}; {second}");
-    for v in values {
-        joined.push_str("; ");
-        joined.push_str(v);
-    }
-    Some(Cow::Owned(joined))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use axum::http::HeaderValue;
-    use axum::http::header::COOKIE;
-
-    #[test]
-    fn one_cookie_header_is_borrowed_and_split_ones_are_joined() {
-        let mut headers = HeaderMap::new();
-        assert!(cookie_header(&headers).is_none());
-        headers.append(COOKIE, HeaderValue::from_static("a=1"));
-        assert!(matches!(
-            cookie_header(&headers),
-            Some(Cow::Borrowed("a=1"))
-        ));
-        headers.append(COOKIE, HeaderValue::from_static("b=2"));
-        headers.append(COOKIE, HeaderValue::from_static("c=3"));
-        assert_eq!(cookie_header(&headers).as_deref(), Some("a=1; b=2; c=3"));
-    }
-}

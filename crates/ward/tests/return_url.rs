@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::Ward;
+use common::{Options, Ward};
 use ward_testkit::{Browser, Reply};
 
 /// `returnUrl` values (as Ward sees them after its one round of query decoding) that would
@@ -298,7 +298,11 @@ async fn request_host_headers_never_shape_the_authorization_request() {
 
 #[tokio::test]
 async fn return_urls_into_ward_endpoints_or_api_routes_are_refused() {
-    let ward = Ward::start().await;
+    let ward = Ward::start_with(Options {
+        extra_toml: SPA_ROUTES.to_owned(),
+        ..Options::default()
+    })
+    .await;
     let browser = Browser::new().unwrap();
     for target in [
         "/bff",
@@ -307,7 +311,7 @@ async fn return_urls_into_ward_endpoints_or_api_routes_are_refused() {
         "/%62ff/user",
         "/api",
         "/api/orders?x=1",
-        "/public/x",
+        "/machine/report",
     ] {
         let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
         let reply = browser
@@ -326,4 +330,44 @@ async fn return_urls_into_ward_endpoints_or_api_routes_are_refused() {
         .await
         .unwrap();
     assert_eq!(reply.status, 302, "/apix is not the /api route");
+}
+
+/// Routes beside the harness's `/api` (`user`) and `/public` (`none`): an SPA an upstream
+/// serves anonymously or with an optional session, and an API called with Ward's own token.
+const SPA_ROUTES: &str = r#"
+[[routes]]
+prefix = "/app"
+upstream = "http://127.0.0.1:9"
+token = "none"
+
+[[routes]]
+prefix = "/portal"
+upstream = "http://127.0.0.1:9"
+token = "user-optional"
+
+[[routes]]
+prefix = "/machine"
+upstream = "http://127.0.0.1:9"
+token = "client"
+"#;
+
+#[tokio::test]
+async fn pages_served_through_none_or_user_optional_routes_are_valid_return_urls() {
+    let ward = Ward::start_with(Options {
+        extra_toml: SPA_ROUTES.to_owned(),
+        ..Options::default()
+    })
+    .await;
+    let browser = Browser::new().unwrap();
+    for target in ["/app/", "/app/orders/7?tab=items", "/portal", "/public/x"] {
+        let encoded: String = url::form_urlencoded::byte_serialize(target.as_bytes()).collect();
+        let reply = browser
+            .get(ward.url(&format!("/bff/login?returnUrl={encoded}")))
+            .await
+            .unwrap();
+        assert_eq!(
+            reply.status, 302,
+            "{target}: an SPA page behind Ward is a valid target"
+        );
+    }
 }

@@ -5,8 +5,9 @@ use axum::extract::{RawQuery, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
+use crate::cookie_header;
 use crate::error::ApiError;
-use crate::state::{SharedState, cookie_header};
+use crate::state::SharedState;
 
 /// Query of `/bff/callback`. Values are never logged.
 #[derive(Default)]
@@ -49,7 +50,7 @@ pub async fn callback(
         tracing::info!(event = "login_rejected", reason = "malformed_query");
         return Err(ApiError::LoginFailed);
     };
-    let cookies = cookie_header(&headers);
+    let cookies = cookie_header::joined(&headers);
     let binding = state.sessions.login_binding(cookies.as_deref());
     if let Some(error) = &query.error {
         // The login is over either way: spend its transaction so it cannot be finished later.

@@ -5,11 +5,13 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::config::TokenMode;
+use crate::cookie_header;
 use crate::error::ApiError;
 use crate::security::return_url;
 use crate::session::cookie::LoginBinding;
 use crate::session::record::LoginTransaction;
-use crate::state::{SharedState, cookie_header};
+use crate::state::SharedState;
 
 /// `prompt` values passed on to the IdP.
 const PROMPTS: [&str; 4] = ["login", "none", "consent", "select_account"];
@@ -42,7 +44,7 @@ pub async fn login(
 
     let request = state.oidc.authorization_request(query.prompt.as_deref());
     // Parallel logins of one browser share its binding, so two tabs can both finish.
-    let cookies = cookie_header(&headers);
+    let cookies = cookie_header::joined(&headers);
     let binding = state
         .sessions
         .login_binding(cookies.as_deref())
@@ -69,12 +71,19 @@ pub async fn login(
         .into_response())
 }
 
-/// Whether `return_url` lands on Ward's own endpoints or an API route: after login the browser
-/// must land on the SPA, never be steered into `/bff/*` or a proxied API (SECURITY-CASES R-07).
+/// Whether `return_url` lands on Ward's own endpoints or an API route (`token = "user"` or
+/// `"client"`): after login the browser must land on a page, never be steered into `/bff/*` or
+/// a proxied API (SECURITY-CASES R-07). A page an upstream serves through a `none` or
+/// `user-optional` route (an SPA behind Ward) is a page: SPEC §2 allows it.
 fn targets_ward(state: &SharedState, return_url: &str) -> bool {
     let path = return_url.split(['?', '#']).next().unwrap_or(return_url);
     let decoded = percent_encoding::percent_decode_str(path).decode_utf8_lossy();
-    [path, decoded.as_ref()]
-        .iter()
-        .any(|p| *p == "/bff" || p.starts_with("/bff/") || state.proxy.route_for(p).is_some())
+    [path, decoded.as_ref()].iter().any(|p| {
+        *p == "/bff"
+            || p.starts_with("/bff/")
+            || state
+                .proxy
+                .route_for(p)
+                .is_some_and(|route| matches!(route.token, TokenMode::User | TokenMode::Client))
+    })
 }

@@ -7,10 +7,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use super::SessionLogId;
+use crate::cookie_header;
 use crate::error::ApiError;
 use crate::security::csrf;
 use crate::session::{LoadedSession, random};
-use crate::state::{SharedState, cookie_header};
+use crate::state::SharedState;
 
 /// Deletes the session (CSRF token required when one exists), revokes its refresh token and
 /// answers `200 {"logoutUrl"}`. Idempotent without a session.
@@ -18,7 +19,7 @@ pub async fn logout(
     State(state): State<SharedState>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    let cookies = cookie_header(&headers);
+    let cookies = cookie_header::joined(&headers);
     let Some(session) = state.sessions.load(cookies.as_deref()).await? else {
         // Nothing to end here or at the IdP.
         return logged_out(&state, "/".to_owned());

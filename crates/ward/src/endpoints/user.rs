@@ -8,8 +8,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::SessionLogId;
+use crate::cookie_header;
 use crate::error::ApiError;
-use crate::state::{SharedState, cookie_header};
+use crate::state::SharedState;
 
 /// Query of `/bff/user`.
 #[derive(Debug, Deserialize)]
@@ -25,7 +26,7 @@ pub async fn user(
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::BadRequest)?;
-    let cookies = cookie_header(&headers);
+    let cookies = cookie_header::joined(&headers);
     let Some(mut session) = state.sessions.load(cookies.as_deref()).await? else {
         return Err(ApiError::Unauthenticated);
     };

@@ -4,6 +4,8 @@
 
 use axum::http::header::{self, HeaderMap, HeaderValue};
 
+use crate::cookie_header;
+
 /// Whether a cookie name is one of Ward's: a configured name, or one followed by `.` or `-`
 /// and more (the chunks Ward may split a large cookie into). Case-sensitive, as browsers are.
 pub(crate) fn is_ward_cookie(name: &[u8], ward_cookies: &[String]) -> bool {
@@ -17,9 +19,10 @@ pub(crate) fn is_ward_cookie(name: &[u8], ward_cookies: &[String]) -> bool {
         })
 }
 
-/// The name of a `name=value` pair; a pair without `=` is taken whole, so a nameless cookie
-/// whose value looks like a Ward name is treated as Ward's (the safe side).
-fn cookie_name(pair: &[u8]) -> &[u8] {
+/// The name of a `Set-Cookie` value: what precedes the first `=` of its first `;` part; a
+/// value without `=` is taken whole (the safe side, as for `Cookie` pairs).
+fn set_cookie_name(value: &[u8]) -> &[u8] {
+    let pair = value.split(|b| *b == b';').next().unwrap_or_default();
     let name = pair.split(|b| *b == b'=').next().unwrap_or_default();
     name.trim_ascii()
 }
@@ -29,15 +32,14 @@ fn cookie_name(pair: &[u8]) -> &[u8] {
 pub(crate) fn filter_request(headers: &mut HeaderMap, ward_cookies: &[String]) {
     let mut kept: Vec<u8> = Vec::new();
     for value in headers.get_all(header::COOKIE) {
-        for pair in value.as_bytes().split(|b| *b == b';') {
-            let pair = pair.trim_ascii();
-            if pair.is_empty() || is_ward_cookie(cookie_name(pair), ward_cookies) {
+        for pair in cookie_header::pairs(value.as_bytes()) {
+            if is_ward_cookie(pair.name, ward_cookies) {
                 continue;
             }
             if !kept.is_empty() {
                 kept.extend_from_slice(b"; ");
             }
-            kept.extend_from_slice(pair);
+            kept.extend_from_slice(pair.whole);
         }
     }
     headers.remove(header::COOKIE);
@@ -56,10 +58,7 @@ pub(crate) fn filter_set_cookies(headers: &mut HeaderMap, ward_cookies: &[String
     let kept: Vec<HeaderValue> = headers
         .get_all(header::SET_COOKIE)
         .iter()
-        .filter(|value| {
-            let pair = value.as_bytes().split(|b| *b == b';').next();
-            !is_ward_cookie(cookie_name(pair.unwrap_or_default()), ward_cookies)
-        })
+        .filter(|value| !is_ward_cookie(set_cookie_name(value.as_bytes()), ward_cookies))
         .cloned()
         .collect();
     headers.remove(header::SET_COOKIE);
@@ -109,6 +108,13 @@ mod tests {
             all(&headers, "cookie"),
             ["other=1; theme=dark; __Host-wardx=keep; __host-ward=keep2"]
         );
+    }
+
+    #[test]
+    fn a_ward_cookie_folded_in_with_a_comma_is_removed_too() {
+        let mut headers = map(&[("cookie", "app=1,__Host-ward=secret , theme=dark")]);
+        filter_request(&mut headers, &ward());
+        assert_eq!(all(&headers, "cookie"), ["app=1; theme=dark"]);
     }
 
     #[test]

@@ -11,7 +11,6 @@ use std::net::IpAddr;
 use axum::http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
 use super::{cookies, trace};
-use crate::secret::SecretString;
 
 /// Hop-by-hop fields (RFC 9110 §7.6.1, plus the de-facto `Keep-Alive`/`Proxy-Connection`).
 const HOP_BY_HOP: &[&str] = &[
@@ -59,7 +58,7 @@ const X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host")
 
 /// What Ward adds to an upstream request, decided before the headers are rewritten.
 pub(crate) struct RequestAdditions<'a> {
-    /// The `Authorization` value (see [`bearer_value`]); `None` leaves the request without
+    /// The `Authorization` value (see [`bearer_value`](crate::secret::bearer_value)); `None` leaves the request without
     /// credentials.
     pub bearer: Option<&'a HeaderValue>,
     pub client_ip: IpAddr,
@@ -67,18 +66,6 @@ pub(crate) struct RequestAdditions<'a> {
     pub forwarded_proto: &'a HeaderValue,
     pub forwarded_host: &'a HeaderValue,
     pub upstream_host: &'a HeaderValue,
-}
-
-/// The access token cannot be written as a header value (it holds bytes HTTP forbids).
-#[derive(Debug)]
-pub struct UnsendableBearer;
-
-/// `Bearer <token>` as a header value marked sensitive (never logged by hyper or HPACK-indexed).
-pub fn bearer_value(token: &SecretString) -> Result<HeaderValue, UnsendableBearer> {
-    let mut value = HeaderValue::try_from(format!("Bearer {}", token.expose()))
-        .map_err(|_| UnsendableBearer)?;
-    value.set_sensitive(true);
-    Ok(value)
 }
 
 /// Rewrites browser request headers in place into what the upstream receives.
@@ -154,6 +141,7 @@ mod tests {
     use std::net::Ipv4Addr;
 
     use super::*;
+    use crate::secret::{SecretString, bearer_value};
 
     fn ward() -> Vec<String> {
         vec!["__Host-ward".to_owned()]

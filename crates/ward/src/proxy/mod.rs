@@ -35,7 +35,7 @@ use crate::config::{RouteConfig, TokenMode};
 use crate::error::ApiError;
 use crate::security::limits;
 
-pub use headers::{UnsendableBearer, bearer_value};
+pub use crate::secret::{UnsendableBearer, bearer_value};
 pub use routes::Route;
 
 /// Why the route table cannot be built.

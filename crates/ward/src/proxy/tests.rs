@@ -121,7 +121,7 @@ async fn send(proxy: &Proxy, req: Request<Body>, bearer: Option<&SecretString>) 
     let path = req.uri().path().to_owned();
     let route = proxy.route_for(&path).expect("a route");
     let ward_cookies = ["__Host-ward".to_owned()];
-    let bearer = bearer.map(|token| crate::proxy::bearer_value(token).expect("sendable"));
+    let bearer = bearer.map(|token| crate::secret::bearer_value(token).expect("sendable"));
     let ctx = ForwardContext {
         bearer: bearer.as_ref(),
         client_ip: CLIENT_IP,

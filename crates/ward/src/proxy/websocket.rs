@@ -10,7 +10,7 @@
 //! Ward speaks no WebSocket itself: once both sides have switched protocols it copies bytes
 //! between the two upgraded connections, tracking only where frames begin so that it can
 //! close cleanly. While the socket is open, the session it was opened with is re-checked
-//! every [`SESSION_CHECK_EVERY`] ([`SessionWatch`]); when it has ended (logout, back-channel
+//! every [`SESSION_CHECK_EVERY`] (a [`Liveness`] handle the gateway gives); when it has ended (logout, back-channel
 //! logout, revocation, idle or absolute expiry by Ward's clock) or the store cannot say
 //! (fail closed), Ward sends a close frame (1008, "session ended") each way at the next frame
 //! boundary and drops both connections. A socket thus never outlives its session's absolute
@@ -38,11 +38,7 @@ use tokio::time::Instant;
 use super::forward::{self, UpstreamClient};
 use super::routes::Route;
 use super::{ForwardContext, Proxy, ProxyError, headers};
-use crate::config::StoreKind;
 use crate::error::ApiError;
-use crate::secret::SecretString;
-use crate::session::LoadedSession;
-use crate::state::{SharedState, cookie_header};
 
 /// How often an open socket's session is re-checked (real time). Also the longest a socket
 /// stays open after its session ended, plus [`CLOSE_GRACE`].
@@ -149,70 +145,6 @@ pub(crate) trait Liveness: Send + 'static {
 
     /// The session's log id, for correlation in the socket's log lines.
     fn log_id(&self) -> &str;
-}
-
-/// The session a socket was opened with, re-read from the store by the browser's cookie.
-/// With the stateless cookie store nothing server-side can end a session early, so the
-/// socket lives until the session's expiry as it stood when the socket opened (requests made
-/// since may have slid it; the SPA reconnects with its fresh cookie).
-pub(crate) struct SessionWatch {
-    state: SharedState,
-    how: Watch,
-    log_id: String,
-}
-
-enum Watch {
-    /// The request's `Cookie` header, kept to re-load the session (a secret: never logged).
-    Store(SecretString),
-    /// Ward's clock time at which the session expires.
-    Until(u64),
-}
-
-impl SessionWatch {
-    /// A watch over `session` as loaded for the upgrade; `None` without one (nothing to end).
-    pub(crate) fn new(
-        state: &SharedState,
-        session: Option<&LoadedSession>,
-        headers: &HeaderMap,
-    ) -> Option<Self> {
-        let session = session?;
-        let how = if state.config.store.kind == StoreKind::Cookie {
-            Watch::Until(state.sessions.expires_at(&session.data))
-        } else {
-            Watch::Store(SecretString::new(cookie_header(headers)?))
-        };
-        Some(Self {
-            state: state.clone(),
-            how,
-            log_id: session.log_id().to_owned(),
-        })
-    }
-}
-
-impl Liveness for SessionWatch {
-    fn log_id(&self) -> &str {
-        &self.log_id
-    }
-
-    async fn check(&mut self) -> Check {
-        match &self.how {
-            Watch::Until(at) if self.state.clock.now() >= *at => Check::Ended("expired"),
-            Watch::Until(_) => Check::Alive,
-            Watch::Store(cookies) => match self.state.sessions.load(Some(cookies.expose())).await {
-                Ok(Some(_)) => Check::Alive,
-                Ok(None) => Check::Ended("session_ended"),
-                Err(err) => {
-                    tracing::warn!(
-                        event = "websocket_session_check_failed",
-                        session = self.log_id,
-                        error = %err,
-                        "store unavailable: closing the socket"
-                    );
-                    Check::Ended("store_unavailable")
-                }
-            },
-        }
-    }
 }
 
 impl Proxy {

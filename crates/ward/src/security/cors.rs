@@ -7,18 +7,17 @@ use axum::http::{HeaderMap, HeaderValue, Method, Response, StatusCode, header};
 use axum::response::IntoResponse;
 
 use crate::error::ApiError;
-use crate::state::AppState;
 
 const ALLOWED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE";
 const ALLOWED_HEADERS: &str = "content-type, x-csrf-token";
 
 /// The request's `Origin`, when it is one of `[server] cors_origins`: the value a response
 /// may name in `Access-Control-Allow-Origin`.
-pub fn allowed_origin(state: &AppState, headers: &HeaderMap) -> Option<HeaderValue> {
+pub fn allowed_origin(cors_origins: &[String], headers: &HeaderMap) -> Option<HeaderValue> {
     let origin = headers.get(header::ORIGIN)?;
     let listed = origin
         .to_str()
-        .is_ok_and(|o| state.config.server.cors_origins.iter().any(|a| a == o));
+        .is_ok_and(|o| cors_origins.iter().any(|a| a == o));
     listed.then(|| origin.clone())
 }
 

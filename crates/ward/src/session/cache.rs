@@ -72,7 +72,7 @@ impl OpenedCache {
 
     /// Remembers that `sealed` under `key` opened with `secret` to `data`.
     pub fn insert(&self, key: &str, secret: &[u8; 32], sealed: Vec<u8>, data: &Arc<SessionData>) {
-        let bearer = crate::proxy::bearer_value(&data.access_token).ok();
+        let bearer = crate::secret::bearer_value(&data.access_token).ok();
         let now = Instant::now();
         let mut inner = self.lock();
         let purge_due = inner

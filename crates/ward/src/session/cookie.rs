@@ -6,6 +6,8 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use subtle::ConstantTimeEq;
+use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
 use super::random;
 
@@ -13,12 +15,21 @@ const VERSION_TAG: &str = "v1.";
 /// `v1.` + 86 base64url characters.
 const ENCODED_LEN: usize = 3 + 86;
 
-/// A session's cookie credentials: id and per-session secret. `Debug` redacts both.
-#[derive(Clone, PartialEq, Eq)]
+/// A session's cookie credentials: id and per-session secret. `Debug` redacts both; `==`
+/// compares in constant time; both are zeroed on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct SessionCookie {
     id: [u8; 32],
     secret: [u8; 32],
 }
+
+impl PartialEq for SessionCookie {
+    fn eq(&self, other: &Self) -> bool {
+        (self.id.ct_eq(&other.id) & self.secret.ct_eq(&other.secret)).into()
+    }
+}
+
+impl Eq for SessionCookie {}
 
 impl std::fmt::Debug for SessionCookie {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -41,7 +52,7 @@ impl SessionCookie {
             return None;
         }
         let encoded = value.strip_prefix(VERSION_TAG)?;
-        let bytes = URL_SAFE_NO_PAD.decode(encoded).ok()?;
+        let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(encoded).ok()?);
         let (id, secret) = bytes.split_at_checked(32)?;
         Some(Self {
             id: id.try_into().ok()?,
@@ -51,10 +62,10 @@ impl SessionCookie {
 
     /// The cookie value. Only ever written into a `Set-Cookie` header.
     pub fn encode(&self) -> String {
-        let mut raw = [0u8; 64];
+        let mut raw = Zeroizing::new([0u8; 64]);
         raw[..32].copy_from_slice(&self.id);
         raw[32..].copy_from_slice(&self.secret);
-        format!("{VERSION_TAG}{}", URL_SAFE_NO_PAD.encode(raw))
+        format!("{VERSION_TAG}{}", URL_SAFE_NO_PAD.encode(raw.as_slice()))
     }
 
     /// The session id (hashed before it names a store record).
@@ -69,8 +80,17 @@ impl SessionCookie {
 }
 
 /// The browser-binding secret of pending logins (`<session cookie>-tx`): base64url of 32 bytes.
-#[derive(Clone, PartialEq, Eq)]
+/// Compared in constant time, zeroed on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
 pub struct LoginBinding([u8; 32]);
+
+impl PartialEq for LoginBinding {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl Eq for LoginBinding {}
 
 impl std::fmt::Debug for LoginBinding {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -89,8 +109,8 @@ impl LoginBinding {
         if value.len() != 43 {
             return None;
         }
-        let bytes = URL_SAFE_NO_PAD.decode(value).ok()?;
-        Some(Self(bytes.try_into().ok()?))
+        let bytes = Zeroizing::new(URL_SAFE_NO_PAD.decode(value).ok()?);
+        Some(Self(bytes.as_slice().try_into().ok()?))
     }
 
     /// The cookie value.
@@ -122,23 +142,7 @@ pub fn set_cookie(name: &str, value: &str, max_age: u64, attrs: &CookieAttribute
     )
 }
 
-/// The value of cookie `name` in a `Cookie` request header, if present exactly once.
-/// Two cookies of the same name (e.g. one planted by a sibling domain) count as none.
-pub fn find<'a>(header: &'a str, name: &str) -> Option<&'a str> {
-    let mut found = None;
-    for pair in header.split(';') {
-        let Some((k, v)) = pair.trim().split_once('=') else {
-            continue;
-        };
-        if k == name {
-            if found.is_some() {
-                return None;
-            }
-            found = Some(v);
-        }
-    }
-    found
-}
+pub use crate::cookie_header::find;
 
 #[cfg(test)]
 mod tests {

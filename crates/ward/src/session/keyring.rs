@@ -12,6 +12,8 @@ use base64::alphabet;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STANDARD};
 
+use zeroize::Zeroizing;
+
 use super::random;
 use crate::secret::SecretString;
 
@@ -40,7 +42,9 @@ pub enum KeyRingError {
     },
 }
 
-/// Raw server key bytes. `Debug` prints nothing of them; they are read only inside `session`.
+/// Raw server key bytes. `Debug` prints nothing of them; they are read only inside `session`
+/// and zeroed when the ring that holds them is dropped.
+#[derive(zeroize::Zeroize, zeroize::ZeroizeOnDrop)]
 pub(crate) struct KeyBytes([u8; KEY_LEN]);
 
 impl KeyBytes {
@@ -63,15 +67,15 @@ pub(crate) struct ServerKey {
 }
 
 impl ServerKey {
-    fn new(kid: String, secret: [u8; KEY_LEN]) -> Self {
+    fn new(kid: String, secret: &[u8; KEY_LEN]) -> Self {
         let index_key = hkdf::Salt::new(hkdf::HKDF_SHA256, &[])
-            .extract(&secret)
+            .extract(secret)
             .expand(&[INDEX_KEY_INFO], hmac::HMAC_SHA256)
             .map(hmac::Key::from)
             .expect("HKDF-SHA256 expands to one HMAC-SHA256 key");
         Self {
             kid,
-            secret: KeyBytes(secret),
+            secret: KeyBytes(*secret),
             index_key,
         }
     }
@@ -118,7 +122,7 @@ impl KeyRing {
             if keys.iter().any(|k| k.kid == kid) {
                 return Err(malformed("duplicate key id"));
             }
-            keys.push(ServerKey::new(kid, secret));
+            keys.push(ServerKey::new(kid, &secret));
         }
         Ok(Self { keys: keys.into() })
     }
@@ -130,7 +134,8 @@ impl KeyRing {
             .iter()
             .map(|b| format!("{b:02x}"))
             .collect();
-        format!("k{kid}:{}", STANDARD.encode(random::bytes::<KEY_LEN>()))
+        let key = Zeroizing::new(random::bytes::<KEY_LEN>());
+        format!("k{kid}:{}", STANDARD.encode(key.as_slice()))
     }
 
     /// The key id of the sealing key.
@@ -159,7 +164,7 @@ impl KeyRing {
 }
 
 /// Splits and checks one entry. Reasons are fixed strings: nothing of the entry is echoed.
-fn parse_entry(entry: &str) -> Result<(String, [u8; KEY_LEN]), &'static str> {
+fn parse_entry(entry: &str) -> Result<(String, Zeroizing<[u8; KEY_LEN]>), &'static str> {
     let Some((kid, encoded)) = entry.trim().split_once(':') else {
         return Err("expected \"<kid>:<base64 of 32 bytes>\"");
     };
@@ -168,9 +173,10 @@ fn parse_entry(entry: &str) -> Result<(String, [u8; KEY_LEN]), &'static str> {
     }
     let bytes = decode_base64(encoded).ok_or("key is not valid base64")?;
     let secret: [u8; KEY_LEN] = bytes
+        .as_slice()
         .try_into()
         .map_err(|_| "key must decode to exactly 32 bytes")?;
-    Ok((kid.to_owned(), secret))
+    Ok((kid.to_owned(), Zeroizing::new(secret)))
 }
 
 fn valid_kid(kid: &str) -> bool {
@@ -181,7 +187,7 @@ fn valid_kid(kid: &str) -> bool {
 }
 
 /// Standard or url-safe alphabet, with or without padding.
-fn decode_base64(encoded: &str) -> Option<Vec<u8>> {
+fn decode_base64(encoded: &str) -> Option<Zeroizing<Vec<u8>>> {
     let lenient =
         GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
     [
@@ -190,6 +196,7 @@ fn decode_base64(encoded: &str) -> Option<Vec<u8>> {
     ]
     .iter()
     .find_map(|engine| engine.decode(encoded).ok())
+    .map(Zeroizing::new)
 }
 
 #[cfg(test)]

@@ -18,6 +18,8 @@ use aws_lc_rs::{digest, hkdf, hmac};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
+use zeroize::Zeroizing;
+
 use super::keyring::{KeyRing, ServerKey};
 use super::random;
 
@@ -49,8 +51,8 @@ pub enum SealError {
 /// A record that opened, and whether it should be re-sealed under the primary key.
 #[derive(Debug)]
 pub struct Opened {
-    /// The plaintext.
-    pub plaintext: Vec<u8>,
+    /// The plaintext, zeroed when dropped.
+    pub plaintext: Zeroizing<Vec<u8>>,
     /// `true` when sealed under a key other than the primary one.
     pub stale_key: bool,
 }
@@ -89,15 +91,16 @@ impl Sealer {
         out.extend_from_slice(kid);
         out.extend_from_slice(&nonce);
 
-        let mut body = plaintext.to_vec();
-        record_key(server_key, binding)
-            .seal_in_place_append_tag(
+        // Encrypted where it lies in `out`: no second plaintext copy is left to wipe.
+        out.extend_from_slice(plaintext);
+        let tag = record_key(server_key, binding)
+            .seal_in_place_separate_tag(
                 Nonce::assume_unique_for_key(nonce),
                 Aad::from(associated_data(kid, store_key)),
-                &mut body,
+                &mut out[header_len..],
             )
             .expect("AES-256-GCM seals any session-sized plaintext");
-        out.extend_from_slice(&body);
+        out.extend_from_slice(tag.as_ref());
         out
     }
 
@@ -110,7 +113,7 @@ impl Sealer {
     ) -> Result<Opened, SealError> {
         let parts = Parts::parse(sealed)?;
         let server_key = self.ring.find(parts.kid).ok_or(SealError::UnknownKey)?;
-        let mut body = parts.body.to_vec();
+        let mut body = Zeroizing::new(parts.body.to_vec());
         let plaintext_len = record_key(server_key, binding)
             .open_in_place(
                 Nonce::assume_unique_for_key(parts.nonce),
@@ -224,7 +227,7 @@ mod tests {
         let sealer = a();
         let sealed = sealer.seal(STORE_KEY, BINDING, PLAINTEXT);
         let opened = sealer.open(STORE_KEY, BINDING, &sealed).expect("opens");
-        assert_eq!(opened.plaintext, PLAINTEXT);
+        assert_eq!(opened.plaintext.as_slice(), PLAINTEXT);
         assert!(!opened.stale_key);
         assert_eq!(sealed.len(), 2 + 2 + NONCE_LEN + PLAINTEXT.len() + TAG_LEN);
         assert_eq!(&sealed[..4], b"\x01\x02ka");
@@ -235,7 +238,11 @@ mod tests {
         let sealer = a();
         let sealed = sealer.seal(STORE_KEY, BINDING, b"");
         assert_eq!(
-            sealer.open(STORE_KEY, BINDING, &sealed).unwrap().plaintext,
+            sealer
+                .open(STORE_KEY, BINDING, &sealed)
+                .unwrap()
+                .plaintext
+                .as_slice(),
             b""
         );
     }
@@ -349,7 +356,7 @@ mod tests {
         let opened = rotated
             .open(STORE_KEY, BINDING, &sealed)
             .expect("old key still opens");
-        assert_eq!(opened.plaintext, PLAINTEXT);
+        assert_eq!(opened.plaintext.as_slice(), PLAINTEXT);
         assert!(
             opened.stale_key,
             "record under a non-primary key not flagged"

@@ -4,6 +4,10 @@
 //! is capped at `info` unless the filter names those crates explicitly, so `log_level = "debug"`
 //! shows Ward's own detail without risking a token in a dependency's frame dump.
 
+mod access_log;
+
+pub use access_log::AccessLog;
+
 use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 

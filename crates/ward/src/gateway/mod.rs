@@ -1,0 +1,223 @@
+//! Admission of proxy routes: everything between the router and pure forwarding.
+//!
+//! For a request that matches a `[[routes]]` prefix, in order:
+//! 1. cross-site refusal for requests riding a session cookie, WebSocket origin check;
+//! 2. the session: loaded when the route needs it (`user`), or when a presented one matters
+//!    (`user-optional`, unsafe methods) — a store that cannot answer is `503`;
+//! 3. the CSRF token on unsafe methods (before any byte goes upstream);
+//! 4. refresh of a near-expiry access token (`session::refresh`), then the idle timer;
+//! 5. the bearer the route's token mode names (session, Ward's client token, or none);
+//! 6. [`proxy::Proxy`](crate::proxy::Proxy) forwards, with a liveness handle ([`watch`]) for
+//!    WebSocket upgrades so the socket closes when its session ends.
+//!
+//! Requests that match no route fall through to the static site, then `404`.
+
+mod watch;
+
+use std::net::SocketAddr;
+
+use axum::body::Body;
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{HeaderValue, Method, Response};
+use axum::response::IntoResponse;
+
+use crate::config::TokenMode;
+use crate::cookie_header;
+use crate::endpoints::SessionLogId;
+use crate::error::ApiError;
+use crate::proxy::{ForwardContext, Route, websocket};
+use crate::secret::bearer_value;
+use crate::security::{client_ip, csrf};
+use crate::session::LoadedSession;
+use crate::session::refresh::RefreshError;
+use crate::state::{AppState, SharedState};
+
+pub(crate) use watch::SessionWatch;
+
+/// The router's fallback: proxy routes, then static files, then 404.
+pub async fn fallback(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    req: Request,
+) -> Response<Body> {
+    let path = req.uri().path();
+    if path == "/bff" || path.starts_with("/bff/") {
+        // Ward's namespace: an unknown endpoint is a 404, never a route or the SPA.
+        return ApiError::NotFound.into_response();
+    }
+    if let Some(route) = state.proxy.route_for(path) {
+        return admit_route(&state, route, peer, req)
+            .await
+            .unwrap_or_else(IntoResponse::into_response);
+    }
+    match &state.site {
+        Some(site) if matches!(*req.method(), Method::GET | Method::HEAD) => site.serve(req).await,
+        _ => ApiError::NotFound.into_response(),
+    }
+}
+
+/// Steps 1 and 2: refusals that need no session, then the session the route needs.
+async fn admit_route(
+    state: &SharedState,
+    route: &Route,
+    peer: SocketAddr,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    let cookies = cookie_header::joined(req.headers());
+    let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
+    if has_cookie && csrf::is_cross_site(req.headers()) {
+        // Even a GET from another site must not ride the session to the API (a `Lax` cookie
+        // comes along on top-level navigations).
+        tracing::warn!(event = "csrf_rejected", reason = "cross_site_api");
+        return Err(ApiError::CsrfFailed);
+    }
+    if websocket::is_upgrade(req.method(), req.headers())
+        && websocket::upgrade_refused(
+            req.headers(),
+            &state.public_origin,
+            &state.config.server.cors_origins,
+        )
+    {
+        // A WebSocket handshake is a GET any page can start with the browser's cookies:
+        // only Ward's own origin (or a listed one) may open one (cross-site WS hijacking).
+        tracing::warn!(event = "csrf_rejected", reason = "websocket_origin");
+        return Err(ApiError::CsrfFailed);
+    }
+    // `user-optional` loads a presented session too; a store it cannot read fails closed (503),
+    // while a cookie that names no usable session just means an anonymous request.
+    let wants_session = csrf::is_unsafe(req.method()) || route.token == TokenMode::UserOptional;
+    let session = if route.token == TokenMode::User || (wants_session && has_cookie) {
+        state.sessions.load(cookies.as_deref()).await?
+    } else {
+        None
+    };
+    drop(cookies);
+    if route.token == TokenMode::User && session.is_none() {
+        return Err(ApiError::Unauthenticated);
+    }
+    let log_id = session
+        .as_ref()
+        .map(|s| SessionLogId(s.log_id().to_owned()));
+    let mut response = match forward(state, route, session, peer, req).await {
+        Ok(response) => response,
+        Err(err) => err.into_response(),
+    };
+    if let Some(log_id) = log_id {
+        response.extensions_mut().insert(log_id);
+    }
+    Ok(response)
+}
+
+/// Steps 3 to 6, with the session loaded (or not needed).
+async fn forward(
+    state: &SharedState,
+    route: &Route,
+    mut session: Option<LoadedSession>,
+    peer: SocketAddr,
+    req: Request,
+) -> Result<Response<Body>, ApiError> {
+    if let Some(loaded) = &mut session {
+        match keep_session(state, route, loaded, req.method(), req.headers()).await? {
+            Kept::Yes => {}
+            // Ended since it was loaded: a `user-optional` route goes on anonymously (never 401).
+            Kept::Ended => session = None,
+            Kept::Refused(response) => return Ok(response),
+        }
+    }
+    let bearer = bearer(state, route, session.as_ref()).await?;
+    let ctx = ForwardContext {
+        bearer: bearer.as_ref(),
+        client_ip: client_ip::client_ip(
+            peer.ip(),
+            req.headers(),
+            state.config.server.trusted_proxy_hops,
+        ),
+        ward_cookies: &state.cookie_names,
+    };
+    if websocket::is_upgrade(req.method(), req.headers()) {
+        // The socket stays open only while this session lives.
+        let watch = SessionWatch::new(state, session.as_ref(), req.headers());
+        return Ok(state.proxy.forward_upgrade(route, req, ctx, watch).await);
+    }
+    Ok(state.proxy.forward(route, req, ctx).await)
+}
+
+/// What became of a loaded session on its way to the upstream.
+enum Kept {
+    /// It stays; forward with its (possibly refreshed) token.
+    Yes,
+    /// It ended meanwhile, and the route (`user-optional`) goes on without it.
+    Ended,
+    /// The request stops here with this answer (a refused or failed refresh).
+    Refused(Response<Body>),
+}
+
+/// Steps 3 and 4: the CSRF token, the refresh, the idle timer.
+async fn keep_session(
+    state: &AppState,
+    route: &Route,
+    session: &mut LoadedSession,
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<Kept, ApiError> {
+    if csrf::is_unsafe(method) && !csrf::token_matches(headers, &session.data.csrf_token) {
+        tracing::warn!(
+            event = "csrf_rejected",
+            reason = "token",
+            session = session.log_id()
+        );
+        return Err(ApiError::CsrfFailed);
+    }
+    let optional = route.token == TokenMode::UserOptional;
+    // Refresh before the idle-timer write, so that write carries the refreshed tokens rather
+    // than the ones this request loaded (SPEC §5; `session::refresh`).
+    if matches!(route.token, TokenMode::User | TokenMode::UserOptional) {
+        let skew = state.config.oidc.refresh_skew;
+        match state
+            .sessions
+            .ensure_fresh(session, &state.oidc, skew)
+            .await
+        {
+            Ok(()) => {}
+            // Refused: the session is gone; `user-optional` goes on anonymously.
+            Err(RefreshError::Ended) if optional => return Ok(Kept::Ended),
+            Err(err) => return Ok(Kept::Refused(err.into_response(&state.sessions))),
+        }
+    }
+    if state.sessions.slide(session).await? {
+        Ok(Kept::Yes)
+    } else if optional {
+        Ok(Kept::Ended)
+    } else {
+        Err(ApiError::Unauthenticated)
+    }
+}
+
+/// Step 5: the `Authorization` value the route's token mode names, if any.
+async fn bearer(
+    state: &AppState,
+    route: &Route,
+    session: Option<&LoadedSession>,
+) -> Result<Option<HeaderValue>, ApiError> {
+    let bearer = match route.token {
+        TokenMode::User | TokenMode::UserOptional => session.map(LoadedSession::bearer).transpose(),
+        TokenMode::Client => {
+            // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
+            let token = state
+                .client_tokens
+                .token(&state.oidc, route.scopes.as_deref())
+                .await
+                .map_err(|_| ApiError::UpstreamUnavailable)?;
+            bearer_value(&token).map(Some)
+        }
+        TokenMode::None => Ok(None),
+    };
+    bearer.map_err(|_| {
+        tracing::warn!(
+            event = "proxy_bearer_unsendable",
+            route = route.prefix(),
+            "access token is not a valid header value"
+        );
+        ApiError::UpstreamUnavailable
+    })
+}
