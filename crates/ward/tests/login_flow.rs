@@ -208,6 +208,52 @@ async fn idp_error_redirects_to_error_path_with_the_code() {
 }
 
 #[tokio::test]
+async fn the_state_is_checked_before_an_idp_error_is_reported() {
+    let ward = Ward::start().await;
+    let browser = Browser::new().unwrap();
+    browser.get(ward.url("/bff/login")).await.unwrap();
+    // RFC 6749 §10.12: an error "from the IdP" without this browser's state is forged or
+    // replayed; it gets no redirect that a page could use to shape the error page.
+    for query in [
+        "?error=access_denied",
+        "?error=access_denied&state=unknown-state",
+    ] {
+        let reply = browser
+            .get(ward.url(&format!("/bff/callback{query}")))
+            .await
+            .unwrap();
+        assert_eq!(reply.status, 400, "{query}");
+        assert_eq!(reply.json().unwrap()["error"], "login_failed", "{query}");
+        assert!(reply.location().is_none(), "{query}");
+    }
+}
+
+#[tokio::test]
+async fn a_failed_exchange_is_400_or_for_a_navigation_a_redirect_to_the_error_page() {
+    let ward = Ward::start().await;
+    for (navigation, expected) in [(false, 400), (true, 302)] {
+        let browser = Browser::new().unwrap();
+        let start = browser.get(ward.url("/bff/login")).await.unwrap();
+        let tx_state = start.location_param("state").expect("state");
+        let mut request = browser.request(
+            reqwest::Method::GET,
+            ward.url(&format!("/bff/callback?code=forged-code&state={tx_state}")),
+        );
+        if navigation {
+            request = request.header("sec-fetch-mode", "navigate");
+        }
+        let reply = request.send().await.unwrap();
+        assert_eq!(reply.status, expected, "navigation: {navigation}");
+        if navigation {
+            assert_eq!(reply.location(), Some("/?bff_error=login_failed"));
+        } else {
+            assert_eq!(reply.json().unwrap()["error"], "login_failed");
+        }
+        assert!(reply.set_cookie("__Host-ward").is_none());
+    }
+}
+
+#[tokio::test]
 async fn login_again_issues_a_new_session_id_and_ends_the_old_one() {
     let ward = Ward::start().await;
     let (browser, _) = ward.logged_in("alice").await;

@@ -170,6 +170,19 @@ async fn local_return_urls_come_back_exactly_after_the_login() {
 }
 
 #[tokio::test]
+async fn a_non_ascii_return_url_comes_back_percent_encoded() {
+    let ward = Ward::start().await;
+    for (value, location) in [
+        ("/café/ü x", "/caf%C3%A9/%C3%BC%20x"),
+        ("/日本?q=é", "/%E6%97%A5%E6%9C%AC?q=%C3%A9"),
+    ] {
+        let browser = Browser::new().expect("browser");
+        let callback = ward.login(&browser, "alice", &encode(value)).await;
+        assert_eq!(callback.location(), Some(location), "{value}");
+    }
+}
+
+#[tokio::test]
 async fn a_login_without_return_url_lands_on_the_root() {
     let ward = Ward::start().await;
     let browser = Browser::new().expect("browser");

@@ -7,6 +7,8 @@ use axum::response::{IntoResponse, Response};
 
 use crate::cookie_header;
 use crate::error::ApiError;
+use crate::security::return_url;
+use crate::session::record::LoginTransaction;
 use crate::state::SharedState;
 
 /// Query of `/bff/callback`. Values are never logged.
@@ -39,8 +41,10 @@ impl CallbackQuery {
     }
 }
 
-/// `302` to `returnUrl` with a new session cookie; `302` to `[login] error_path` when the IdP
-/// reports an error; `400 login_failed` otherwise.
+/// `302` to `returnUrl` with a new session cookie. The state comes first (RFC 6749 §10.12): a
+/// callback whose state names no pending login of this browser is `400 login_failed`, whatever
+/// else it holds. Then an IdP error is a `302` to `[login] error_path`, and a failed exchange
+/// `400 login_failed` (a `302` to the error path for a browser navigation).
 pub async fn callback(
     State(state): State<SharedState>,
     RawQuery(raw): RawQuery,
@@ -51,56 +55,84 @@ pub async fn callback(
         return Err(ApiError::LoginFailed);
     };
     let cookies = cookie_header::joined(&headers);
-    let binding = state.sessions.login_binding(cookies.as_deref());
+    let Some(tx) = pending_login(&state, cookies.as_deref(), query.state.as_deref()).await? else {
+        return Err(ApiError::LoginFailed);
+    };
+    // The transaction is spent from here on: neither an IdP error nor a failure below leaves a
+    // login that could be finished later.
     if let Some(error) = &query.error {
-        // The login is over either way: spend its transaction so it cannot be finished later.
-        if let (Some(binding), Some(tx_state)) = (&binding, &query.state) {
-            state.sessions.finish_login(binding, tx_state).await?;
-        }
-        return idp_error_redirect(&state, error);
+        let code = idp_error_code(error);
+        tracing::info!(event = "login_idp_error", idp_error = %code);
+        return error_redirect(&state, &code);
     }
-    let (Some(code), Some(tx_state)) = (&query.code, &query.state) else {
-        tracing::info!(event = "login_rejected", reason = "missing_code_or_state");
-        return Err(ApiError::LoginFailed);
+    match finish(&state, &query, &tx, cookies.as_deref()).await {
+        Ok(response) => Ok(response),
+        Err(ApiError::LoginFailed) if is_navigation(&headers) => {
+            error_redirect(&state, "login_failed")
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// The pending login the callback's `state` names, consumed: `None` (logged) when the state is
+/// missing or the browser holds no login binding or no pending login of that state.
+async fn pending_login(
+    state: &SharedState,
+    cookies: Option<&str>,
+    tx_state: Option<&str>,
+) -> Result<Option<LoginTransaction>, ApiError> {
+    let Some(tx_state) = tx_state else {
+        tracing::info!(event = "login_rejected", reason = "missing_state");
+        return Ok(None);
     };
-    let Some(binding) = binding else {
+    let Some(binding) = state.sessions.login_binding(cookies) else {
         tracing::info!(event = "login_rejected", reason = "no_login_binding");
-        return Err(ApiError::LoginFailed);
+        return Ok(None);
     };
-    let Some(tx) = state.sessions.finish_login(&binding, tx_state).await? else {
+    let tx = state.sessions.finish_login(&binding, tx_state).await?;
+    if tx.is_none() {
+        tracing::info!(event = "login_rejected", reason = "unknown_state");
+    }
+    Ok(tx)
+}
+
+/// With a valid state: the issuer, the code exchange, a new session and the redirect home.
+async fn finish(
+    state: &SharedState,
+    query: &CallbackQuery,
+    tx: &LoginTransaction,
+    cookies: Option<&str>,
+) -> Result<Response, ApiError> {
+    let Some(code) = &query.code else {
+        tracing::info!(event = "login_rejected", reason = "missing_code");
         return Err(ApiError::LoginFailed);
     };
     if let Err(err) = state.oidc.check_response_issuer(query.iss.as_deref()) {
         tracing::warn!(event = "login_rejected", reason = %err);
         return Err(ApiError::LoginFailed);
     }
-    let tokens = match state
+    let tokens = state
         .oidc
         .exchange_code(code, &tx.pkce_verifier, &tx.nonce)
         .await
-    {
-        Ok(tokens) => tokens,
-        Err(err) => {
-            tracing::warn!(event = "login_rejected", reason = %err, cause = ?std::error::Error::source(&err).map(ToString::to_string));
-            return Err(ApiError::LoginFailed);
-        }
-    };
-
+        .map_err(|err| {
+            let cause = std::error::Error::source(&err).map(ToString::to_string);
+            tracing::warn!(event = "login_rejected", reason = %err, cause = ?cause);
+            ApiError::LoginFailed
+        })?;
     // Never reuse a session the browser presented (fixation): end the one it held when the
     // login started (and any it presents now), make a new one.
-    for old in [
-        tx.replaces.clone(),
-        state.sessions.session_key(cookies.as_deref()),
-    ]
-    .into_iter()
-    .flatten()
+    for old in [tx.replaces.clone(), state.sessions.session_key(cookies)]
+        .into_iter()
+        .flatten()
     {
         state.sessions.delete_key(&old).await?;
     }
     let session = state.sessions.create(tokens).await?;
     tracing::info!(event = "login_succeeded", session = session.log_id());
 
-    let location = HeaderValue::try_from(tx.return_url).map_err(|_| ApiError::Internal)?;
+    let location = HeaderValue::try_from(return_url::location(&tx.return_url))
+        .map_err(|_| ApiError::Internal)?;
     let cookie = HeaderValue::try_from(state.sessions.set_session_cookie(&session))
         .map_err(|_| ApiError::Internal)?;
     let mut response = (StatusCode::FOUND, [(header::LOCATION, location)]).into_response();
@@ -111,19 +143,30 @@ pub async fn callback(
     Ok(response)
 }
 
-/// `302` to `error_path?bff_error=<code>`; the code is reduced to a safe token.
-fn idp_error_redirect(state: &SharedState, error: &str) -> Result<Response, ApiError> {
+/// Whether the browser is navigating (the callback is a top-level page load), so a failure is
+/// better shown by the SPA's error page than as JSON.
+fn is_navigation(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-mode")
+        .is_some_and(|mode| mode.as_bytes().eq_ignore_ascii_case(b"navigate"))
+}
+
+/// The IdP's `error` reduced to a safe token for the error page's query.
+fn idp_error_code(error: &str) -> String {
     let code: String = error
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
         .take(64)
         .collect();
-    let code = if code.is_empty() {
+    if code.is_empty() {
         "unknown_error".to_owned()
     } else {
         code
-    };
-    tracing::info!(event = "login_idp_error", idp_error = %code);
+    }
+}
+
+/// `302` to `error_path?bff_error=<code>` (`code` is already a safe token).
+fn error_redirect(state: &SharedState, code: &str) -> Result<Response, ApiError> {
     let path = &state.config.login.error_path;
     let separator = if path.contains('?') { '&' } else { '?' };
     let location = HeaderValue::try_from(format!("{path}{separator}bff_error={code}"))

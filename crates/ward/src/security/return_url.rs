@@ -1,5 +1,28 @@
 //! `returnUrl` must be a local path (SPEC §2): no open redirect, in any encoding.
 
+use percent_encoding::{AsciiSet, CONTROLS, utf8_percent_encode};
+
+/// What a `Location` must not carry raw: controls, space, the characters RFC 3986 excludes
+/// from URIs, and (by `utf8_percent_encode`) every non-ASCII byte. `%` stays: the path was
+/// checked in its decoded forms already, and its escapes are the browser's own.
+const NOT_IN_LOCATION: &AsciiSet = &CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'<')
+    .add(b'>')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
+/// A checked local path as the `Location` of a redirect: percent-encoded ASCII (SPEC §2), so
+/// no raw UTF-8 or space reaches a header.
+pub fn location(local_path: &str) -> String {
+    utf8_percent_encode(local_path, NOT_IN_LOCATION).to_string()
+}
+
 /// Longest `returnUrl` accepted.
 const MAX_LEN: usize = 2048;
 
@@ -62,6 +85,17 @@ fn percent_decode(input: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn locations_are_percent_encoded_ascii() {
+        assert_eq!(
+            location("/orders/7?tab=a&b=%2F#x"),
+            "/orders/7?tab=a&b=%2F#x"
+        );
+        assert_eq!(location("/café/ü x"), "/caf%C3%A9/%C3%BC%20x");
+        assert_eq!(location("/a\"b<c>{d}|^`"), "/a%22b%3Cc%3E%7Bd%7D%7C%5E%60");
+        assert!(location("/日本").is_ascii());
+    }
 
     #[test]
     fn local_paths_are_accepted() {
