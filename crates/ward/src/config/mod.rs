@@ -23,6 +23,8 @@ mod tests;
 mod tests_proxy_limits;
 #[cfg(test)]
 mod tests_store_admin;
+#[cfg(test)]
+mod tests_validation;
 
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_from_str};
