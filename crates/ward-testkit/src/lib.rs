@@ -29,6 +29,24 @@ pub use idp::{
     ensure_npm_installed,
 };
 
+/// The tag of this test run: `WARD_TEST_RUN` (set by `scripts/test`), reduced to at most 16
+/// characters of `[a-z0-9]`, or `local`. Every Redis key prefix and PostgreSQL table name a
+/// test makes starts with `wardtest_<tag>_` or `wardproc_<tag>_`, so a run's cleanup drops what
+/// it made and nothing of a run beside it.
+pub fn run_tag() -> String {
+    let tag: String = std::env::var("WARD_TEST_RUN")
+        .unwrap_or_default()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        .take(16)
+        .collect();
+    if tag.is_empty() {
+        "local".to_owned()
+    } else {
+        tag
+    }
+}
+
 /// The workspace root (where `Cargo.toml` and `idp/` live), from this crate's manifest path.
 pub fn repo_root() -> PathBuf {
     let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));

@@ -19,7 +19,7 @@ const DEFAULT_URL: &str = "postgres://postgres@127.0.0.1:5432/test?sslmode=disab
 /// One test's tables; dropping it drops every table whose name starts with the prefix.
 pub struct Scratch {
     pub url: String,
-    /// `wardtest_<pid>_<random>_`: already a valid identifier, so table names equal it.
+    /// `wardtest_<run tag>_<pid>_<random>_`: already a valid identifier, so table names equal it.
     pub prefix: String,
 }
 
@@ -31,7 +31,8 @@ impl Scratch {
         Self {
             url: std::env::var("WARD_TEST_POSTGRES_URL").unwrap_or_else(|_| DEFAULT_URL.into()),
             prefix: format!(
-                "wardtest_{}_{:08x}_",
+                "wardtest_{}_{}_{:08x}_",
+                ward_testkit::run_tag(),
                 std::process::id(),
                 random.finish() as u32
             ),

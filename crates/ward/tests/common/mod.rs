@@ -249,7 +249,8 @@ pub fn postgres_url() -> String {
 /// `url` and a key prefix of its own for the shared-server stores, so test runs never collide.
 fn store_location(options: &Options) -> String {
     let unique = format!(
-        "{}_{}",
+        "{}_{}_{}",
+        ward_testkit::run_tag(),
         std::process::id(),
         SystemClock.now() % 1_000_000 * 1000 + u64::from(rand_suffix())
     );

@@ -32,7 +32,8 @@ pub fn unique_prefix(sep: char) -> String {
         .map(|d| d.subsec_nanos())
         .unwrap_or_default();
     format!(
-        "wardproc{sep}{}{sep}{nanos}{sep}{}{sep}",
+        "wardproc{sep}{}{sep}{}{sep}{nanos}{sep}{}{sep}",
+        ward_testkit::run_tag(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     )
