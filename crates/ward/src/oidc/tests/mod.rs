@@ -24,6 +24,8 @@ use super::*;
 mod exchange;
 mod front_channel;
 mod logout_token;
+mod logout_token_rules;
+mod refresh;
 mod revocation;
 
 const NOW: u64 = 1_700_000_000;
