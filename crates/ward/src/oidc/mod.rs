@@ -26,7 +26,7 @@ mod userinfo;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use openidconnect::core::{CoreClient, CoreIdToken, CoreResponseType};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreResponseType};
 use openidconnect::{
     AuthType, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
@@ -373,16 +373,11 @@ impl OidcClient {
             policy: &self.policy,
             now: self.clock.now(),
         };
-        let keys = self.keys.current();
-        match validator.validate(token, &keys) {
-            Err(LogoutTokenError::UnknownKey) => {
-                match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
-                    Some(fresh) => validator.validate(token, &fresh),
-                    None => Err(LogoutTokenError::UnknownKey),
-                }
-            }
-            other => other,
-        }
+        self.with_keys(
+            |keys| validator.validate(token, keys),
+            |err| matches!(err, LogoutTokenError::UnknownKey),
+        )
+        .await
     }
 
     /// Validates `id_token`; when no key fits, refetches the JWKS (rate-limited) and tries once
@@ -392,16 +387,36 @@ impl OidcClient {
         id_token: &CoreIdToken,
         nonce: &SecretString,
     ) -> Result<VerifiedIdToken, IdTokenError> {
-        let keys = self.keys.current();
-        match self.validator.validate(id_token, nonce, &keys) {
-            Err(err) if err.is_unknown_key() => {
+        self.with_keys(
+            |keys| self.validator.validate(id_token, nonce, keys),
+            IdTokenError::is_unknown_key,
+        )
+        .await
+    }
+
+    /// `validate` with the fresh keys (refetched on schedule); when it fails for want of a
+    /// key, with keys refetched once more (rate-limited): how a rotated-in key becomes known.
+    async fn with_keys<T, E>(
+        &self,
+        validate: impl Fn(&CoreJsonWebKeySet) -> Result<T, E>,
+        is_unknown_key: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
+        let keys = self.keys.fresh(&self.http, self.clock.now()).await;
+        match validate(&keys) {
+            Err(err) if is_unknown_key(&err) => {
                 match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
-                    Some(fresh) => self.validator.validate(id_token, nonce, &fresh),
+                    Some(fresh) => validate(&fresh),
                     None => Err(err),
                 }
             }
             other => other,
         }
+    }
+
+    /// Whether the IdP is reachable for readiness (SPEC §7): its JWKS answered a fetch within
+    /// the last [`jwks::PROBE_INTERVAL`] seconds; at most one probe per interval reaches it.
+    pub async fn idp_ready(&self) -> bool {
+        self.keys.probe(&self.http, self.clock.now()).await
     }
 
     /// `claims` merged with the userinfo claims when the IdP has a userinfo endpoint. A
