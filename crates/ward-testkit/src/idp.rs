@@ -109,7 +109,7 @@ pub struct Idp {
     bff_origin: String,
     logs: Arc<Mutex<String>>,
     http: reqwest::Client,
-    _child: Child,
+    child: Child,
     _stdin: Option<ChildStdin>,
 }
 
@@ -201,9 +201,15 @@ impl Idp {
             bff_origin: options.bff_origin,
             logs,
             http,
-            _child: child,
+            child,
             _stdin: stdin,
         })
+    }
+
+    /// Kills the IdP process and waits for it to exit: from now on its port answers nothing,
+    /// as in an IdP outage.
+    pub async fn stop(&mut self) -> anyhow::Result<()> {
+        self.child.kill().await.context("killing the test IdP")
     }
 
     /// The issuer, `http://127.0.0.1:<port>` (no trailing slash).

@@ -2,8 +2,9 @@
 //! its own (`[admin] listen`, loopback by default) and never on the public one.
 //!
 //! - `GET /healthz`: the process is up and serving.
-//! - `GET /readyz`: the IdP metadata is loaded (it must be for the state to exist) and the
-//!   store answers a ping in time; otherwise `503` naming only which check failed.
+//! - `GET /readyz`: the IdP answers (its metadata is loaded, which it must be for the state to
+//!   exist, and its JWKS answered a fetch within the last few seconds) and the store answers a
+//!   ping in time; otherwise `503` naming only which check failed.
 //! - `GET|DELETE /admin/sessions?sub=…`: list or revoke a subject's sessions, with
 //!   `Authorization: Bearer <[admin] token>` compared in constant time. Authentication comes
 //!   before anything else is read, so an unauthenticated caller learns nothing, not even
@@ -77,8 +78,27 @@ async fn healthz() -> Json<serde_json::Value> {
 }
 
 async fn readyz(State(state): State<Shared>) -> Response<Body> {
+    // Both checks at once: the answer comes within the slower one's timeout, not their sum.
+    let (store_up, idp_up) = tokio::join!(store_ready(&state), state.app.oidc.idp_ready());
+    if !idp_up {
+        tracing::warn!(event = "not_ready", check = "idp", "IdP JWKS unreachable");
+    }
+    let checks = json!({ "store": up_or_down(store_up), "idp": up_or_down(idp_up) });
+    if store_up && idp_up {
+        Json(json!({ "status": "ok", "checks": checks })).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({ "status": "unavailable", "checks": checks })),
+        )
+            .into_response()
+    }
+}
+
+/// Whether the store answers a ping within [`STORE_PING_TIMEOUT`].
+async fn store_ready(state: &Shared) -> bool {
     let store = state.app.sessions.store();
-    let store_up = match tokio::time::timeout(STORE_PING_TIMEOUT, store.ping()).await {
+    match tokio::time::timeout(STORE_PING_TIMEOUT, store.ping()).await {
         Ok(Ok(())) => true,
         Ok(Err(err)) => {
             tracing::warn!(
@@ -94,19 +114,6 @@ async fn readyz(State(state): State<Shared>) -> Response<Body> {
             tracing::warn!(event = "not_ready", check = "store", "store ping timed out");
             false
         }
-    };
-    // The state exists only once discovery loaded the IdP's metadata (start-up fails
-    // otherwise), and Ward keeps serving on it; a JWKS refresh failing later is per request.
-    let idp_up = true;
-    let checks = json!({ "store": up_or_down(store_up), "idp": up_or_down(idp_up) });
-    if store_up && idp_up {
-        Json(json!({ "status": "ok", "checks": checks })).into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({ "status": "unavailable", "checks": checks })),
-        )
-            .into_response()
     }
 }
 

@@ -251,6 +251,33 @@ async fn the_admin_endpoints_are_not_served_on_the_public_listener() {
 }
 
 #[tokio::test]
+async fn readiness_names_the_idp_when_it_stops_answering() {
+    let mut ward = Ward::start().await;
+    let admin = Admin::start(&ward).await;
+    let ready = Answer::of(admin.get("/readyz").await).await;
+    assert_eq!(ready.status, 200, "{}", ready.body);
+    assert_eq!(
+        ready.json()["checks"],
+        serde_json::json!({ "store": "up", "idp": "up" })
+    );
+
+    ward.idp.stop().await.expect("stop the IdP");
+    // A probe's answer is reused for a few seconds of Ward's clock; after that the IdP is asked.
+    ward.clock.advance(5);
+    let unready = Answer::of(admin.get("/readyz").await).await;
+    assert_eq!(unready.status, 503, "{}", unready.body);
+    assert_eq!(
+        unready.json(),
+        serde_json::json!({
+            "status": "unavailable",
+            "checks": { "store": "up", "idp": "down" }
+        })
+    );
+    assert_eq!(unready.header("cache-control"), Some("no-store"));
+    assert_eq!(Answer::of(admin.get("/healthz").await).await.status, 200);
+}
+
+#[tokio::test]
 async fn health_is_the_process_and_readiness_follows_the_store() {
     let outage = Outage::default();
     let ward = Ward::start_with(Options {

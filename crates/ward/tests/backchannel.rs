@@ -172,7 +172,8 @@ async fn invalid_tokens_are_refused_and_end_nothing() {
         ("expired", with("exp", json!(now - 3600)), json!({})),
         ("neither sub nor sid", without(&["sub", "sid"]), json!({})),
         ("no jti", without(&["jti"]), json!({})),
-        ("typ JWT", valid(), json!({ "typ": "JWT" })),
+        ("typ at+jwt", valid(), json!({ "typ": "at+jwt" })),
+        ("typ JOSE", valid(), json!({ "typ": "JOSE" })),
         ("unknown kid", valid(), json!({ "kid": "made-up" })),
         (
             "embedded jwk",
@@ -219,6 +220,23 @@ async fn invalid_tokens_are_refused_and_end_nothing() {
     let token = sign(&ward, &valid(), json!({})).await;
     assert_ok(&post_token(&ward, &token).await);
     assert_eq!(user_status(&ward, &alice).await, 401);
+}
+
+#[tokio::test]
+async fn logout_tokens_typed_jwt_or_untyped_end_the_session() {
+    let ward = Ward::start().await;
+    for header in [
+        json!({ "typ": "JWT" }),
+        json!({ "typ": null }),
+        json!({ "typ": "application/logout+jwt" }),
+    ] {
+        let (alice, _) = ward.logged_in("alice").await;
+        let sid = sid_of(&ward, &alice).await;
+        let claims = claims(&ward, Some("alice"), Some(&sid));
+        let token = sign(&ward, &claims, header.clone()).await;
+        assert_ok(&post_token(&ward, &token).await);
+        assert_eq!(user_status(&ward, &alice).await, 401, "{header}");
+    }
 }
 
 #[tokio::test]

@@ -2,26 +2,28 @@
 //! plus the checks it leaves to the client: `azp`, `iat` bounds, `nbf`, a non-empty `sub`, and
 //! a stored nonce that must exist (fail closed).
 //!
-//! Signatures use only asymmetric algorithms the IdP advertises: never `none`, never HS* (the
-//! verifier is built as a public client, so the client secret can never become a MAC key).
-//! Keys come only from the JWKS at the discovered `jwks_uri`; `jku`, `x5u`, `jwk` and `x5c`
-//! headers are not even parsed. A token without `kid` verifies only when exactly one key fits;
-//! several candidates are refused as ambiguous.
+//! Algorithm, key and header rules are the shared [`JwsPolicy`] (as for logout tokens): it picks
+//! the one key and algorithm, and openidconnect's verifier then checks the signature with that
+//! key alone and the claims. The verifier is built as a public client, so the client secret can
+//! never become a MAC key.
+//!
+//! A login's ID token must be fresh (`iat` within [`MAX_ID_TOKEN_AGE`]); a refreshed one need
+//! not be: OpenID Connect Core §12.2 lets an IdP return the original ID token on refresh, and
+//! its `exp` bounds it.
 
 use std::sync::Arc;
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use openidconnect::core::{
-    CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet, CoreJwsSigningAlgorithm,
-};
+use openidconnect::core::{CoreIdToken, CoreIdTokenVerifier, CoreJsonWebKeySet};
 use openidconnect::{
     ClaimsVerificationError, ClientId, IssuerUrl, Nonce, NonceVerifier, SignatureVerificationError,
 };
 use serde_json::{Map, Value};
 use ward_store::Clock;
 
+use super::jws::{Jws, JwsError, JwsPolicy};
 use crate::secret::SecretString;
 
 /// Allowed difference between Ward's clock and the IdP's, in seconds.
@@ -36,26 +38,15 @@ const PROTOCOL_CLAIMS: &[&str] = &[
     "typ", "events",
 ];
 
-/// Asymmetric JWS algorithms Ward accepts, in preference order.
-const ASYMMETRIC_ALGS: &[CoreJwsSigningAlgorithm] = &[
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha384,
-    CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha512,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha256,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha384,
-    CoreJwsSigningAlgorithm::RsaSsaPssSha512,
-    CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-    CoreJwsSigningAlgorithm::EcdsaP384Sha384,
-    CoreJwsSigningAlgorithm::EcdsaP521Sha512,
-    CoreJwsSigningAlgorithm::EdDsa,
-];
-
 /// Why an ID token was refused. Texts name the failed check, never the token or the nonce.
 #[derive(Debug, thiserror::Error)]
 pub enum IdTokenError {
     /// Signature, `iss`, `aud`, `exp`, `nonce` or header checks (openidconnect).
     #[error(transparent)]
     Claims(#[from] ClaimsVerificationError),
+    /// The shared signature policy: header, algorithm or key selection.
+    #[error(transparent)]
+    Jws(#[from] JwsError),
     /// The login transaction has no nonce to compare with.
     #[error("no nonce stored for this login")]
     MissingExpectedNonce,
@@ -90,9 +81,10 @@ impl IdTokenError {
     pub(crate) fn is_unknown_key(&self) -> bool {
         matches!(
             self,
-            Self::Claims(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey
-            ))
+            Self::Jws(JwsError::UnknownKey)
+                | Self::Claims(ClaimsVerificationError::SignatureVerification(
+                    SignatureVerificationError::NoMatchingKey
+                ))
         )
     }
 }
@@ -110,31 +102,21 @@ pub(crate) struct VerifiedIdToken {
 pub(crate) struct IdTokenValidator {
     client_id: ClientId,
     issuer: IssuerUrl,
-    algs: Vec<CoreJwsSigningAlgorithm>,
+    policy: JwsPolicy,
     clock: Arc<dyn Clock>,
 }
 
 impl IdTokenValidator {
-    /// `advertised`: the IdP's `id_token_signing_alg_values_supported`; only its asymmetric
-    /// members are allowed, RS256 (the OpenID Connect default) when it names none.
     pub(crate) fn new(
         client_id: ClientId,
         issuer: IssuerUrl,
-        advertised: &[CoreJwsSigningAlgorithm],
+        policy: JwsPolicy,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        let mut algs: Vec<_> = ASYMMETRIC_ALGS
-            .iter()
-            .filter(|alg| advertised.contains(alg))
-            .cloned()
-            .collect();
-        if algs.is_empty() {
-            algs.push(CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256);
-        }
         Self {
             client_id,
             issuer,
-            algs,
+            policy,
             clock,
         }
     }
@@ -150,35 +132,41 @@ impl IdTokenValidator {
             return Err(IdTokenError::MissingExpectedNonce);
         }
         let expected_nonce = Nonce::new(nonce.expose().to_owned());
-        self.validate_with(id_token, keys, &expected_nonce)
+        self.validate_with(id_token, keys, &expected_nonce, Some(MAX_ID_TOKEN_AGE))
     }
 
-    /// Validates an ID token from a refresh response (OpenID Connect Core §12.2): every check
-    /// of a login but the nonce, which belongs to the original authentication (IdPs repeat it
-    /// or leave it out). That `sub` is the session's is the caller's check.
+    /// Validates an ID token from a refresh response (OpenID Connect Core §12.2): signature,
+    /// `iss`, `aud`, `azp`, `exp` and `nbf` as at login; `iat` only for not lying in the
+    /// future, since an IdP may return the original ID token; the nonce is not compared, as it
+    /// belongs to the original authentication (IdPs repeat it or leave it out). That `sub` is
+    /// the session's is the caller's check.
     pub(crate) fn validate_refreshed(
         &self,
         id_token: &CoreIdToken,
         keys: &CoreJsonWebKeySet,
     ) -> Result<VerifiedIdToken, IdTokenError> {
-        self.validate_with(id_token, keys, |_: Option<&Nonce>| Ok(()))
+        self.validate_with(id_token, keys, |_: Option<&Nonce>| Ok(()), None)
     }
 
+    /// `max_age`: the oldest `iat` accepted, in seconds before now (`None`: any past `iat`).
     fn validate_with(
         &self,
         id_token: &CoreIdToken,
         keys: &CoreJsonWebKeySet,
         nonce: impl NonceVerifier,
+        max_age: Option<u64>,
     ) -> Result<VerifiedIdToken, IdTokenError> {
         let now = self.clock.now();
+        let compact = id_token.to_string();
+        let (alg, key) = self.policy.key_for(&Jws::parse(&compact)?.header, keys)?;
         // openidconnect rejects `now >= exp`; shifting its clock back grants the skew.
         let skewed_now = UNIX_EPOCH + Duration::from_secs(now.saturating_sub(CLOCK_SKEW));
         let verifier = CoreIdTokenVerifier::new_public_client(
             self.client_id.clone(),
             self.issuer.clone(),
-            keys.clone(),
+            CoreJsonWebKeySet::new(vec![key.clone()]),
         )
-        .set_allowed_algs(self.algs.iter().cloned())
+        .set_allowed_algs([alg])
         .set_time_fn(move || skewed_now.into());
         let claims = id_token.claims(&verifier, nonce)?;
 
@@ -191,7 +179,7 @@ impl IdTokenValidator {
             }
             _ => {}
         }
-        check_issued_at(claims.issue_time().timestamp(), now)?;
+        check_issued_at(claims.issue_time().timestamp(), now, max_age)?;
         let sub = claims.subject().as_str();
         if sub.is_empty() {
             return Err(IdTokenError::EmptySubject);
@@ -210,13 +198,14 @@ impl IdTokenValidator {
     }
 }
 
-fn check_issued_at(iat: i64, now: u64) -> Result<(), IdTokenError> {
+fn check_issued_at(iat: i64, now: u64, max_age: Option<u64>) -> Result<(), IdTokenError> {
     let now = i64::try_from(now).unwrap_or(i64::MAX);
     let skew = CLOCK_SKEW as i64;
     if iat > now.saturating_add(skew) {
         return Err(IdTokenError::IssuedInFuture);
     }
-    if iat < now.saturating_sub(MAX_ID_TOKEN_AGE as i64 + skew) {
+    let max_age = max_age.map(|age| i64::try_from(age).unwrap_or(i64::MAX));
+    if max_age.is_some_and(|age| iat < now.saturating_sub(age.saturating_add(skew))) {
         return Err(IdTokenError::IssuedTooLongAgo);
     }
     Ok(())
@@ -270,20 +259,31 @@ mod tests {
 
     #[test]
     fn iat_within_skew_and_age_is_accepted() {
-        assert!(check_issued_at(1_000, 1_000).is_ok());
-        assert!(check_issued_at(1_060, 1_000).is_ok());
-        assert!(check_issued_at(10_000 - 660, 10_000).is_ok());
+        let age = Some(MAX_ID_TOKEN_AGE);
+        assert!(check_issued_at(1_000, 1_000, age).is_ok());
+        assert!(check_issued_at(1_060, 1_000, age).is_ok());
+        assert!(check_issued_at(10_000 - 660, 10_000, age).is_ok());
     }
 
     #[test]
     fn iat_beyond_skew_or_age_is_refused() {
+        let age = Some(MAX_ID_TOKEN_AGE);
         assert!(matches!(
-            check_issued_at(1_061, 1_000),
+            check_issued_at(1_061, 1_000, age),
             Err(IdTokenError::IssuedInFuture)
         ));
         assert!(matches!(
-            check_issued_at(10_000 - 661, 10_000),
+            check_issued_at(10_000 - 661, 10_000, age),
             Err(IdTokenError::IssuedTooLongAgo)
+        ));
+    }
+
+    #[test]
+    fn without_a_max_age_only_a_future_iat_is_refused() {
+        assert!(check_issued_at(0, 10_000, None).is_ok());
+        assert!(matches!(
+            check_issued_at(10_061, 10_000, None),
+            Err(IdTokenError::IssuedInFuture)
         ));
     }
 
@@ -293,27 +293,5 @@ mod tests {
         assert!(check_not_before(Some(&json!(1_060)), 1_000).is_ok());
         assert!(check_not_before(Some(&json!(1_061)), 1_000).is_err());
         assert!(check_not_before(Some(&json!("1000")), 1_000).is_err());
-    }
-
-    #[test]
-    fn only_advertised_asymmetric_algorithms_are_allowed() {
-        let clock: Arc<dyn Clock> = Arc::new(ward_store::ManualClock::new(0));
-        let issuer = IssuerUrl::new("https://idp.example".to_owned()).unwrap();
-        let validator = IdTokenValidator::new(
-            ClientId::new("bff".to_owned()),
-            issuer.clone(),
-            &[
-                CoreJwsSigningAlgorithm::HmacSha256,
-                CoreJwsSigningAlgorithm::None,
-                CoreJwsSigningAlgorithm::EcdsaP256Sha256,
-            ],
-            Arc::clone(&clock),
-        );
-        assert_eq!(validator.algs, [CoreJwsSigningAlgorithm::EcdsaP256Sha256]);
-        let fallback = IdTokenValidator::new(ClientId::new("bff".to_owned()), issuer, &[], clock);
-        assert_eq!(
-            fallback.algs,
-            [CoreJwsSigningAlgorithm::RsaSsaPkcs1V15Sha256]
-        );
     }
 }

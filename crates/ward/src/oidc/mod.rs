@@ -16,6 +16,7 @@ mod endpoint;
 mod http;
 mod id_token;
 mod jwks;
+mod jws;
 mod logout_token;
 mod refresh;
 #[cfg(test)]
@@ -25,7 +26,7 @@ mod userinfo;
 use std::error::Error as StdError;
 use std::sync::Arc;
 
-use openidconnect::core::{CoreClient, CoreIdToken, CoreResponseType};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreResponseType};
 use openidconnect::{
     AuthType, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
     EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
@@ -47,8 +48,10 @@ use self::http::IdpHttpClient;
 pub use self::id_token::IdTokenError;
 use self::id_token::{IdTokenValidator, VerifiedIdToken, user_claims};
 use self::jwks::KeyCache;
+pub use self::jws::JwsError;
+use self::jws::JwsPolicy;
+use self::logout_token::LogoutTokenValidator;
 pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
-use self::logout_token::{LogoutTokenValidator, allowed_algs};
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
 use crate::config::{ClientAuth, OidcConfig};
 use crate::secret::SecretString;
@@ -158,6 +161,8 @@ pub struct OidcClient {
     scopes: Vec<Scope>,
     extra_auth_params: Vec<(String, String)>,
     keys: KeyCache,
+    /// Algorithms and key selection for ID and logout tokens alike.
+    policy: JwsPolicy,
     validator: IdTokenValidator,
     http: IdpHttpClient,
     clock: Arc<dyn Clock>,
@@ -182,37 +187,20 @@ impl OidcClient {
             .ok_or_else(|| discovery_error(DiscoveryError::NoTokenEndpoint))?;
         let extra = metadata.additional_metadata().clone();
         warn_without_s256(extra.code_challenge_methods_supported.as_deref());
+        log_discovered(&metadata);
 
-        let client_id = ClientId::new(config.client_id.clone());
-        let client = CoreClient::from_provider_metadata(
-            metadata.clone(),
-            client_id.clone(),
-            Some(ClientSecret::new(config.client_secret.expose().to_owned())),
-        )
-        .set_token_uri(token_url)
-        .set_redirect_uri(RedirectUrl::from_url(redirect_uri))
-        .set_auth_type(match config.client_auth {
-            ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
-            ClientAuth::ClientSecretPost => AuthType::RequestBody,
-        });
+        let client = idp_client(config, &metadata, token_url, redirect_uri);
+        let policy = JwsPolicy::new(metadata.id_token_signing_alg_values_supported());
         let validator = IdTokenValidator::new(
-            client_id,
+            client.client_id().clone(),
             metadata.issuer().clone(),
-            metadata.id_token_signing_alg_values_supported(),
+            policy.clone(),
             Arc::clone(&clock),
         );
         let keys = KeyCache::new(
             metadata.jwks_uri().clone(),
             metadata.jwks().clone(),
             clock.now(),
-        );
-        tracing::info!(
-            event = "oidc_discovered",
-            issuer = %metadata.issuer().as_str(),
-            keys = metadata.jwks().keys().len(),
-            iss_parameter = extra.authorization_response_iss_parameter_supported == Some(true),
-            revocation = extra.revocation_endpoint.is_some(),
-            end_session = extra.end_session_endpoint.is_some(),
         );
         Ok(Self {
             client,
@@ -230,6 +218,7 @@ impl OidcClient {
             scopes: scopes(&config.scopes),
             extra_auth_params: extra_auth_params(&config.extra_auth_params),
             keys,
+            policy,
             validator,
             http,
             clock,
@@ -381,19 +370,14 @@ impl OidcClient {
         let validator = LogoutTokenValidator {
             client_id: self.credentials.id.as_str(),
             issuer: &self.issuer,
-            algs: allowed_algs(self.metadata.id_token_signing_alg_values_supported()),
+            policy: &self.policy,
             now: self.clock.now(),
         };
-        let keys = self.keys.current();
-        match validator.validate(token, &keys) {
-            Err(LogoutTokenError::UnknownKey) => {
-                match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
-                    Some(fresh) => validator.validate(token, &fresh),
-                    None => Err(LogoutTokenError::UnknownKey),
-                }
-            }
-            other => other,
-        }
+        self.with_keys(
+            |keys| validator.validate(token, keys),
+            |err| matches!(err, LogoutTokenError::UnknownKey),
+        )
+        .await
     }
 
     /// Validates `id_token`; when no key fits, refetches the JWKS (rate-limited) and tries once
@@ -403,16 +387,36 @@ impl OidcClient {
         id_token: &CoreIdToken,
         nonce: &SecretString,
     ) -> Result<VerifiedIdToken, IdTokenError> {
-        let keys = self.keys.current();
-        match self.validator.validate(id_token, nonce, &keys) {
-            Err(err) if err.is_unknown_key() => {
+        self.with_keys(
+            |keys| self.validator.validate(id_token, nonce, keys),
+            IdTokenError::is_unknown_key,
+        )
+        .await
+    }
+
+    /// `validate` with the fresh keys (refetched on schedule); when it fails for want of a
+    /// key, with keys refetched once more (rate-limited): how a rotated-in key becomes known.
+    async fn with_keys<T, E>(
+        &self,
+        validate: impl Fn(&CoreJsonWebKeySet) -> Result<T, E>,
+        is_unknown_key: impl Fn(&E) -> bool,
+    ) -> Result<T, E> {
+        let keys = self.keys.fresh(&self.http, self.clock.now()).await;
+        match validate(&keys) {
+            Err(err) if is_unknown_key(&err) => {
                 match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
-                    Some(fresh) => self.validator.validate(id_token, nonce, &fresh),
+                    Some(fresh) => validate(&fresh),
                     None => Err(err),
                 }
             }
             other => other,
         }
+    }
+
+    /// Whether the IdP is reachable for readiness (SPEC §7): its JWKS answered a fetch within
+    /// the last [`jwks::PROBE_INTERVAL`] seconds; at most one probe per interval reaches it.
+    pub async fn idp_ready(&self) -> bool {
+        self.keys.probe(&self.http, self.clock.now()).await
     }
 
     /// `claims` merged with the userinfo claims when the IdP has a userinfo endpoint. A
@@ -451,6 +455,38 @@ impl OidcClient {
         }
         Ok(claims)
     }
+}
+
+/// openidconnect's client for the discovered endpoints, authenticating as configured.
+fn idp_client(
+    config: &OidcConfig,
+    metadata: &ProviderMetadata,
+    token_url: openidconnect::TokenUrl,
+    redirect_uri: Url,
+) -> IdpClient {
+    CoreClient::from_provider_metadata(
+        metadata.clone(),
+        ClientId::new(config.client_id.clone()),
+        Some(ClientSecret::new(config.client_secret.expose().to_owned())),
+    )
+    .set_token_uri(token_url)
+    .set_redirect_uri(RedirectUrl::from_url(redirect_uri))
+    .set_auth_type(match config.client_auth {
+        ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
+        ClientAuth::ClientSecretPost => AuthType::RequestBody,
+    })
+}
+
+fn log_discovered(metadata: &ProviderMetadata) {
+    let extra = metadata.additional_metadata();
+    tracing::info!(
+        event = "oidc_discovered",
+        issuer = %metadata.issuer().as_str(),
+        keys = metadata.jwks().keys().len(),
+        iss_parameter = extra.authorization_response_iss_parameter_supported == Some(true),
+        revocation = extra.revocation_endpoint.is_some(),
+        end_session = extra.end_session_endpoint.is_some(),
+    );
 }
 
 /// The error of a token endpoint call (code exchange or refresh): a response whose `id_token`

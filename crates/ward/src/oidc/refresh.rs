@@ -108,16 +108,11 @@ impl OidcClient {
         &self,
         id_token: &CoreIdToken,
     ) -> Result<VerifiedIdToken, IdTokenError> {
-        let keys = self.keys.current();
-        match self.validator.validate_refreshed(id_token, &keys) {
-            Err(err) if err.is_unknown_key() => {
-                match self.keys.refresh(&keys, &self.http, self.clock.now()).await {
-                    Some(fresh) => self.validator.validate_refreshed(id_token, &fresh),
-                    None => Err(err),
-                }
-            }
-            other => other,
-        }
+        self.with_keys(
+            |keys| self.validator.validate_refreshed(id_token, keys),
+            IdTokenError::is_unknown_key,
+        )
+        .await
     }
 }
 

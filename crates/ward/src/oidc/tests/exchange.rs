@@ -291,7 +291,19 @@ async fn hs256_keyed_with_the_client_secret_is_rejected() {
     let key = aws_lc_rs::hmac::Key::new(aws_lc_rs::hmac::HMAC_SHA256, CLIENT_SECRET.as_bytes());
     let tag = aws_lc_rs::hmac::sign(&key, input.as_bytes());
     idp.issue(format!("{input}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref())));
-    assert_rejected_for(exchange(&client).await, "Disallowed signature algorithm");
+    assert_rejected_for(exchange(&client).await, "alg is not allowed");
+}
+
+#[tokio::test]
+async fn id_token_with_critical_or_key_bearing_headers_is_rejected() {
+    let idp = Idp::start(json!({})).await;
+    let client = idp.client().await;
+    for name in ["crit", "jwk", "jku", "x5u", "x5c"] {
+        let mut header = rs256("idp-key");
+        header[name] = json!(["exp"]);
+        idp.issue(jwt(&header, &idp.claims(), &KEYS[0]));
+        assert_rejected_for(exchange(&client).await, &format!("refused `{name}` header"));
+    }
 }
 
 #[tokio::test]

@@ -23,7 +23,10 @@ use super::*;
 
 mod exchange;
 mod front_channel;
+mod jwks_schedule;
 mod logout_token;
+mod logout_token_rules;
+mod refresh;
 mod revocation;
 
 const NOW: u64 = 1_700_000_000;
@@ -74,6 +77,10 @@ struct IdpState {
     issuer: String,
     discovery: Mutex<Value>,
     jwks: Mutex<Vec<Value>>,
+    /// `Cache-Control` of the JWKS responses, when set.
+    jwks_cache_control: Mutex<Option<String>>,
+    /// When set, the JWKS endpoint answers 503.
+    jwks_down: std::sync::atomic::AtomicBool,
     jwks_fetches: AtomicUsize,
     token_response: Mutex<(StatusCode, Value)>,
     token_requests: Mutex<Vec<(HeaderMap, String)>>,
@@ -118,6 +125,8 @@ impl Idp {
             issuer,
             discovery: Mutex::new(discovery),
             jwks: Mutex::new(vec![jwk(&KEYS[0], "idp-key")]),
+            jwks_cache_control: Mutex::new(None),
+            jwks_down: std::sync::atomic::AtomicBool::new(false),
             jwks_fetches: AtomicUsize::new(0),
             token_response: Mutex::new((StatusCode::OK, json!({}))),
             token_requests: Mutex::new(Vec::new()),
@@ -202,9 +211,20 @@ async fn discovery_doc(State(state): State<Arc<IdpState>>) -> Json<Value> {
     Json(state.discovery.lock().unwrap().clone())
 }
 
-async fn jwks(State(state): State<Arc<IdpState>>) -> Json<Value> {
+async fn jwks(State(state): State<Arc<IdpState>>) -> impl IntoResponse {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    Json(json!({"keys": state.jwks.lock().unwrap().clone()}))
+    if state.jwks_down.load(Ordering::SeqCst) {
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
+    let mut headers = HeaderMap::new();
+    if let Some(value) = state.jwks_cache_control.lock().unwrap().clone() {
+        headers.insert("cache-control", value.parse().unwrap());
+    }
+    (
+        headers,
+        Json(json!({"keys": state.jwks.lock().unwrap().clone()})),
+    )
+        .into_response()
 }
 
 async fn token(
