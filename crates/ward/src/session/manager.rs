@@ -392,8 +392,12 @@ impl SessionManager {
     /// Store keys of the live sessions indexed under `kind` = `value`, under any ring key.
     async fn indexed(&self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
+        // A store without indexes (cookie) has no sessions to find.
+        let Some(indexes) = self.store.indexes() else {
+            return Ok(keys);
+        };
         for index in self.sealer.index_keys(kind, value) {
-            for info in self.store.list_by_index(&index).await? {
+            for info in indexes.list_by_index(&index).await? {
                 let is_session = info
                     .key
                     .split_once(':')
