@@ -187,24 +187,24 @@ impl RedisStore {
         // 3. What the replaced record left behind, and the sweep's candidate entry.
         self.forget_entries(key, old_generation, old_indexes).await;
         if ttl > 0 {
-            let trim = now.saturating_sub(crate::sweep::SWEEP_GRACE);
-            let added = self
-                .zset_add(
-                    self.keys.expiry(),
-                    key.as_bytes(),
-                    record.expires_at,
-                    0,
-                    trim,
-                )
-                .await;
-            if let Err(error) = added {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "recording a session expiry in Redis failed; Redis's own TTL still expires it"
-                );
-            }
+            self.add_sweep_candidate(key, record.expires_at, now).await;
         }
         Ok(true)
+    }
+
+    /// Records `key` in the sweep's expiry set; best effort, as Redis's own TTL expires the
+    /// record anyway.
+    async fn add_sweep_candidate(&self, key: &str, expires_at: UnixTime, now: UnixTime) {
+        let trim = now.saturating_sub(crate::sweep::SWEEP_GRACE);
+        let added = self
+            .zset_add(self.keys.expiry(), key.as_bytes(), expires_at, 0, trim)
+            .await;
+        if let Err(error) = added {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "recording a session expiry in Redis failed; Redis's own TTL still expires it"
+            );
+        }
     }
 
     /// Removes the record under `key`; its value (when taken) if it was live, and whether it
