@@ -4,12 +4,13 @@
 //! - **Durability.** Every write is one redb transaction committed with immediate durability
 //!   (redb's default): when a call returns `Ok`, the change survives a crash or power loss, and
 //!   a crash mid-write leaves the previous state. Sessions survive restarts.
-//! - **Atomicity.** redb serialises write transactions, so `take` and `put_new` are atomic
-//!   across tasks; a record, its index entries and its expiry entry change together.
+//! - **Atomicity.** redb serialises write transactions, so `take`, `put_new` and the
+//!   compare-and-swaps (`replace_if`, `delete_if`) are atomic across tasks; a record, its
+//!   index entries and its expiry entry change together.
 //! - **One process.** The file is locked for exclusive use on open: a second Ward on the same
 //!   file gets [`StoreError::Unavailable`] instead of sharing it. Run one instance per file.
 //! - **Expiry.** Expired records read as absent at once (through the injected [`Clock`]); they
-//!   are removed by [`SessionStore::sweep_expired`], which the server runs periodically with
+//!   are removed by [`Sweep::sweep_expired`], which the server runs periodically with
 //!   [`ward_store::spawn_sweeper`]. An expiry table ordered by time makes a sweep a range scan.
 //! - **Integrity on open.** The file's checksums are verified when it is opened, so a damaged
 //!   or foreign file is refused with [`StoreError::Corrupt`] rather than trusted.
@@ -39,7 +40,9 @@ use async_trait::async_trait;
 use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
 use ward_store::read_cache::{Lookup, ReadCache, WriteGuard};
-use ward_store::{BoxError, Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use ward_store::{
+    BoxError, Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+};
 
 pub use format::FormatError;
 use tables::{Tables, is_live};
@@ -250,6 +253,24 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        let (key, writing, expected) = (key.to_owned(), Some(key), expected.to_vec());
+        self.write(writing, move |t, now| {
+            if !t.holds(&key, &expected, now)? {
+                return Ok((false, false));
+            }
+            t.remove(&key)?;
+            t.insert(&key, &record)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_expiring(key).await?.map(|(value, _)| value))
     }
@@ -287,6 +308,37 @@ impl SessionStore for EmbeddedStore {
         .await
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let (key, writing, expected) = (key.to_owned(), Some(key), expected.to_vec());
+        self.write(writing, move |t, now| {
+            if !t.holds(&key, &expected, now)? {
+                return Ok((false, false));
+            }
+            t.remove(&key)?;
+            Ok((true, true))
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.read_inline(|txn, _| tables::check_readable(txn))
+    }
+
+    fn kind(&self) -> &'static str {
+        "embedded"
+    }
+
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        Some(self)
+    }
+
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Indexes for EmbeddedStore {
     async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
         let index = index.to_owned();
         self.read(move |txn, now| tables::live_records_by_index(txn, &index, now))
@@ -298,7 +350,10 @@ impl SessionStore for EmbeddedStore {
         self.read(move |txn, now| tables::live_keys_by_index(txn, &index, now))
             .await
     }
+}
 
+#[async_trait]
+impl Sweep for EmbeddedStore {
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         let expired = self
             .write(None, |t, now| {
@@ -312,13 +367,5 @@ impl SessionStore for EmbeddedStore {
             .await?;
         self.cache.forget(&expired);
         Ok(expired.len() as u64)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.read_inline(|txn, _| tables::check_readable(txn))
-    }
-
-    fn kind(&self) -> &'static str {
-        "embedded"
     }
 }

@@ -64,6 +64,15 @@ impl<'txn> Tables<'txn> {
         }
     }
 
+    /// Whether the record under `key` is live and its value is exactly `expected`.
+    pub fn holds(&self, key: &str, expected: &[u8], now: UnixTime) -> Result<bool, StoreError> {
+        let Some(bytes) = self.records.get(key).map_err(store_error)? else {
+            return Ok(false);
+        };
+        let record = format::decode(bytes.value()).map_err(corrupt)?;
+        Ok(is_live(record.expires_at, now) && record.value == expected)
+    }
+
     /// Writes `record` under a `key` that currently holds none.
     pub fn insert(&mut self, key: &str, record: &Record) -> Result<(), StoreError> {
         let bytes = format::encode(record);

@@ -4,7 +4,7 @@
 use std::error::Error as _;
 use std::sync::Arc;
 
-use ward_store::{Clock, ManualClock, Record, SessionStore, StoreError};
+use ward_store::{Clock, Indexes, ManualClock, Record, SessionStore, StoreError, Sweep};
 use ward_store_embedded::EmbeddedStore;
 
 const NOW: u64 = 1_700_000_000;

@@ -8,10 +8,11 @@
 //!   instance finds nothing.
 //! - **Atomicity per key.** `take` is one `DELETE … RETURNING` and `put_new` one
 //!   `INSERT … ON CONFLICT DO UPDATE … WHERE expired`: of concurrent callers on one key exactly
-//!   one wins, across instances. A record and its index rows change in one transaction.
+//!   one wins, across instances; `replace_if`/`delete_if` are one conditional `UPDATE`/`DELETE`
+//!   on the row's value. A record and its index rows change in one transaction.
 //! - **Expiry** is judged by the injected [`Clock`], passed as a parameter to every statement,
 //!   never by the database's clock: a record at or past `expires_at` reads as absent at once.
-//!   PostgreSQL has no TTL, so expired rows stay until [`SessionStore::sweep_expired`]
+//!   PostgreSQL has no TTL, so expired rows stay until [`Sweep::sweep_expired`]
 //!   deletes them (their index rows go by cascade); the server runs it periodically with
 //!   [`ward_store::spawn_sweeper`]. Several instances may sweep at once.
 //! - **Migrations.** [`PostgresStore::connect`] creates or checks its tables in one
@@ -39,7 +40,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::Row;
-use ward_store::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use tokio_postgres::types::ToSql;
+use ward_store::{Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
 
 pub use error::{ConnectError, CorruptRow};
 pub use schema::NewerSchema;
@@ -137,45 +139,34 @@ impl PostgresStore {
     }
 
     /// Writes `record` under `key` in `txn`: the row via `statement`, then the record's index
-    /// rows in place of any old ones. With `now`, the statement takes it as `$6` and may
-    /// decline by returning no row; then nothing else is written and the result is `false`.
+    /// rows in place of any old ones. With `condition` (`$6` onwards: now, and maybe the
+    /// expected value), the statement may decline by returning no row; then nothing else is
+    /// written and the result is `false`.
     async fn write_record(
         &self,
         txn: &Transaction<'_>,
         statement: &str,
         key: &str,
         record: &Record,
-        now: Option<i64>,
+        condition: &[&(dyn ToSql + Sync)],
     ) -> Result<bool, StoreError> {
         let key = key.as_bytes();
         let expires_at = sql_time(record.expires_at);
         let (created_at, updated_at) = (sql_time(record.created_at), sql_time(record.updated_at));
         let statement = txn.prepare_cached(statement).await.map_err(unavailable)?;
-        let written = match now {
-            None => {
-                txn.execute(
-                    &statement,
-                    &[&key, &record.value, &expires_at, &created_at, &updated_at],
-                )
+        let mut params: Vec<&(dyn ToSql + Sync)> =
+            vec![&key, &record.value, &expires_at, &created_at, &updated_at];
+        params.extend_from_slice(condition);
+        let written = if condition.is_empty() {
+            txn.execute(&statement, &params)
                 .await
                 .map_err(unavailable)?;
-                true
-            }
-            Some(now) => txn
-                .query_opt(
-                    &statement,
-                    &[
-                        &key,
-                        &record.value,
-                        &expires_at,
-                        &created_at,
-                        &updated_at,
-                        &now,
-                    ],
-                )
+            true
+        } else {
+            txn.query_opt(&statement, &params)
                 .await
                 .map_err(unavailable)?
-                .is_some(),
+                .is_some()
         };
         if !written {
             return Ok(false);
@@ -199,19 +190,25 @@ impl PostgresStore {
     }
 
     /// Writes `record` with a `statement` that may decline (returning no row) depending on
-    /// the live record under `key`, in one transaction; `true` when written.
+    /// the live record under `key` (and, with `expected`, its value), in one transaction;
+    /// `true` when written.
     async fn write_if(
         &self,
         statement: &str,
         key: &str,
         record: Record,
+        expected: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         let now = self.now();
         self.bounded(async {
             let mut client = self.client().await?;
             let txn = client.transaction().await.map_err(unavailable)?;
+            let condition: Vec<&(dyn ToSql + Sync)> = match &expected {
+                Some(expected) => vec![&now, expected],
+                None => vec![&now],
+            };
             if self
-                .write_record(&txn, statement, key, &record, Some(now))
+                .write_record(&txn, statement, key, &record, &condition)
                 .await?
             {
                 txn.commit().await.map_err(unavailable)?;
@@ -267,7 +264,7 @@ impl SessionStore for PostgresStore {
         self.bounded(async {
             let mut client = self.client().await?;
             let txn = client.transaction().await.map_err(unavailable)?;
-            self.write_record(&txn, &self.sql.upsert, key, &record, None)
+            self.write_record(&txn, &self.sql.upsert, key, &record, &[])
                 .await?;
             txn.commit().await.map_err(unavailable)
         })
@@ -275,12 +272,23 @@ impl SessionStore for PostgresStore {
     }
 
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        self.write_if(&self.sql.insert_or_replace_expired, key, record)
+        self.write_if(&self.sql.insert_or_replace_expired, key, record, None)
             .await
     }
 
     async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
-        self.write_if(&self.sql.replace_live, key, record).await
+        self.write_if(&self.sql.replace_live, key, record, None)
+            .await
+    }
+
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        self.write_if(&self.sql.replace_version, key, record, Some(expected))
+            .await
     }
 
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -301,6 +309,47 @@ impl SessionStore for PostgresStore {
         }
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let now = self.now();
+        self.bounded(async {
+            let client = self.client().await?;
+            let statement = client
+                .prepare_cached(&self.sql.delete_version)
+                .await
+                .map_err(unavailable)?;
+            let deleted = client
+                .query_opt(&statement, &[&key.as_bytes(), &now, &expected])
+                .await
+                .map_err(unavailable)?;
+            Ok(deleted.is_some())
+        })
+        .await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(async {
+            let client = self.client().await?;
+            client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
+            Ok(())
+        })
+        .await
+    }
+
+    fn kind(&self) -> &'static str {
+        "postgres"
+    }
+
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        Some(self)
+    }
+
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Indexes for PostgresStore {
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.query_at_now(&self.sql.keys_by_index, index).await?;
         rows.iter().map(|row| column_key(row, 0)).collect()
@@ -319,7 +368,10 @@ impl SessionStore for PostgresStore {
             })
             .collect()
     }
+}
 
+#[async_trait]
+impl Sweep for PostgresStore {
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         let now = self.now();
         self.bounded(async {
@@ -341,19 +393,6 @@ impl SessionStore for PostgresStore {
             }
         })
         .await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.bounded(async {
-            let client = self.client().await?;
-            client.execute("SELECT 1", &[]).await.map_err(unavailable)?;
-            Ok(())
-        })
-        .await
-    }
-
-    fn kind(&self) -> &'static str {
-        "postgres"
     }
 }
 

@@ -66,6 +66,8 @@ pub(crate) struct Sql {
     pub upsert: String,
     pub insert_or_replace_expired: String,
     pub replace_live: String,
+    pub replace_version: String,
+    pub delete_version: String,
     pub clear_indexes: String,
     pub add_indexes: String,
     pub get: String,
@@ -106,6 +108,16 @@ impl Sql {
             replace_live: format!(
                 "UPDATE {records} SET value = $2, expires_at = $3, created_at = $4, \
                  updated_at = $5 WHERE key = $1 AND expires_at > $6 RETURNING 1"
+            ),
+            // $6 = now, $7 = the expected value. A row only when the live record holds it.
+            replace_version: format!(
+                "UPDATE {records} SET value = $2, expires_at = $3, created_at = $4, \
+                 updated_at = $5 WHERE key = $1 AND expires_at > $6 AND value = $7 RETURNING 1"
+            ),
+            // $2 = now, $3 = the expected value; the cascade removes the index rows.
+            delete_version: format!(
+                "DELETE FROM {records} WHERE key = $1 AND expires_at > $2 AND value = $3 \
+                 RETURNING 1"
             ),
             clear_indexes: format!("DELETE FROM {index} WHERE key = $1"),
             add_indexes: format!(
@@ -264,6 +276,7 @@ mod tests {
             .create
             .iter()
             .chain([&sql.upsert, &sql.sweep, &sql.take])
+            .chain([&sql.replace_version, &sql.delete_version])
         {
             assert!(statement.contains("\"t_"), "{statement}");
         }

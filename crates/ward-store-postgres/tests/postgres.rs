@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use scratch::{Scratch, chain};
 use tokio_postgres::types::Type;
-use ward_store::{Clock, ManualClock, Record, SessionStore, StoreError};
+use ward_store::{Clock, Indexes, ManualClock, Record, SessionStore, StoreError, Sweep};
 use ward_store_postgres::PostgresStore;
 
 const NOW: u64 = 1_700_000_000;

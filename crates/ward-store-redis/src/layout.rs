@@ -12,7 +12,7 @@
 //! guessed at. The generation is 16 lowercase hex digits, fixed width, so an index member
 //! splits without a separator.
 //!
-//! [`sweep_expired`]: ward_store::SessionStore::sweep_expired
+//! [`sweep_expired`]: ward_store::Sweep::sweep_expired
 
 use redis::Value;
 use ward_store::UnixTime;

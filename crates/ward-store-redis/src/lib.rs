@@ -18,11 +18,12 @@
 //! - **Expiry.** The injected [`Clock`] decides: each record keeps its `expires_at` and reads
 //!   as absent from that second on. Each record also gets a native Redis TTL of the same
 //!   length, so expired records disappear without a sweeper;
-//!   [`sweep_expired`](ward_store::SessionStore::sweep_expired) only removes records that the
+//!   [`sweep_expired`](ward_store::Sweep::sweep_expired) only removes records that the
 //!   clock, but not yet Redis, has expired (with their index entries), and may run or not.
 //! - **Atomicity per key.** Every change to a record is one Lua script on that record's one
 //!   Redis key: `take` hands a record out at most once, `put_new` admits one writer, `replace`
-//!   never revives a deleted record.
+//!   never revives a deleted record, `replace_if`/`delete_if` compare the stored value inside
+//!   the script (one round trip, one key: no cross-slot step, no hash tag).
 //! - **Indexes** (for logout by `sub`/`sid`) are sorted sets on other keys, hence other
 //!   cluster slots, so they change in steps around the record's script rather than with it.
 //!   Each write gets a random generation; its index entries name `(generation, key)`, are

@@ -10,9 +10,9 @@ use std::sync::LazyLock;
 use redis::Script;
 
 /// Writes a record. `KEYS[1]` record; `ARGV`: mode (`put`: always; `new`: only when no live
-/// record is there; `replace`: only over a live record), now, ttl seconds (`0`:
-/// already expired, only remove what is there), exp, created, updated, generation, index
-/// list, value.
+/// record is there; `replace`: only over a live record; `replace_if`: only over a live record
+/// whose value is `ARGV[10]`), now, ttl seconds (`0`: already expired, only remove what is
+/// there), exp, created, updated, generation, index list, value, expected value.
 ///
 /// Reply `{written, old generation, old index list}`: `written` is 0 when the mode's condition
 /// failed; the old fields are nil when nothing was replaced. A replay finds its own
@@ -34,13 +34,16 @@ if kind == 'hash' then
   if old[3] == ARGV[7] then return {1, false, false} end
   if exp > now then
     if ARGV[1] == 'new' then return {0, false, false} end
-  elseif ARGV[1] == 'replace' then
+    if ARGV[1] == 'replace_if' and redis.call('HGET', key, 'v') ~= ARGV[10] then
+      return {0, false, false}
+    end
+  elseif ARGV[1] == 'replace' or ARGV[1] == 'replace_if' then
     return {0, false, false}
   end
   old_gen, old_idx = old[3], old[4]
 elseif kind ~= 'none' then
   return redis.error_reply('WARDCORRUPT record key holds another type')
-elseif ARGV[1] == 'replace' then
+elseif ARGV[1] == 'replace' or ARGV[1] == 'replace_if' then
   return {0, false, false}
 end
 redis.call('DEL', key)
@@ -55,12 +58,14 @@ return {1, old_gen, old_idx}
 });
 
 /// Removes a record and returns it. `KEYS[1]` record; `ARGV[1]`: `take` (also return the
-/// value) or `delete`.
+/// value), `delete`, or `delete_if` (only when its value is `ARGV[2]`: otherwise nothing is
+/// removed and the reply is nil, as for an absent record).
 ///
 /// Reply nil when absent, else `{f, exp, generation, index list, value or f}`. Expired records
 /// are removed too; the caller reads `exp` to tell whether it was live. A record this build
-/// cannot read is left in place and reported (`WARDCORRUPT`), as the other backends do. A replay finds nothing
-/// and answers nil: a single-use record is never handed out twice.
+/// cannot read is left in place and reported (`WARDCORRUPT`), as the other backends do. A replay
+/// finds nothing and answers nil: a single-use record is never handed out twice (a replayed
+/// `delete_if` then reports "not held", which a lock's owner only logs).
 pub(crate) static REMOVE: LazyLock<Script> = LazyLock::new(|| {
     Script::new(
         r#"
@@ -76,6 +81,7 @@ local r = redis.call('HMGET', key, 'f', 'exp', 'g', 'idx', last)
 if r[1] ~= '1' or tonumber(r[2]) == nil then
   return redis.error_reply('WARDCORRUPT record in an unknown format')
 end
+if ARGV[1] == 'delete_if' and redis.call('HGET', key, 'v') ~= ARGV[2] then return false end
 redis.call('DEL', key)
 return r
 "#,

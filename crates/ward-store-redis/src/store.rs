@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use redis::{Cmd, RedisResult, ScriptInvocation, Value, cmd};
-use ward_store::{Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use ward_store::{Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
 
 use crate::RedisStore;
 use crate::error::{corrupt, from_redis, is_dropped};
@@ -38,13 +38,26 @@ fn ttl(expires_at: UnixTime, now: UnixTime) -> u64 {
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
-enum WriteMode {
+enum WriteMode<'a> {
     /// Replace whatever is there.
     Put,
     /// Insert only when no live record is there.
     New,
     /// Replace only a live record.
     Replace,
+    /// Replace only a live record holding exactly this value.
+    ReplaceIf(&'a [u8]),
+}
+
+/// How [`RedisStore::remove`] removes.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Removal<'a> {
+    /// Remove and hand out the value.
+    Take,
+    /// Remove.
+    Delete,
+    /// Remove only when the value is exactly this.
+    DeleteIf(&'a [u8]),
 }
 
 impl RedisStore {
@@ -118,7 +131,12 @@ impl RedisStore {
         }
     }
 
-    async fn write(&self, key: &str, record: Record, mode: WriteMode) -> Result<bool, StoreError> {
+    async fn write(
+        &self,
+        key: &str,
+        record: Record,
+        mode: WriteMode<'_>,
+    ) -> Result<bool, StoreError> {
         let now = self.clock.now();
         let ttl = ttl(record.expires_at, now);
         let generation = layout::new_generation();
@@ -146,6 +164,7 @@ impl RedisStore {
             WriteMode::Put => "put",
             WriteMode::New => "new",
             WriteMode::Replace => "replace",
+            WriteMode::ReplaceIf(_) => "replace_if",
         })
         .arg(now)
         .arg(ttl)
@@ -155,6 +174,9 @@ impl RedisStore {
         .arg(&generation)
         .arg(layout::encode_indexes(&record.indexes))
         .arg(&record.value);
+        if let WriteMode::ReplaceIf(expected) = mode {
+            call.arg(expected);
+        }
         let reply = self.eval(&call).await.map_err(from_redis)?;
         let [inserted, old_generation, old_indexes] = fields(&reply)?;
         if layout::int(inserted).map_err(corrupt)? == 0 {
@@ -165,32 +187,41 @@ impl RedisStore {
         // 3. What the replaced record left behind, and the sweep's candidate entry.
         self.forget_entries(key, old_generation, old_indexes).await;
         if ttl > 0 {
-            let trim = now.saturating_sub(crate::sweep::SWEEP_GRACE);
-            let added = self
-                .zset_add(
-                    self.keys.expiry(),
-                    key.as_bytes(),
-                    record.expires_at,
-                    0,
-                    trim,
-                )
-                .await;
-            if let Err(error) = added {
-                tracing::warn!(
-                    error = &error as &dyn std::error::Error,
-                    "recording a session expiry in Redis failed; Redis's own TTL still expires it"
-                );
-            }
+            self.add_sweep_candidate(key, record.expires_at, now).await;
         }
         Ok(true)
     }
 
-    /// Removes the record under `key`; its value (when `take`) if it was live, and whether it
+    /// Records `key` in the sweep's expiry set; best effort, as Redis's own TTL expires the
+    /// record anyway.
+    async fn add_sweep_candidate(&self, key: &str, expires_at: UnixTime, now: UnixTime) {
+        let trim = now.saturating_sub(crate::sweep::SWEEP_GRACE);
+        let added = self
+            .zset_add(self.keys.expiry(), key.as_bytes(), expires_at, 0, trim)
+            .await;
+        if let Err(error) = added {
+            tracing::warn!(
+                error = &error as &dyn std::error::Error,
+                "recording a session expiry in Redis failed; Redis's own TTL still expires it"
+            );
+        }
+    }
+
+    /// Removes the record under `key`; its value (when taken) if it was live, and whether it
     /// was live.
-    async fn remove(&self, key: &str, take: bool) -> Result<(bool, Option<Vec<u8>>), StoreError> {
+    async fn remove(
+        &self,
+        key: &str,
+        how: Removal<'_>,
+    ) -> Result<(bool, Option<Vec<u8>>), StoreError> {
         let now = self.clock.now();
+        let take = how == Removal::Take;
         let mut call = scripts::REMOVE.key(self.keys.record(key));
-        call.arg(if take { "take" } else { "delete" });
+        match how {
+            Removal::Take => call.arg("take"),
+            Removal::Delete => call.arg("delete"),
+            Removal::DeleteIf(expected) => call.arg("delete_if").arg(expected),
+        };
         let reply = self.eval(&call).await.map_err(from_redis)?;
         if reply == Value::Nil {
             return Ok((false, None));
@@ -279,6 +310,16 @@ impl SessionStore for RedisStore {
         self.write(key, record, WriteMode::Replace).await
     }
 
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        self.write(key, record, WriteMode::ReplaceIf(expected))
+            .await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_expiring(key).await?.map(|(value, _)| value))
     }
@@ -304,13 +345,37 @@ impl SessionStore for RedisStore {
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.remove(key, true).await?.1)
+        Ok(self.remove(key, Removal::Take).await?.1)
     }
 
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
-        Ok(self.remove(key, false).await?.0)
+        Ok(self.remove(key, Removal::Delete).await?.0)
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        Ok(self.remove(key, Removal::DeleteIf(expected)).await?.0)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.query(&cmd("PING")).await.map_err(from_redis)?;
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "redis"
+    }
+
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        Some(self)
+    }
+
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Indexes for RedisStore {
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
         Ok(self
             .carriers(index)
@@ -323,18 +388,12 @@ impl SessionStore for RedisStore {
     async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
         self.carriers(index).await
     }
+}
 
+#[async_trait]
+impl Sweep for RedisStore {
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         self.sweep(self.clock.now()).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.query(&cmd("PING")).await.map_err(from_redis)?;
-        Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "redis"
     }
 }
 

@@ -8,7 +8,7 @@ mod support;
 use std::sync::Arc;
 
 use ward_store::conformance::START;
-use ward_store::{ManualClock, Record, SessionStore};
+use ward_store::{Indexes, ManualClock, Record, SessionStore};
 
 use support::{Cluster, connect, unique_prefix};
 
@@ -38,7 +38,7 @@ fn conformance_suite_passes_on_a_three_master_cluster() {
         .build()
         .expect("runtime");
     let ran = runtime.block_on(async { ward_store::for_each_conformance_case!(run_cases!(&url;)) });
-    assert_eq!(ran, 21);
+    assert_eq!(ran, 29);
 
     // Records spread over the masters: no hash tag pins them to one slot.
     let prefix = unique_prefix();

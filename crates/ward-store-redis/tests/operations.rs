@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use ward_store::conformance::START;
-use ward_store::{ManualClock, Record, SessionStore, StoreError};
+use ward_store::{Indexes, ManualClock, Record, SessionStore, StoreError};
 use ward_store_redis::RedisStore;
 
 use support::{Cleanup, Server, chain, connect, redis_url, unique_prefix};

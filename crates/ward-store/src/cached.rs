@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::read_cache::{Lookup, ReadCache};
-use crate::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use crate::{Clock, Indexes, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 /// `inner` with `get` answered from a [`ReadCache`] of time to live `ttl`:
 /// - every write and delete through this handle is seen by its next read, as without the
@@ -81,6 +81,19 @@ impl SessionStore for CachedReads {
             .await
     }
 
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        let (inner, owned, expected) = (self.inner.clone(), key.to_owned(), expected.to_vec());
+        self.write(key, async move {
+            inner.replace_if(&owned, &expected, record).await
+        })
+        .await
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_expiring(key).await?.map(|(value, _)| value))
     }
@@ -113,16 +126,10 @@ impl SessionStore for CachedReads {
             .await
     }
 
-    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
-        self.inner.keys_by_index(index).await
-    }
-
-    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
-        self.inner.list_by_index(index).await
-    }
-
-    async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        self.inner.sweep_expired().await
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let (inner, owned, expected) = (self.inner.clone(), key.to_owned(), expected.to_vec());
+        self.write(key, async move { inner.delete_if(&owned, &expected).await })
+            .await
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -131,6 +138,15 @@ impl SessionStore for CachedReads {
 
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+
+    // Index lookups and sweeps read no cached value: straight to the store behind.
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        self.inner.indexes()
+    }
+
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        self.inner.sweeper()
     }
 }
 

@@ -21,10 +21,14 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-use crate::{Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use crate::{Indexes, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 mod cases;
+mod locks;
+mod versions;
 pub use cases::*;
+pub use locks::*;
+pub use versions::*;
 
 #[doc(hidden)]
 pub use tokio as __tokio;
@@ -64,6 +68,14 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError> {
         self.store.replace(key, record).await
     }
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        self.store.replace_if(key, expected, record).await
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.get(key).await
     }
@@ -79,20 +91,20 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     async fn delete(&self, key: &str) -> Result<bool, StoreError> {
         self.store.delete(key).await
     }
-    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
-        self.store.keys_by_index(index).await
-    }
-    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError> {
-        self.store.list_by_index(index).await
-    }
-    async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        self.store.sweep_expired().await
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.store.delete_if(key, expected).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.store.ping().await
     }
     fn kind(&self) -> &'static str {
         self.store.kind()
+    }
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        self.store.indexes()
+    }
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        self.store.sweeper()
     }
 }
 
@@ -124,6 +136,14 @@ macro_rules! for_each_conformance_case {
             large_values_round_trip,
             keys_with_unusual_characters_round_trip,
             ping_succeeds,
+            replace_if_replaces_only_the_expected_version,
+            replace_if_keeps_a_newer_value,
+            replace_if_of_an_absent_or_expired_record_fails,
+            delete_if_removes_only_the_expected_version,
+            lock_refuses_a_second_owner_while_held,
+            lock_release_by_a_non_owner_keeps_the_lock,
+            lock_renewal_extends_it_past_its_first_expiry,
+            lock_of_a_dead_holder_frees_by_expiry,
         }
     };
 }

@@ -4,7 +4,9 @@
 //! record (keyed hashes of `sub`/`sid`, used for logout by subject). They never see a token, a
 //! claim or a cookie: sealing happens above this crate, once, in `ward::session`.
 //!
-//! - [`SessionStore`]: the narrow async trait every backend implements.
+//! - [`SessionStore`]: the narrow async core every backend implements (sealed records,
+//!   compare-and-swap on their bytes); [`Indexes`] and [`Sweep`] are separate capabilities.
+//! - [`lock::Lease`]: a lock with an owner, built on the compare-and-swap core.
 //! - [`memory::MemoryStore`]: the in-process backend (tests, single instance, nothing persisted).
 //! - [`Clock`]: injected time, so expiry is testable without sleeping.
 //! - [`CachedReads`]: a shared store with reads reused in process for a bounded time
@@ -18,6 +20,7 @@
 
 mod cached;
 mod clock;
+pub mod lock;
 pub mod memory;
 pub mod read_cache;
 mod sweeper;
@@ -55,7 +58,7 @@ pub struct Record {
     pub value: Vec<u8>,
     /// When the record stops existing (unix seconds). A record at or past it reads as absent.
     pub expires_at: UnixTime,
-    /// Opaque index strings (keyed hashes) under which [`SessionStore::keys_by_index`] finds it.
+    /// Opaque index strings (keyed hashes) under which [`Indexes::keys_by_index`] finds it.
     pub indexes: Vec<String>,
     /// When the record was first written (unix seconds); shown by session administration.
     pub created_at: UnixTime,
@@ -91,8 +94,16 @@ impl std::fmt::Debug for Record {
     }
 }
 
-/// The storage interface the auth logic sees. Keys are opaque strings (already hashed);
-/// values are sealed bytes. Every method is atomic with respect to the others on one key.
+/// The core storage interface the auth logic sees: sealed records under opaque keys. Keys are
+/// already hashed; values are sealed bytes. Every method is atomic with respect to the others
+/// on one key.
+///
+/// Optional capabilities are separate traits, reached through [`indexes`](Self::indexes) and
+/// [`sweeper`](Self::sweeper); locks are built on the compare-and-swap core ([`lock`]).
+///
+/// **Versions.** The sealed bytes of a record are its version: every seal draws a fresh random
+/// nonce, so two writes never store the same bytes. [`replace_if`](Self::replace_if) and
+/// [`delete_if`](Self::delete_if) compare against the bytes the caller read.
 #[async_trait]
 pub trait SessionStore: Send + Sync + 'static {
     /// Inserts or replaces the record under `key`, with its indexes.
@@ -102,9 +113,19 @@ pub trait SessionStore: Send + Sync + 'static {
     async fn put_new(&self, key: &str, record: Record) -> Result<bool, StoreError>;
 
     /// Replaces the record under `key` only while a live record exists there; `true` when
-    /// replaced. Writes that refresh a session (idle timer, re-sealing) use it, so a request
-    /// that loaded a session before a logout or revocation cannot write it back.
+    /// replaced. A write that must never revive an ended record uses it.
     async fn replace(&self, key: &str, record: Record) -> Result<bool, StoreError>;
+
+    /// Replaces the record under `key` (value, expiry, indexes, times) only while a live record
+    /// whose value is exactly `expected` is there; `true` when replaced. Writes that change a
+    /// record read earlier (idle timer, re-sealing, token refresh) use it, so they never
+    /// overwrite what another writer stored in between, nor revive an ended record.
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError>;
 
     /// The value under `key`, or `None` when absent or expired.
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError>;
@@ -130,18 +151,42 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Removes the record under `key` and its index entries; `true` when a live record existed.
     async fn delete(&self, key: &str) -> Result<bool, StoreError>;
 
-    /// Keys of the live records that carry `index`.
-    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError>;
-
-    /// Keys and times of the live records that carry `index` (session administration).
-    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError>;
-
-    /// Removes expired records and their index entries; returns how many were removed.
-    async fn sweep_expired(&self) -> Result<u64, StoreError>;
+    /// Removes the record under `key` only while it is live and its value is exactly
+    /// `expected`; `true` when removed (a lock's release by its owner).
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError>;
 
     /// Succeeds when the backend can currently serve reads and writes.
     async fn ping(&self) -> Result<(), StoreError>;
 
     /// The backend's name as configured (`memory`, `embedded`, ...), for logs and `ward check`.
     fn kind(&self) -> &'static str;
+
+    /// Lookups by index entry (logout by `sub`/`sid`, session administration); `None` for a
+    /// store that keeps no index (the stateless cookie store).
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        None
+    }
+
+    /// Removal of expired records; `None` for a store that has nothing to sweep.
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        None
+    }
+}
+
+/// Capability: finding records by their index entries.
+#[async_trait]
+pub trait Indexes: Send + Sync {
+    /// Keys of the live records that carry `index`.
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError>;
+
+    /// Keys and times of the live records that carry `index` (session administration).
+    async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError>;
+}
+
+/// Capability: removing expired records (and their index entries) that the backend does not
+/// remove by itself; [`spawn_sweeper`] runs it periodically.
+#[async_trait]
+pub trait Sweep: Send + Sync {
+    /// Removes expired records and their index entries; returns how many were removed.
+    async fn sweep_expired(&self) -> Result<u64, StoreError>;
 }

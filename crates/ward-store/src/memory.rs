@@ -3,7 +3,7 @@
 //! Every operation takes the lock once and never awaits while holding it, so `take` and
 //! `put_new` are atomic with respect to every other call. Expiry is read through the injected
 //! [`Clock`]: a record at or past its `expires_at` reads as absent at once, and the memory it
-//! holds is released by [`SessionStore::sweep_expired`] (or by the next write to its key).
+//! holds is released by [`Sweep::sweep_expired`] (or by the next write to its key).
 //! Nothing survives the process; use it for tests and single-instance deployments that accept
 //! logging everyone out on restart.
 
@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
-use crate::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use crate::{Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
 
 /// An in-memory [`SessionStore`].
 pub struct MemoryStore {
@@ -118,6 +118,22 @@ impl SessionStore for MemoryStore {
         Ok(true)
     }
 
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let current = inner.records.get(key);
+        if !current.is_some_and(|r| is_live(r, now) && r.value == expected) {
+            return Ok(false);
+        }
+        inner.insert(key, record);
+        Ok(true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.get_expiring(key).await?.map(|(value, _)| value))
     }
@@ -142,6 +158,36 @@ impl SessionStore for MemoryStore {
         Ok(self.lock().remove_live(key, now).is_some())
     }
 
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        let now = self.clock.now();
+        let mut inner = self.lock();
+        let current = inner.records.get(key);
+        if !current.is_some_and(|r| is_live(r, now) && r.value == expected) {
+            return Ok(false);
+        }
+        inner.remove(key);
+        Ok(true)
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    fn kind(&self) -> &'static str {
+        "memory"
+    }
+
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        Some(self)
+    }
+
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Indexes for MemoryStore {
     async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
         let now = self.clock.now();
         let inner = self.lock();
@@ -174,7 +220,10 @@ impl SessionStore for MemoryStore {
             })
             .collect())
     }
+}
 
+#[async_trait]
+impl Sweep for MemoryStore {
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         let now = self.clock.now();
         let mut inner = self.lock();
@@ -188,14 +237,6 @@ impl SessionStore for MemoryStore {
             inner.remove(key);
         }
         Ok(expired.len() as u64)
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        Ok(())
-    }
-
-    fn kind(&self) -> &'static str {
-        "memory"
     }
 }
 

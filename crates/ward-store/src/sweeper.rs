@@ -11,7 +11,8 @@ use tokio::time::MissedTickBehavior;
 
 use crate::SessionStore;
 
-/// Sweeps `store` now and then every `every` (at least 1 ms) until the handle is aborted.
+/// Sweeps `store` now and then every `every` (at least 1 ms) until the handle is aborted; a
+/// store without the [`Sweep`](crate::Sweep) capability is never swept (the task only waits).
 ///
 /// Logs only counts and the error's kind chain, which carry no key, value or index.
 /// Must be called inside a tokio runtime.
@@ -24,7 +25,10 @@ where
     tokio::spawn(async move {
         loop {
             ticks.tick().await;
-            match store.sweep_expired().await {
+            let Some(sweeper) = store.sweeper() else {
+                continue;
+            };
+            match sweeper.sweep_expired().await {
                 Ok(0) => {}
                 Ok(removed) => {
                     tracing::debug!(store = store.kind(), removed, "expired sessions swept")
@@ -47,7 +51,7 @@ mod tests {
     use tokio::sync::mpsc;
 
     use super::*;
-    use crate::{Record, StoreError};
+    use crate::{Record, StoreError, Sweep};
 
     /// Reports each sweep on a channel; the first one fails.
     struct CountingStore {
@@ -66,6 +70,9 @@ mod tests {
         async fn replace(&self, _: &str, _: Record) -> Result<bool, StoreError> {
             Ok(false)
         }
+        async fn replace_if(&self, _: &str, _: &[u8], _: Record) -> Result<bool, StoreError> {
+            Ok(false)
+        }
         async fn get(&self, _: &str) -> Result<Option<Vec<u8>>, StoreError> {
             Ok(None)
         }
@@ -75,12 +82,22 @@ mod tests {
         async fn delete(&self, _: &str) -> Result<bool, StoreError> {
             Ok(false)
         }
-        async fn keys_by_index(&self, _: &str) -> Result<Vec<String>, StoreError> {
-            Ok(Vec::new())
+        async fn delete_if(&self, _: &str, _: &[u8]) -> Result<bool, StoreError> {
+            Ok(false)
         }
-        async fn list_by_index(&self, _: &str) -> Result<Vec<crate::RecordInfo>, StoreError> {
-            Ok(Vec::new())
+        async fn ping(&self) -> Result<(), StoreError> {
+            Ok(())
         }
+        fn kind(&self) -> &'static str {
+            "counting"
+        }
+        fn sweeper(&self) -> Option<&dyn Sweep> {
+            Some(self)
+        }
+    }
+
+    #[async_trait]
+    impl Sweep for CountingStore {
         async fn sweep_expired(&self) -> Result<u64, StoreError> {
             let n = self.sweeps.fetch_add(1, Ordering::SeqCst);
             let _ = self.report.send(n);
@@ -89,12 +106,6 @@ mod tests {
             } else {
                 Ok(n)
             }
-        }
-        async fn ping(&self) -> Result<(), StoreError> {
-            Ok(())
-        }
-        fn kind(&self) -> &'static str {
-            "counting"
         }
     }
 

@@ -4,11 +4,10 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::{START, TTL};
-use crate::{ManualClock, Record, SessionStore};
+use crate::{Clock, Indexes, ManualClock, Record, SessionStore, Sweep};
 
 /// A record living [`TTL`] seconds from `clock`, carrying `indexes`.
-fn record(clock: &ManualClock, value: &[u8], indexes: &[&str]) -> Record {
-    use crate::Clock;
+pub(super) fn record(clock: &ManualClock, value: &[u8], indexes: &[&str]) -> Record {
     Record {
         value: value.to_vec(),
         expires_at: clock.now() + TTL,
@@ -19,14 +18,27 @@ fn record(clock: &ManualClock, value: &[u8], indexes: &[&str]) -> Record {
 }
 
 /// The keys carrying `index`, order-free.
-async fn carriers<S: SessionStore>(store: &S, index: &str) -> BTreeSet<String> {
-    let keys = store.keys_by_index(index).await.expect("keys_by_index");
+pub(super) async fn carriers<S: SessionStore>(store: &S, index: &str) -> BTreeSet<String> {
+    let keys = indexes(store)
+        .keys_by_index(index)
+        .await
+        .expect("keys_by_index");
     let set: BTreeSet<String> = keys.iter().cloned().collect();
     assert_eq!(set.len(), keys.len(), "keys_by_index returned a key twice");
     set
 }
 
-fn set(keys: &[&str]) -> BTreeSet<String> {
+/// The index capability, which every backend running the suite has.
+fn indexes<S: SessionStore>(store: &S) -> &dyn Indexes {
+    store.indexes().expect("the store keeps indexes")
+}
+
+/// The sweeping capability, which every backend running the suite has.
+fn sweeper<S: SessionStore>(store: &S) -> &dyn Sweep {
+    store.sweeper().expect("the store sweeps")
+}
+
+pub(super) fn set(keys: &[&str]) -> BTreeSet<String> {
     keys.iter().map(|s| (*s).to_owned()).collect()
 }
 
@@ -366,7 +378,6 @@ pub async fn list_by_index_shows_keys_and_times<S: SessionStore>(
     store: Arc<S>,
     clock: Arc<ManualClock>,
 ) {
-    use crate::Clock;
     let created = clock.now();
     store
         .put("s:a", record(&clock, b"1", &["i:sub:x"]))
@@ -381,7 +392,10 @@ pub async fn list_by_index_shows_keys_and_times<S: SessionStore>(
         .await
         .expect("put");
     store.delete("s:gone").await.expect("delete");
-    let listed = store.list_by_index("i:sub:x").await.expect("list_by_index");
+    let listed = indexes(&*store)
+        .list_by_index("i:sub:x")
+        .await
+        .expect("list_by_index");
     assert_eq!(listed.len(), 1, "only the live carrier is listed");
     let info = &listed[0];
     assert_eq!(info.key, "s:a");
@@ -390,14 +404,14 @@ pub async fn list_by_index_shows_keys_and_times<S: SessionStore>(
     assert_eq!(info.expires_at, created + 10 + TTL);
     clock.advance(TTL);
     assert!(
-        store
+        indexes(&*store)
             .list_by_index("i:sub:x")
             .await
             .expect("list")
             .is_empty()
     );
     assert!(
-        store
+        indexes(&*store)
             .list_by_index("i:none")
             .await
             .expect("list")
@@ -420,8 +434,8 @@ pub async fn sweep_removes_only_expired<S: SessionStore>(store: Arc<S>, clock: A
         .put("s:new", record(&clock, b"3", &["i:sub"]))
         .await
         .expect("put");
-    assert_eq!(store.sweep_expired().await.expect("sweep"), 2);
-    assert_eq!(store.sweep_expired().await.expect("sweep"), 0);
+    assert_eq!(sweeper(&*store).sweep_expired().await.expect("sweep"), 2);
+    assert_eq!(sweeper(&*store).sweep_expired().await.expect("sweep"), 0);
     assert_eq!(store.get("s:new").await.expect("get"), Some(b"3".to_vec()));
     assert_eq!(carriers(&*store, "i:sub").await, set(&["s:new"]));
     // The swept key is free again.

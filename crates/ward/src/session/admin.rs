@@ -111,8 +111,12 @@ impl<'a> SessionAdmin<'a> {
     /// The session records indexed under `sub` by any ring key, each once, oldest first.
     async fn records(&self, sub: &str) -> Result<Vec<RecordInfo>, StoreError> {
         let mut records: Vec<RecordInfo> = Vec::new();
+        // A store without indexes (cookie) has no sessions to find.
+        let Some(indexes) = self.store.indexes() else {
+            return Ok(records);
+        };
         for index in self.sealer.index_keys("sub", sub) {
-            for info in self.store.list_by_index(&index).await? {
+            for info in indexes.list_by_index(&index).await? {
                 if info.key.starts_with(SESSION_KEY_PREFIX)
                     && !records.iter().any(|r| r.key == info.key)
                 {

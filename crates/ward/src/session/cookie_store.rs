@@ -23,7 +23,7 @@ use axum::http::{HeaderValue, Response, header};
 use axum::middleware::Next;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use ward_store::{Clock, Record, RecordInfo, SessionStore, StoreError, UnixTime};
+use ward_store::{Clock, Record, SessionStore, StoreError, UnixTime};
 
 use super::cookie::{self, CookieAttributes};
 
@@ -229,6 +229,19 @@ impl SessionStore for CookieStore {
         self.write(key, &record).map(|()| true)
     }
 
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        // Only this request's own cookies can hold the record: compare with what it carries.
+        if self.read(key)?.is_none_or(|(_, value)| value != expected) {
+            return Ok(false);
+        }
+        self.write(key, &record).map(|()| true)
+    }
+
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.read(key)?.map(|(_, value)| value))
     }
@@ -245,17 +258,11 @@ impl SessionStore for CookieStore {
         self.remove(key)
     }
 
-    async fn keys_by_index(&self, _: &str) -> Result<Vec<String>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn list_by_index(&self, _: &str) -> Result<Vec<RecordInfo>, StoreError> {
-        Ok(Vec::new())
-    }
-
-    async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        // Browsers drop expired cookies themselves.
-        Ok(0)
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        if self.read(key)?.is_none_or(|(_, value)| value != expected) {
+            return Ok(false);
+        }
+        self.remove(key)
     }
 
     async fn ping(&self) -> Result<(), StoreError> {
@@ -265,6 +272,9 @@ impl SessionStore for CookieStore {
     fn kind(&self) -> &'static str {
         "cookie"
     }
+
+    // No `indexes` (nothing server-side to look up) and no `sweeper` (browsers drop expired
+    // cookies themselves): the defaults, `None`.
 }
 
 fn with_context<T>(f: impl FnOnce(&CookieContext) -> T) -> Result<T, StoreError> {

@@ -37,11 +37,32 @@ enum Read {
     Current,
 }
 
-/// Whether a write creates a session or refreshes one that must still exist.
+/// Whether a write creates a session or changes the very record the request read.
 #[derive(Debug, Clone, Copy)]
 enum Write {
     New,
-    Existing,
+    /// Only over the record's version the session was loaded from (compare-and-swap).
+    Over,
+}
+
+/// How often [`SessionManager::update`] re-reads and retries after another writer replaced
+/// the record in between; each retry follows a write that succeeded, so conflicts end fast.
+const UPDATE_ATTEMPTS: usize = 5;
+
+/// A change of a session lost to other writers [`UPDATE_ATTEMPTS`] times in a row.
+#[derive(Debug, thiserror::Error)]
+#[error("the session record kept changing under the write")]
+pub struct WriteConflict;
+
+/// The sealed bytes a session was read from (or last written as): the record's version for
+/// [`SessionStore::replace_if`]. Opaque ciphertext, shown only by length.
+#[derive(Clone, Default)]
+pub(super) struct Version(Vec<u8>);
+
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "<{} sealed bytes>", self.0.len())
+    }
 }
 
 /// Lifetimes and cookie shape, from `[session]` and `[server]`.
@@ -69,6 +90,8 @@ pub struct LoadedSession {
     pub data: Arc<SessionData>,
     /// The access token's `Authorization` value when the cache had it prepared.
     bearer: Option<HeaderValue>,
+    /// The record as the store held it when this was read; writes compare against it.
+    version: Version,
 }
 
 impl LoadedSession {
@@ -225,13 +248,26 @@ impl SessionManager {
             if self.expires_at(&data) <= self.clock.now() {
                 return Ok(None);
             }
+            let version = Version(sealed);
             return Ok(Some(LoadedSession {
                 cookie,
                 key,
                 data,
                 bearer,
+                version,
             }));
         }
+        self.open_record(cookie, key, sealed).await
+    }
+
+    /// Opens and checks the sealed record `sealed` read under `key`; re-seals it under the
+    /// primary key when it was sealed under an older one.
+    async fn open_record(
+        &self,
+        cookie: SessionCookie,
+        key: String,
+        sealed: Vec<u8>,
+    ) -> Result<Option<LoadedSession>, StoreError> {
         let opened = match self.sealer.open(&key, cookie.secret(), &sealed) {
             Ok(opened) => opened,
             Err(err) => {
@@ -250,21 +286,23 @@ impl SessionManager {
         if data.v != SESSION_FORMAT || self.expires_at(&data) <= self.clock.now() {
             return Ok(None);
         }
-        let session = LoadedSession {
+        let mut session = LoadedSession {
             cookie,
             key,
             data: Arc::new(data),
             bearer: None,
+            version: Version(sealed.clone()),
         };
-        if opened.stale_key {
-            // Re-seal under the primary key: rotation completes as sessions are used.
-            if !self.save(&session, Write::Existing).await? {
-                return Ok(None);
-            }
-            tracing::info!(event = "session_resealed", session = session.log_id());
-        } else {
+        if !opened.stale_key {
             self.opened
                 .insert(&session.key, session.cookie.secret(), sealed, &session.data);
+        } else if self.save(&mut session, Write::Over).await? {
+            // Rotation completes as sessions are used.
+            tracing::info!(event = "session_resealed", session = session.log_id());
+        } else if self.store.get_current(&session.key).await?.is_none() {
+            // Ended meanwhile. (Otherwise another request wrote it first, re-sealed too:
+            // serve it; later writes compare against the record it wrote.)
+            return Ok(None);
         }
         Ok(Some(session))
     }
@@ -288,13 +326,14 @@ impl SessionManager {
             last_seen: now,
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),
         };
-        let session = LoadedSession {
+        let mut session = LoadedSession {
             cookie,
             key,
             data: Arc::new(data),
             bearer: None,
+            version: Version::default(),
         };
-        self.save(&session, Write::New).await?;
+        self.save(&mut session, Write::New).await?;
         Ok(session)
     }
 
@@ -305,16 +344,49 @@ impl SessionManager {
         if now.saturating_sub(session.data.last_seen) < SLIDE_GRANULARITY {
             return Ok(true);
         }
-        // Write back the record as it is now, not the copy this request loaded: another
-        // request may have refreshed the tokens meanwhile (a rotated refresh token must not be
-        // overwritten by the one it replaced).
-        let Some(mut current) = self.load_current(session.cookie.clone()).await? else {
+        // Start from the record as it is now (the copy this request loaded may come from a
+        // read cache); the compare-and-swap in `update` then keeps any write landing between
+        // this read and the slide's write, such as a refresh's rotated tokens.
+        let Some(current) = self.load_current(session.cookie.clone()).await? else {
             return Ok(false);
         };
-        current.data_mut().last_seen = now;
-        let written = self.save(&current, Write::Existing).await?;
-        *session = current;
-        Ok(written)
+        let slid = self
+            .update(current, |s| {
+                if now.saturating_sub(s.data.last_seen) < SLIDE_GRANULARITY {
+                    return false;
+                }
+                s.data_mut().last_seen = now;
+                true
+            })
+            .await?;
+        match slid {
+            Some(current) => {
+                *session = current;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// Applies `change` to `session` and writes it over the exact record it was read from
+    /// (`replace_if`). When another writer replaced the record in between, re-reads it and
+    /// applies `change` to that, so neither write is lost. `change` returns `false` when
+    /// nothing (more) needs writing. `None` when the session ended.
+    pub(super) async fn update(
+        &self,
+        mut session: LoadedSession,
+        change: impl Fn(&mut LoadedSession) -> bool,
+    ) -> Result<Option<LoadedSession>, StoreError> {
+        for _ in 0..UPDATE_ATTEMPTS {
+            if !change(&mut session) || self.save(&mut session, Write::Over).await? {
+                return Ok(Some(session));
+            }
+            match self.load_current(session.cookie.clone()).await? {
+                Some(current) => session = current,
+                None => return Ok(None),
+            }
+        }
+        Err(StoreError::Unavailable(Box::new(WriteConflict)))
     }
 
     /// The store key named by the session cookie in `cookie_header`, without loading it.
@@ -392,8 +464,12 @@ impl SessionManager {
     /// Store keys of the live sessions indexed under `kind` = `value`, under any ring key.
     async fn indexed(&self, kind: &str, value: &str) -> Result<Vec<String>, StoreError> {
         let mut keys = Vec::new();
+        // A store without indexes (cookie) has no sessions to find.
+        let Some(indexes) = self.store.indexes() else {
+            return Ok(keys);
+        };
         for index in self.sealer.index_keys(kind, value) {
-            for info in self.store.list_by_index(&index).await? {
+            for info in indexes.list_by_index(&index).await? {
                 let is_session = info
                     .key
                     .split_once(':')
@@ -498,20 +574,16 @@ impl SessionManager {
         Ok(Some(tx))
     }
 
-    /// Writes an updated session over its live record (token refresh); `false` when the
-    /// session ended meanwhile.
-    pub(super) async fn save_existing(&self, session: &LoadedSession) -> Result<bool, StoreError> {
-        self.save(session, Write::Existing).await
-    }
-
     /// Hooks of the token refresh: clock and in-process refresh state.
     pub(super) fn refresh_parts(&self) -> (&Arc<dyn Clock>, &RefreshFlights) {
         (&self.clock, &self.refreshes)
     }
 
-    /// Seals and writes the session; with [`Write::Existing`] only over a live record, so an
-    /// ended session is never written back. `false` when there was nothing to overwrite.
-    async fn save(&self, session: &LoadedSession, write: Write) -> Result<bool, StoreError> {
+    /// Seals and writes the session; with [`Write::Over`] only over the record's version it
+    /// was read from, so neither an ended session nor another writer's newer record is ever
+    /// overwritten. `false` when that version is no longer there. On success the session's
+    /// version is the record just written.
+    async fn save(&self, session: &mut LoadedSession, write: Write) -> Result<bool, StoreError> {
         self.opened.remove(&session.key);
         let plaintext =
             serde_json::to_vec(&*session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
@@ -520,171 +592,31 @@ impl SessionManager {
         if let Some(sid) = &session.data.sid {
             indexes.extend(self.sealer.index_keys("sid", sid).into_iter().take(1));
         }
+        let sealed = self
+            .sealer
+            .seal(&session.key, session.cookie.secret(), &plaintext);
         let record = Record {
-            value: self
-                .sealer
-                .seal(&session.key, session.cookie.secret(), &plaintext),
+            value: sealed.clone(),
             expires_at: self.expires_at(&session.data),
             indexes,
             created_at: session.data.created_at,
             updated_at: session.data.last_seen,
         };
-        match write {
-            Write::New => self.store.put(&session.key, record).await.map(|()| true),
-            Write::Existing => self.store.replace(&session.key, record).await,
+        let written = match write {
+            Write::New => self.store.put(&session.key, record).await.map(|()| true)?,
+            Write::Over => {
+                let expected = &session.version.0;
+                self.store
+                    .replace_if(&session.key, expected, record)
+                    .await?
+            }
+        };
+        if written {
+            session.version = Version(sealed);
         }
+        Ok(written)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::session::keyring::KeyRing;
-    use ward_store::ManualClock;
-    use ward_store::memory::MemoryStore;
-
-    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-
-    fn manager() -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
-        let clock = Arc::new(ManualClock::new(1_000_000));
-        let store = Arc::new(MemoryStore::new(clock.clone()));
-        manager_over(store, clock)
-    }
-
-    fn manager_over(
-        store: Arc<MemoryStore>,
-        clock: Arc<ManualClock>,
-    ) -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
-        let ring = KeyRing::from_config(&[SecretString::new(KEY)]).unwrap();
-        let settings = SessionSettings {
-            idle_timeout: 1800,
-            absolute_timeout: 28_800,
-            cookie_name: "__Host-ward".to_owned(),
-            cookie: CookieAttributes {
-                secure: true,
-                same_site: "Strict",
-            },
-        };
-        let manager =
-            SessionManager::new(store.clone(), Sealer::new(ring), clock.clone(), settings);
-        (manager, clock, store)
-    }
-
-    fn tokens() -> TokenSet {
-        TokenSet {
-            access_token: SecretString::new("at"),
-            refresh_token: None,
-            id_token: SecretString::new("idt"),
-            access_expires_at: None,
-            sub: "alice".to_owned(),
-            sid: Some("sid-1".to_owned()),
-            claims: serde_json::Map::new(),
-        }
-    }
-
-    fn header(session: &LoadedSession) -> String {
-        format!("__Host-ward={}", session.cookie.encode())
-    }
-
-    #[tokio::test]
-    async fn a_slide_keeps_tokens_another_request_refreshed_meanwhile() {
-        let (manager, clock, _) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        let cookie = header(&created);
-        let mut stale = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        let mut refreshed = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        refreshed.data_mut().access_token = SecretString::new("at-2");
-        refreshed.data_mut().refresh_token = Some(SecretString::new("rt-2"));
-        assert!(manager.save_existing(&refreshed).await.unwrap());
-        clock.advance(SLIDE_GRANULARITY);
-        assert!(manager.slide(&mut stale).await.unwrap());
-        let stored = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        assert_eq!(stored.data.access_token.expose(), "at-2");
-        assert_eq!(
-            stored.data.refresh_token.as_ref().map(SecretString::expose),
-            Some("rt-2")
-        );
-        assert_eq!(stored.data.last_seen, clock.now());
-        assert_eq!(
-            stale.data.access_token.expose(),
-            "at-2",
-            "the caller sees the current copy"
-        );
-    }
-
-    #[tokio::test]
-    async fn a_session_ended_elsewhere_is_not_written_back_by_a_slide() {
-        let (manager, clock, store) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        let cookie = header(&created);
-        let mut in_flight = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        let other = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        manager.delete(&other).await.unwrap();
-        clock.advance(SLIDE_GRANULARITY);
-        assert!(!manager.slide(&mut in_flight).await.unwrap());
-        assert_eq!(store.get(&in_flight.key).await.unwrap(), None);
-        assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_cached_session_deleted_by_another_instance_is_not_served() {
-        let (manager, _, store) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        let cookie = header(&created);
-        assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
-        assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
-        // Another instance's logout: straight to the shared store, past this manager.
-        assert!(store.delete(&created.key).await.unwrap());
-        assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_cached_session_replaced_by_another_instance_is_read_afresh() {
-        let (manager, clock, store) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        let cookie = header(&created);
-        manager.load(Some(&cookie)).await.unwrap().unwrap();
-        // Another instance (same keys, same store) refreshes the tokens.
-        let (other, _, _) = manager_over(store.clone(), clock.clone());
-        let mut session = other.load(Some(&cookie)).await.unwrap().unwrap();
-        session.data_mut().access_token = SecretString::new("at-2");
-        assert!(other.save_existing(&session).await.unwrap());
-        let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        assert_eq!(reloaded.data.access_token.expose(), "at-2");
-    }
-
-    #[tokio::test]
-    async fn a_cached_session_does_not_open_for_the_id_with_another_secret() {
-        let (manager, _, _) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        manager
-            .load(Some(&header(&created)))
-            .await
-            .unwrap()
-            .unwrap();
-        let mut raw = created.cookie.encode();
-        // Same id, different secret: change a character near the end (inside the secret).
-        let at = raw.len() - 5;
-        let other = if &raw[at..=at] == "A" { "B" } else { "A" };
-        raw.replace_range(at..=at, other);
-        assert!(SessionCookie::parse(&raw).is_some_and(|c| c.id() == created.cookie.id()));
-        let forged = format!("__Host-ward={raw}");
-        assert!(manager.load(Some(&forged)).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn slide_writes_at_most_once_a_minute_and_extends_the_idle_expiry() {
-        let (manager, clock, _) = manager();
-        let created = manager.create(tokens()).await.unwrap();
-        let cookie = header(&created);
-        clock.advance(SLIDE_GRANULARITY - 1);
-        let mut session = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        assert!(manager.slide(&mut session).await.unwrap());
-        assert_eq!(session.data.last_seen, created.data.last_seen);
-        clock.advance(1);
-        assert!(manager.slide(&mut session).await.unwrap());
-        let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
-        assert_eq!(reloaded.data.last_seen, clock.now());
-        assert_eq!(manager.expires_at(&reloaded.data), clock.now() + 1800);
-    }
-}
+mod tests;

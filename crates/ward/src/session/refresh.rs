@@ -8,14 +8,21 @@
 //! - **In one process** requests of a session queue on one async mutex ([`RefreshFlights`]);
 //!   the first refreshes and leaves the outcome in the flight, the others adopt it when the
 //!   token they hold is the one it replaced.
-//! - **Across instances** the refreshing request takes a lock record in the store
-//!   ([`SessionStore::put_new`](ward_store::SessionStore::put_new), insert-if-absent with a
-//!   [`LOCK_TTL`], so a holder that dies releases it by expiry). Whoever holds it re-reads the
-//!   session (another instance may have refreshed meanwhile), refreshes, writes the new tokens
-//!   over the live record only (`replace`: a session ended meanwhile stays ended) and deletes
-//!   the lock. The others poll the session record every [`LOCK_POLL`] for at most
-//!   [`LOCK_WAIT`] and use the new token as soon as it is there; should the lock vanish
-//!   without a new token (its holder failed or died), the next poll takes it.
+//! - **Across instances** the refreshing request takes an owned lock in the store
+//!   ([`Lease`]: a record holding a random owner token, insert-if-absent with a [`LOCK_TTL`],
+//!   so a holder that dies releases it by expiry). The holder renews it every [`LOCK_RENEW`]
+//!   while it works, so a slow IdP or store never lets it lapse under a live holder; it
+//!   re-reads the session (another instance may have refreshed meanwhile), refreshes, writes
+//!   the new tokens over exactly the record it re-read (`replace_if`; re-applied when a slide
+//!   wrote in between; a session ended meanwhile stays ended) and releases the lock by
+//!   compare-and-delete, so a holder whose lock did lapse never deletes the next holder's.
+//!   The others poll the session record every [`LOCK_POLL`] for at most [`LOCK_WAIT`] and use
+//!   the new token as soon as it is there; should the lock vanish without a new token (its
+//!   holder failed or died), the next poll takes it.
+//! - **Writes of the idle timer** (and re-sealing) compare against the record the request
+//!   read (`replace_if` on its sealed bytes, which every write changes): a request that read
+//!   the session before a refresh re-reads and slides the refreshed record instead of writing
+//!   its older tokens back.
 //!
 //! Outcomes: a refused grant (`invalid_grant`) or a refreshed ID token that does not belong to
 //! the session ends the session (record deleted, `401`). A transient failure (IdP unreachable,
@@ -28,10 +35,7 @@
 //! the SPA to log in again).
 //!
 //! Limits: with the stateless cookie store there is no shared record to lock, so only the
-//! in-process single flight applies. A request that read the session just before another one
-//! refreshed it, and found its own copy not yet due, may still write that older copy back when
-//! it resets the idle timer (a window of about a second at the refresh boundary); the next
-//! refresh with the older refresh token then fails with `invalid_grant` and ends the session.
+//! in-process single flight applies.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,7 +46,8 @@ use axum::body::Body;
 use axum::http::{HeaderValue, Response, header};
 use axum::response::IntoResponse;
 use tokio::time::Instant;
-use ward_store::{Record, StoreError};
+use ward_store::StoreError;
+use ward_store::lock::Lease;
 
 use super::manager::{LoadedSession, SessionManager};
 use super::record::SessionData;
@@ -52,9 +57,13 @@ use crate::secret::SecretString;
 
 /// Store namespace of refresh locks.
 const LOCK_NS: &str = "l";
-/// Lifetime of a refresh lock (store time, seconds): longer than one refresh may take
-/// ([`REFRESH_DEADLINE`] plus the store writes), short enough that a dead holder is not felt.
+/// Lifetime of a refresh lock (store time, seconds) unless its holder renews it: what a dead
+/// holder costs the session's other requests. A live holder renews it every [`LOCK_RENEW`],
+/// so a refresh may take longer (a slow IdP, a slow store) without losing it.
 pub const LOCK_TTL: u64 = 15;
+/// How often the holder renews its lock: a third of its lifetime, so one renewal may be slow
+/// (a store call is bounded well below that: 5 s Redis, 10 s PostgreSQL) without a lapse.
+pub const LOCK_RENEW: Duration = Duration::from_secs(LOCK_TTL / 3);
 /// How long a request waits for another instance's refresh before giving up on it.
 pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting request re-reads the session record.
@@ -307,25 +316,9 @@ impl SessionManager {
         let lock_key = self.sealer().store_key(LOCK_NS, session.key.as_bytes());
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
-            let now = clock.now();
-            let lock = Record {
-                value: Vec::new(),
-                expires_at: now.saturating_add(LOCK_TTL),
-                indexes: Vec::new(),
-                created_at: now,
-                updated_at: now,
-            };
-            if self.store().put_new(&lock_key, lock).await? {
-                let outcome = self.refresh_locked(session, refresher).await;
-                if let Err(err) = self.store().delete(&lock_key).await {
-                    tracing::warn!(
-                        event = "refresh_lock_kept",
-                        session = session.log_id(),
-                        error = %err,
-                        "refresh lock not released; it expires by itself"
-                    );
-                }
-                return outcome;
+            let store = self.store().as_ref();
+            if let Some(lease) = Lease::acquire(store, &lock_key, LOCK_TTL, clock.now()).await? {
+                return self.refresh_holding(lease, session, refresher).await;
             }
             if Instant::now() >= deadline {
                 tracing::warn!(
@@ -347,6 +340,59 @@ impl SessionManager {
         }
     }
 
+    /// Refreshes while holding `lease`, renewing it every [`LOCK_RENEW`] so that a slow IdP
+    /// or store never lets it expire under this holder, then releases it (only if still its
+    /// own: a lost lock belongs to its next holder).
+    async fn refresh_holding(
+        &self,
+        mut lease: Lease,
+        session: &LoadedSession,
+        refresher: &impl Refresher,
+    ) -> Result<Outcome, StoreError> {
+        let (store, clock) = (self.store().as_ref(), self.refresh_parts().0);
+        let work = self.refresh_locked(session, refresher);
+        tokio::pin!(work);
+        let renewing = async {
+            loop {
+                tokio::time::sleep(LOCK_RENEW).await;
+                match lease.renew(store, LOCK_TTL, clock.now()).await {
+                    Ok(true) => {}
+                    Ok(false) => return,
+                    Err(err) => tracing::warn!(
+                        event = "refresh_lock_renewal_failed",
+                        session = session.log_id(),
+                        error = &err as &dyn std::error::Error,
+                        "refresh lock not renewed; retrying"
+                    ),
+                }
+            }
+        };
+        let outcome = tokio::select! {
+            outcome = &mut work => outcome,
+            () = renewing => {
+                // Expired anyway (the store was unreachable past the lock's lifetime): the
+                // refresh goes on; its write still only lands over the record it read.
+                tracing::warn!(event = "refresh_lock_lost", session = session.log_id());
+                work.await
+            }
+        };
+        match lease.release(store).await {
+            Ok(true) => {}
+            Ok(false) => tracing::warn!(
+                event = "refresh_lock_lost",
+                session = session.log_id(),
+                "refresh lock expired before its release; the next holder keeps it"
+            ),
+            Err(err) => tracing::warn!(
+                event = "refresh_lock_kept",
+                session = session.log_id(),
+                error = &err as &dyn std::error::Error,
+                "refresh lock not released; it expires by itself"
+            ),
+        }
+        outcome
+    }
+
     /// The refresh itself, by the holder of the lock.
     async fn refresh_locked(
         &self,
@@ -355,7 +401,7 @@ impl SessionManager {
     ) -> Result<Outcome, StoreError> {
         // Re-read: another instance may have refreshed (or the session ended) since this
         // request loaded it; the record's refresh token is the current one.
-        let Some(mut current) = self.load_current(session.cookie.clone()).await? else {
+        let Some(current) = self.load_current(session.cookie.clone()).await? else {
             return Ok(Outcome::Ended);
         };
         if current.data.access_token != session.data.access_token {
@@ -364,42 +410,16 @@ impl SessionManager {
         let Some(refresh_token) = current.data.refresh_token.clone() else {
             return Ok(Outcome::Failed);
         };
-        let (clock, flights) = self.refresh_parts();
         let attempt = tokio::time::timeout(
             REFRESH_DEADLINE,
             refresher.refresh(&refresh_token, &current.data.sub),
         )
         .await;
-        let err = match attempt {
-            Ok(Ok(tokens)) => {
-                let rotated = tokens.refresh_token.is_some();
-                let expires_in = tokens
-                    .access_expires_at
-                    .map(|at| at.saturating_sub(clock.now()));
-                let data = current.data_mut();
-                data.access_token = tokens.access_token;
-                if let Some(refresh_token) = tokens.refresh_token {
-                    data.refresh_token = Some(refresh_token);
-                }
-                if let Some(id_token) = tokens.id_token {
-                    data.id_token = id_token;
-                }
-                data.access_expires_at = tokens.access_expires_at;
-                if !self.save_existing(&current).await? {
-                    // Ended while the IdP answered: the new tokens end with it.
-                    return Ok(Outcome::Ended);
-                }
-                flights.clear_backoff(&session.key);
-                tracing::info!(
-                    event = "refresh_succeeded",
-                    session = current.log_id(),
-                    rotated,
-                    expires_in,
-                );
-                return Ok(Outcome::Refreshed(Tokens::of(&current.data)));
-            }
-            Ok(Err(err)) => err,
+        match attempt {
+            Ok(Ok(tokens)) => self.store_refreshed(current, tokens).await,
+            Ok(Err(err)) => self.refresh_refused(&current, &err).await,
             Err(_) => {
+                let (clock, flights) = self.refresh_parts();
                 flights.back_off(&session.key, clock.now());
                 tracing::warn!(
                     event = "refresh_failed",
@@ -407,11 +427,63 @@ impl SessionManager {
                     session = current.log_id(),
                     "IdP did not refresh in time; session kept"
                 );
-                return Ok(Outcome::Failed);
+                Ok(Outcome::Failed)
             }
+        }
+    }
+
+    /// Writes the IdP's new tokens into the record read under the lock: over exactly that
+    /// record, re-applied to a newer one when a slide wrote in between, never over an ended
+    /// session.
+    async fn store_refreshed(
+        &self,
+        current: LoadedSession,
+        tokens: RefreshedTokens,
+    ) -> Result<Outcome, StoreError> {
+        let (clock, flights) = self.refresh_parts();
+        let rotated = tokens.refresh_token.is_some();
+        let expires_in = tokens
+            .access_expires_at
+            .map(|at| at.saturating_sub(clock.now()));
+        let from = current.data.access_token.clone();
+        let mut new = Tokens::of(&current.data);
+        new.access_token = tokens.access_token;
+        new.refresh_token = tokens.refresh_token.or(new.refresh_token);
+        new.id_token = tokens.id_token.unwrap_or(new.id_token);
+        new.access_expires_at = tokens.access_expires_at;
+        let written = self
+            .update(current, |s| {
+                // A record whose tokens changed otherwise (only after a lost lock) is kept.
+                let ours = s.data.access_token == from;
+                if ours {
+                    new.clone().apply(s.data_mut());
+                }
+                ours
+            })
+            .await?;
+        let Some(written) = written else {
+            // Ended while the IdP answered: the new tokens end with it.
+            return Ok(Outcome::Ended);
         };
+        flights.clear_backoff(&written.key);
+        tracing::info!(
+            event = "refresh_succeeded",
+            session = written.log_id(),
+            rotated,
+            expires_in,
+        );
+        Ok(Outcome::Refreshed(Tokens::of(&written.data)))
+    }
+
+    /// A refresh the IdP did not grant: a refusal ends the session, anything else backs off.
+    async fn refresh_refused(
+        &self,
+        current: &LoadedSession,
+        err: &OidcError,
+    ) -> Result<Outcome, StoreError> {
+        let cause = std::error::Error::source(err).map(ToString::to_string);
         if err.ends_session() {
-            self.delete(&current).await?;
+            self.delete(current).await?;
             let reason = if err.is_invalid_grant() {
                 "invalid_grant"
             } else {
@@ -422,12 +494,13 @@ impl SessionManager {
                 reason,
                 session = current.log_id(),
                 error = %err,
-                cause = ?std::error::Error::source(&err).map(ToString::to_string),
+                cause = ?cause,
                 "refresh refused; session ended"
             );
             return Ok(Outcome::Ended);
         }
-        flights.back_off(&session.key, clock.now());
+        let (clock, flights) = self.refresh_parts();
+        flights.back_off(&current.key, clock.now());
         let reason = if err.idp_unavailable().is_some() {
             "idp_unavailable"
         } else {
@@ -438,7 +511,7 @@ impl SessionManager {
             reason,
             session = current.log_id(),
             error = %err,
-            cause = ?std::error::Error::source(&err).map(ToString::to_string),
+            cause = ?cause,
             "refresh failed; session kept"
         );
         Ok(Outcome::Failed)
@@ -446,304 +519,4 @@ impl SessionManager {
 }
 
 #[cfg(test)]
-mod tests {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-
-    use ward_store::memory::MemoryStore;
-    use ward_store::{Clock, ManualClock, SessionStore};
-
-    use super::*;
-    use crate::oidc::TokenSet;
-    use crate::session::SessionSettings;
-    use crate::session::cookie::CookieAttributes;
-    use crate::session::keyring::KeyRing;
-    use crate::session::seal::Sealer;
-
-    const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
-    const NOW: u64 = 1_000_000;
-    const SKEW: u64 = 60;
-
-    /// A fake IdP with rotating refresh tokens: each refresh token works once.
-    struct FakeIdp {
-        calls: AtomicUsize,
-        answer: Mutex<Answer>,
-        valid_refresh_token: Mutex<String>,
-        clock: Arc<ManualClock>,
-        /// Held (written) by a test, it stops each refresh at the IdP until released, so
-        /// concurrent requests pile up behind the first.
-        gate: tokio::sync::RwLock<()>,
-    }
-
-    #[derive(Clone, Copy, PartialEq)]
-    enum Answer {
-        Rotate,
-        ServerError,
-    }
-
-    impl FakeIdp {
-        fn new(clock: Arc<ManualClock>) -> Self {
-            Self {
-                calls: AtomicUsize::new(0),
-                answer: Mutex::new(Answer::Rotate),
-                valid_refresh_token: Mutex::new("rt-0".to_owned()),
-                clock,
-                gate: tokio::sync::RwLock::new(()),
-            }
-        }
-
-        fn calls(&self) -> usize {
-            self.calls.load(Ordering::SeqCst)
-        }
-
-        fn answer(&self, answer: Answer) {
-            *self.answer.lock().unwrap() = answer;
-        }
-    }
-
-    impl Refresher for FakeIdp {
-        async fn refresh(
-            &self,
-            refresh_token: &SecretString,
-            sub: &str,
-        ) -> Result<RefreshedTokens, OidcError> {
-            let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-            let _open = self.gate.read().await;
-            assert_eq!(sub, "alice");
-            if *self.answer.lock().unwrap() == Answer::ServerError {
-                return Err(OidcError::TokenRequest(Box::new(
-                    crate::oidc::EndpointError::Http(crate::oidc::HttpError::ServerError(
-                        http::StatusCode::INTERNAL_SERVER_ERROR,
-                    )),
-                )));
-            }
-            let mut valid = self.valid_refresh_token.lock().unwrap();
-            if refresh_token.expose() != valid.as_str() {
-                return Err(OidcError::TokenRequest(Box::new(
-                    crate::oidc::EndpointError::Refused("invalid_grant".to_owned()),
-                )));
-            }
-            *valid = format!("rt-{n}");
-            Ok(RefreshedTokens {
-                access_token: SecretString::new(format!("at-{n}")),
-                refresh_token: Some(SecretString::new(format!("rt-{n}"))),
-                id_token: None,
-                access_expires_at: Some(self.clock.now() + 300),
-            })
-        }
-    }
-
-    fn manager(store: Arc<dyn SessionStore>, clock: Arc<ManualClock>) -> SessionManager {
-        let ring = KeyRing::from_config(&[SecretString::new(KEY)]).unwrap();
-        let settings = SessionSettings {
-            idle_timeout: 1800,
-            absolute_timeout: 28_800,
-            cookie_name: "__Host-ward".to_owned(),
-            cookie: CookieAttributes {
-                secure: true,
-                same_site: "Strict",
-            },
-        };
-        SessionManager::new(store, Sealer::new(ring), clock, settings)
-    }
-
-    struct Setup {
-        clock: Arc<ManualClock>,
-        store: Arc<MemoryStore>,
-        manager: Arc<SessionManager>,
-        idp: Arc<FakeIdp>,
-        cookie: String,
-    }
-
-    async fn setup() -> Setup {
-        let clock = Arc::new(ManualClock::new(NOW));
-        let store = Arc::new(MemoryStore::new(clock.clone()));
-        let manager = Arc::new(manager(store.clone(), clock.clone()));
-        let created = manager
-            .create(TokenSet {
-                access_token: SecretString::new("at-0"),
-                refresh_token: Some(SecretString::new("rt-0")),
-                id_token: SecretString::new("idt"),
-                access_expires_at: Some(NOW + 300),
-                sub: "alice".to_owned(),
-                sid: None,
-                claims: serde_json::Map::new(),
-            })
-            .await
-            .unwrap();
-        let cookie = format!("__Host-ward={}", created.cookie.encode());
-        let idp = Arc::new(FakeIdp::new(clock.clone()));
-        Setup {
-            clock,
-            store,
-            manager,
-            idp,
-            cookie,
-        }
-    }
-
-    async fn fresh_token(
-        manager: &SessionManager,
-        idp: &FakeIdp,
-        cookie: &str,
-    ) -> Result<String, RefreshError> {
-        let mut session = manager.load(Some(cookie)).await.unwrap().unwrap();
-        manager.ensure_fresh_with(&mut session, idp, SKEW).await?;
-        Ok(session.data.access_token.expose().to_owned())
-    }
-
-    #[test]
-    fn refresh_is_due_within_the_skew_and_only_with_a_refresh_token() {
-        let mut data: SessionData = serde_json::from_value(serde_json::json!({
-            "v": 1, "sub": "alice", "sid": null, "claims": {}, "access_token": "at",
-            "refresh_token": "rt", "id_token": "idt", "access_expires_at": 1_000,
-            "csrf_token": "c", "created_at": 0, "last_seen": 0, "absolute_expires_at": 9_999,
-        }))
-        .unwrap();
-        assert!(!due(&data, 939, 60));
-        assert!(due(&data, 940, 60));
-        assert!(due(&data, 2_000, 60));
-        data.refresh_token = None;
-        assert!(!due(&data, 2_000, 60));
-        data.refresh_token = Some(SecretString::new("rt"));
-        data.access_expires_at = None;
-        assert!(!due(&data, 2_000, 60));
-    }
-
-    #[tokio::test]
-    async fn a_token_outside_the_skew_is_not_refreshed() {
-        let s = setup().await;
-        s.clock.advance(300 - SKEW - 1);
-        let token = fresh_token(&s.manager, &s.idp, &s.cookie).await.unwrap();
-        assert_eq!(token, "at-0");
-        assert_eq!(s.idp.calls(), 0);
-    }
-
-    #[tokio::test]
-    async fn refresh_within_the_skew_stores_the_rotated_tokens() {
-        let s = setup().await;
-        s.clock.advance(300 - SKEW);
-        let token = fresh_token(&s.manager, &s.idp, &s.cookie).await.unwrap();
-        assert_eq!(token, "at-1");
-        let stored = s.manager.load(Some(&s.cookie)).await.unwrap().unwrap();
-        assert_eq!(stored.data.access_token.expose(), "at-1");
-        assert_eq!(stored.data.refresh_token.as_ref().unwrap().expose(), "rt-1");
-        assert_eq!(stored.data.access_expires_at, Some(s.clock.now() + 300));
-        // The rotated refresh token is the one used next time.
-        s.clock.advance(300);
-        assert_eq!(
-            fresh_token(&s.manager, &s.idp, &s.cookie).await.unwrap(),
-            "at-2"
-        );
-        assert_eq!(s.idp.calls(), 2);
-    }
-
-    #[tokio::test]
-    async fn concurrent_requests_of_one_instance_refresh_once() {
-        let s = setup().await;
-        s.clock.advance(300);
-        let held = s.idp.gate.write().await;
-        let mut tasks = Vec::new();
-        for _ in 0..20 {
-            let (manager, idp, cookie) = (s.manager.clone(), s.idp.clone(), s.cookie.clone());
-            tasks.push(tokio::spawn(async move {
-                fresh_token(&manager, &idp, &cookie).await
-            }));
-        }
-        while s.idp.calls() == 0 {
-            tokio::task::yield_now().await;
-        }
-        drop(held);
-        for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), "at-1");
-        }
-        assert_eq!(s.idp.calls(), 1);
-    }
-
-    #[tokio::test]
-    async fn concurrent_requests_of_two_instances_sharing_a_store_refresh_once() {
-        let s = setup().await;
-        let other = Arc::new(manager(s.store.clone(), s.clock.clone()));
-        s.clock.advance(300);
-        let held = s.idp.gate.write().await;
-        let mut tasks = Vec::new();
-        for i in 0..20 {
-            let manager = if i % 2 == 0 {
-                s.manager.clone()
-            } else {
-                other.clone()
-            };
-            let (idp, cookie) = (s.idp.clone(), s.cookie.clone());
-            tasks.push(tokio::spawn(async move {
-                fresh_token(&manager, &idp, &cookie).await
-            }));
-        }
-        while s.idp.calls() == 0 {
-            tokio::task::yield_now().await;
-        }
-        drop(held);
-        for task in tasks {
-            assert_eq!(task.await.unwrap().unwrap(), "at-1");
-        }
-        assert_eq!(s.idp.calls(), 1);
-        let key = s.manager.session_key(Some(&s.cookie)).unwrap();
-        let lock = s.manager.sealer().store_key(LOCK_NS, key.as_bytes());
-        assert_eq!(s.store.get(&lock).await.unwrap(), None, "lock released");
-    }
-
-    #[tokio::test]
-    async fn a_refused_refresh_ends_the_session() {
-        let s = setup().await;
-        *s.idp.valid_refresh_token.lock().unwrap() = "revoked".to_owned();
-        s.clock.advance(300);
-        let err = fresh_token(&s.manager, &s.idp, &s.cookie)
-            .await
-            .unwrap_err();
-        assert!(matches!(err, RefreshError::Ended), "{err:?}");
-        assert!(s.manager.load(Some(&s.cookie)).await.unwrap().is_none());
-    }
-
-    #[tokio::test]
-    async fn a_transient_refresh_failure_keeps_the_session_and_backs_off() {
-        let s = setup().await;
-        s.idp.answer(Answer::ServerError);
-        s.clock.advance(300 - SKEW);
-        // Still valid: forwarded with the old token; within the back-off, no new attempt.
-        for _ in 0..2 {
-            let token = fresh_token(&s.manager, &s.idp, &s.cookie).await.unwrap();
-            assert_eq!(token, "at-0");
-            assert_eq!(s.idp.calls(), 1);
-        }
-        // Expired: 502, never the old token; again one attempt per back-off period.
-        s.clock.advance(SKEW);
-        for _ in 0..2 {
-            let err = fresh_token(&s.manager, &s.idp, &s.cookie).await;
-            assert!(matches!(err, Err(RefreshError::Unavailable)), "{err:?}");
-            assert_eq!(s.idp.calls(), 2);
-        }
-        assert!(s.manager.load(Some(&s.cookie)).await.unwrap().is_some());
-        // The IdP recovers; after the back-off the session refreshes.
-        s.idp.answer(Answer::Rotate);
-        s.clock.advance(BACKOFF);
-        let token = fresh_token(&s.manager, &s.idp, &s.cookie).await.unwrap();
-        assert_eq!(token, "at-3");
-    }
-
-    #[tokio::test]
-    async fn a_session_ended_during_the_refresh_is_not_written_back() {
-        let s = setup().await;
-        s.clock.advance(300);
-        let held = s.idp.gate.write().await;
-        let mut session = s.manager.load(Some(&s.cookie)).await.unwrap().unwrap();
-        let (manager, idp) = (s.manager.clone(), s.idp.clone());
-        let task =
-            tokio::spawn(async move { manager.ensure_fresh_with(&mut session, &*idp, SKEW).await });
-        while s.idp.calls() == 0 {
-            tokio::task::yield_now().await;
-        }
-        let ended = s.manager.load(Some(&s.cookie)).await.unwrap().unwrap();
-        s.manager.delete(&ended).await.unwrap();
-        drop(held);
-        assert!(matches!(task.await.unwrap(), Err(RefreshError::Ended)));
-        assert!(s.manager.load(Some(&s.cookie)).await.unwrap().is_none());
-    }
-}
+mod tests;

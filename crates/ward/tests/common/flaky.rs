@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ward_store::{Record, SessionStore, StoreError};
+use ward_store::{Indexes, Record, SessionStore, StoreError, Sweep};
 
 /// The switch of a [`FlakyStore`]; `deletes` fails only deletes (a store that fails mid-way).
 #[derive(Clone, Default)]
@@ -64,6 +64,15 @@ impl SessionStore for FlakyStore {
         self.outage.check()?;
         self.inner.replace(key, record).await
     }
+    async fn replace_if(
+        &self,
+        key: &str,
+        expected: &[u8],
+        record: Record,
+    ) -> Result<bool, StoreError> {
+        self.outage.check()?;
+        self.inner.replace_if(key, expected, record).await
+    }
     async fn get(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.outage.check()?;
         self.inner.get(key).await
@@ -76,17 +85,9 @@ impl SessionStore for FlakyStore {
         self.outage.check_delete()?;
         self.inner.delete(key).await
     }
-    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
-        self.outage.check()?;
-        self.inner.keys_by_index(index).await
-    }
-    async fn list_by_index(&self, index: &str) -> Result<Vec<ward_store::RecordInfo>, StoreError> {
-        self.outage.check()?;
-        self.inner.list_by_index(index).await
-    }
-    async fn sweep_expired(&self) -> Result<u64, StoreError> {
-        self.outage.check()?;
-        self.inner.sweep_expired().await
+    async fn delete_if(&self, key: &str, expected: &[u8]) -> Result<bool, StoreError> {
+        self.outage.check_delete()?;
+        self.inner.delete_if(key, expected).await
     }
     async fn ping(&self) -> Result<(), StoreError> {
         self.outage.check()?;
@@ -94,5 +95,39 @@ impl SessionStore for FlakyStore {
     }
     fn kind(&self) -> &'static str {
         self.inner.kind()
+    }
+    fn indexes(&self) -> Option<&dyn Indexes> {
+        self.inner.indexes().is_some().then_some(self)
+    }
+    fn sweeper(&self) -> Option<&dyn Sweep> {
+        self.inner.sweeper().is_some().then_some(self)
+    }
+}
+
+#[async_trait]
+impl Indexes for FlakyStore {
+    async fn keys_by_index(&self, index: &str) -> Result<Vec<String>, StoreError> {
+        self.outage.check()?;
+        self.inner
+            .indexes()
+            .expect("checked")
+            .keys_by_index(index)
+            .await
+    }
+    async fn list_by_index(&self, index: &str) -> Result<Vec<ward_store::RecordInfo>, StoreError> {
+        self.outage.check()?;
+        self.inner
+            .indexes()
+            .expect("checked")
+            .list_by_index(index)
+            .await
+    }
+}
+
+#[async_trait]
+impl Sweep for FlakyStore {
+    async fn sweep_expired(&self) -> Result<u64, StoreError> {
+        self.outage.check()?;
+        self.inner.sweeper().expect("checked").sweep_expired().await
     }
 }

@@ -1,0 +1,150 @@
+//! Unit tests of the session manager.
+
+use super::*;
+use crate::session::keyring::KeyRing;
+use ward_store::ManualClock;
+use ward_store::memory::MemoryStore;
+
+const KEY: &str = "k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+
+fn manager() -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
+    let clock = Arc::new(ManualClock::new(1_000_000));
+    let store = Arc::new(MemoryStore::new(clock.clone()));
+    manager_over(store, clock)
+}
+
+fn manager_over(
+    store: Arc<MemoryStore>,
+    clock: Arc<ManualClock>,
+) -> (SessionManager, Arc<ManualClock>, Arc<MemoryStore>) {
+    let ring = KeyRing::from_config(&[SecretString::new(KEY)]).unwrap();
+    let settings = SessionSettings {
+        idle_timeout: 1800,
+        absolute_timeout: 28_800,
+        cookie_name: "__Host-ward".to_owned(),
+        cookie: CookieAttributes {
+            secure: true,
+            same_site: "Strict",
+        },
+    };
+    let manager = SessionManager::new(store.clone(), Sealer::new(ring), clock.clone(), settings);
+    (manager, clock, store)
+}
+
+fn tokens() -> TokenSet {
+    TokenSet {
+        access_token: SecretString::new("at"),
+        refresh_token: None,
+        id_token: SecretString::new("idt"),
+        access_expires_at: None,
+        sub: "alice".to_owned(),
+        sid: Some("sid-1".to_owned()),
+        claims: serde_json::Map::new(),
+    }
+}
+
+fn header(session: &LoadedSession) -> String {
+    format!("__Host-ward={}", session.cookie.encode())
+}
+
+#[tokio::test]
+async fn a_slide_keeps_tokens_another_request_refreshed_meanwhile() {
+    let (manager, clock, _) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    let cookie = header(&created);
+    let mut stale = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    let mut refreshed = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    refreshed.data_mut().access_token = SecretString::new("at-2");
+    refreshed.data_mut().refresh_token = Some(SecretString::new("rt-2"));
+    assert!(manager.update(refreshed, |_| true).await.unwrap().is_some());
+    clock.advance(SLIDE_GRANULARITY);
+    assert!(manager.slide(&mut stale).await.unwrap());
+    let stored = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    assert_eq!(stored.data.access_token.expose(), "at-2");
+    assert_eq!(
+        stored.data.refresh_token.as_ref().map(SecretString::expose),
+        Some("rt-2")
+    );
+    assert_eq!(stored.data.last_seen, clock.now());
+    assert_eq!(
+        stale.data.access_token.expose(),
+        "at-2",
+        "the caller sees the current copy"
+    );
+}
+
+#[tokio::test]
+async fn a_session_ended_elsewhere_is_not_written_back_by_a_slide() {
+    let (manager, clock, store) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    let cookie = header(&created);
+    let mut in_flight = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    let other = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    manager.delete(&other).await.unwrap();
+    clock.advance(SLIDE_GRANULARITY);
+    assert!(!manager.slide(&mut in_flight).await.unwrap());
+    assert_eq!(store.get(&in_flight.key).await.unwrap(), None);
+    assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_cached_session_deleted_by_another_instance_is_not_served() {
+    let (manager, _, store) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    let cookie = header(&created);
+    assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
+    assert!(manager.load(Some(&cookie)).await.unwrap().is_some());
+    // Another instance's logout: straight to the shared store, past this manager.
+    assert!(store.delete(&created.key).await.unwrap());
+    assert!(manager.load(Some(&cookie)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn a_cached_session_replaced_by_another_instance_is_read_afresh() {
+    let (manager, clock, store) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    let cookie = header(&created);
+    manager.load(Some(&cookie)).await.unwrap().unwrap();
+    // Another instance (same keys, same store) refreshes the tokens.
+    let (other, _, _) = manager_over(store.clone(), clock.clone());
+    let mut session = other.load(Some(&cookie)).await.unwrap().unwrap();
+    session.data_mut().access_token = SecretString::new("at-2");
+    assert!(other.update(session, |_| true).await.unwrap().is_some());
+    let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    assert_eq!(reloaded.data.access_token.expose(), "at-2");
+}
+
+#[tokio::test]
+async fn a_cached_session_does_not_open_for_the_id_with_another_secret() {
+    let (manager, _, _) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    manager
+        .load(Some(&header(&created)))
+        .await
+        .unwrap()
+        .unwrap();
+    let mut raw = created.cookie.encode();
+    // Same id, different secret: change a character near the end (inside the secret).
+    let at = raw.len() - 5;
+    let other = if &raw[at..=at] == "A" { "B" } else { "A" };
+    raw.replace_range(at..=at, other);
+    assert!(SessionCookie::parse(&raw).is_some_and(|c| c.id() == created.cookie.id()));
+    let forged = format!("__Host-ward={raw}");
+    assert!(manager.load(Some(&forged)).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn slide_writes_at_most_once_a_minute_and_extends_the_idle_expiry() {
+    let (manager, clock, _) = manager();
+    let created = manager.create(tokens()).await.unwrap();
+    let cookie = header(&created);
+    clock.advance(SLIDE_GRANULARITY - 1);
+    let mut session = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    assert!(manager.slide(&mut session).await.unwrap());
+    assert_eq!(session.data.last_seen, created.data.last_seen);
+    clock.advance(1);
+    assert!(manager.slide(&mut session).await.unwrap());
+    let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
+    assert_eq!(reloaded.data.last_seen, clock.now());
+    assert_eq!(manager.expires_at(&reloaded.data), clock.now() + 1800);
+}
