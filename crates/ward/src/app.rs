@@ -17,7 +17,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::Response;
+use axum::http::{HeaderValue, Response, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -61,7 +61,7 @@ pub fn router(state: SharedState) -> Router {
     let mut app = Router::new().merge(bff).fallback(gateway::fallback);
     if stateless {
         // The stateless store reads and writes the request's own cookies.
-        app = app.layer(middleware::from_fn(cookie_store::cookie_context));
+        app = app.layer(middleware::from_fn(cookie_store_context));
     }
     app.layer(middleware::from_fn_with_state(state.clone(), front))
         .with_state(state)
@@ -94,5 +94,18 @@ async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -
     };
     cors::finish(response.headers_mut(), allowed);
     log.end(&response);
+    response
+}
+
+/// With the stateless store: the request runs inside its cookie context (the store reads its
+/// cookies), and the records the store wrote leave as the response's `Set-Cookie`s.
+async fn cookie_store_context(req: Request, next: Next) -> Response<Body> {
+    let context = cookie_store::CookieContext::of(req.headers());
+    let (mut response, set_cookies) = cookie_store::scoped(context, next.run(req)).await;
+    for value in set_cookies {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
     response
 }

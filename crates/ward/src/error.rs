@@ -10,6 +10,8 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
+use crate::session::refresh::{self, RefreshError};
+
 /// An error as the browser sees it: a status, a stable code, a fixed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum ApiError {
@@ -115,6 +117,29 @@ impl IntoResponse for ApiError {
                 .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         response
+    }
+}
+
+/// The answer to a request whose access token could not be made fresh (`session::refresh`):
+/// `401` with the session cookie cleared (`clear_session_cookie`) when the refresh ended the
+/// session, `502` with `Retry-After` while the IdP cannot refresh, `503` when the store failed.
+pub fn refresh_failed(err: RefreshError, clear_session_cookie: &str) -> Response {
+    match err {
+        RefreshError::Ended => {
+            let mut response = ApiError::Unauthenticated.into_response();
+            if let Ok(clear) = HeaderValue::try_from(clear_session_cookie) {
+                response.headers_mut().append(header::SET_COOKIE, clear);
+            }
+            response
+        }
+        RefreshError::Unavailable => {
+            let mut response = ApiError::UpstreamUnavailable.into_response();
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(refresh::BACKOFF));
+            response
+        }
+        RefreshError::Store(err) => ApiError::from(err).into_response(),
     }
 }
 

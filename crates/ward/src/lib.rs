@@ -21,6 +21,7 @@ pub mod error;
 pub mod gateway;
 pub mod oidc;
 pub mod proxy;
+pub mod random;
 pub mod secret;
 pub mod security;
 pub mod server;

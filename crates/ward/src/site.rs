@@ -10,7 +10,7 @@ use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
 use crate::error::ApiError;
-use crate::session::random;
+use crate::random;
 
 /// The SPA's directory and its `index.html`, read once at start.
 pub struct StaticSite {

@@ -9,8 +9,9 @@ use serde_json::json;
 use super::SessionLogId;
 use crate::cookie_header;
 use crate::error::ApiError;
+use crate::random;
 use crate::security::csrf;
-use crate::session::{LoadedSession, random};
+use crate::session::LoadedSession;
 use crate::state::SharedState;
 
 /// Deletes the session (CSRF token required when one exists), revokes its refresh token and

@@ -24,7 +24,7 @@ use axum::response::IntoResponse;
 use crate::config::TokenMode;
 use crate::cookie_header;
 use crate::endpoints::SessionLogId;
-use crate::error::ApiError;
+use crate::error::{self, ApiError};
 use crate::proxy::{ForwardContext, Route, websocket};
 use crate::secret::bearer_value;
 use crate::security::{client_ip, csrf};
@@ -181,7 +181,10 @@ async fn keep_session(
             Ok(()) => {}
             // Refused: the session is gone; `user-optional` goes on anonymously.
             Err(RefreshError::Ended) if optional => return Ok(Kept::Ended),
-            Err(err) => return Ok(Kept::Refused(err.into_response(&state.sessions))),
+            Err(err) => {
+                let clear = state.sessions.clear_session_cookie();
+                return Ok(Kept::Refused(error::refresh_failed(err, &clear)));
+            }
         }
     }
     if state.sessions.slide(session).await? {

@@ -54,8 +54,8 @@ use self::logout_token::LogoutTokenValidator;
 pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
 use crate::config::{ClientAuth, OidcConfig};
+use crate::random;
 use crate::secret::SecretString;
-use crate::session::random;
 
 /// The openidconnect client with the endpoints Ward requires set.
 type IdpClient<HasTokenUrl = EndpointSet> = CoreClient<

@@ -17,7 +17,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::http::HeaderValue;
+use http::HeaderValue;
 use subtle::ConstantTimeEq;
 
 use super::record::SessionData;

@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq;
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::random;
+use crate::random;
 
 const VERSION_TAG: &str = "v1.";
 /// `v1.` + 86 base64url characters.

@@ -1,7 +1,7 @@
 //! `[store] kind = "cookie"`: the stateless store. Sealed records travel in the browser's own
 //! cookies instead of a server, so the auth logic above stays exactly the same.
 //!
-//! Each request runs inside a [`CookieContext`] (set up by [`cookie_context`]): reads come from
+//! Each request runs inside a [`CookieContext`] (see [`scoped`]): reads come from
 //! the request's cookies, writes and deletes become `Set-Cookie` headers on its response. A
 //! session record lives in `<name>.s0`…`<name>.s3` (`SameSite` as the session cookie), the one
 //! pending login in `<name>.t0`… (`Lax`, so it comes back with the IdP's redirect). Each chunk
@@ -14,18 +14,17 @@
 //! started in parallel by one browser (the later one wins). `ward check` says so.
 
 use std::collections::BTreeMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use axum::body::Body;
-use axum::extract::Request;
-use axum::http::{HeaderValue, Response, header};
-use axum::middleware::Next;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use http::{HeaderMap, header};
 use ward_store::{Clock, Record, SessionStore, StoreError, UnixTime};
 
 use super::cookie::{self, CookieAttributes};
+use crate::cookie_header;
 
 /// Most chunks one record may take (4 × ~3.8 KB).
 pub const MAX_CHUNKS: usize = 4;
@@ -46,34 +45,45 @@ pub struct CookieContext {
     outgoing: Mutex<BTreeMap<String, String>>,
 }
 
-/// Middleware: runs the request inside its [`CookieContext`] and adds the resulting
-/// `Set-Cookie` headers to the response.
-pub async fn cookie_context(req: Request, next: Next) -> Response<Body> {
-    let mut incoming = BTreeMap::new();
-    for value in req.headers().get_all(header::COOKIE) {
-        let Ok(text) = value.to_str() else { continue };
-        for pair in text.split(';') {
-            if let Some((name, value)) = pair.trim().split_once('=') {
-                incoming.insert(name.to_owned(), value.to_owned());
+impl CookieContext {
+    /// The context of a request with these headers: its cookies as `cookie_header` reads
+    /// them (a name sent twice counts as absent: Ward never guesses which chunk is its own).
+    pub fn of(headers: &HeaderMap) -> Self {
+        let mut incoming = BTreeMap::new();
+        let mut repeated = Vec::new();
+        for value in headers.get_all(header::COOKIE) {
+            for pair in cookie_header::pairs(value.as_bytes()) {
+                let (Ok(name), Ok(value)) = (
+                    std::str::from_utf8(pair.name),
+                    std::str::from_utf8(pair.value),
+                ) else {
+                    continue;
+                };
+                if incoming.insert(name.to_owned(), value.to_owned()).is_some() {
+                    repeated.push(name.to_owned());
+                }
             }
         }
+        for name in repeated {
+            incoming.remove(&name);
+        }
+        Self {
+            incoming,
+            outgoing: Mutex::default(),
+        }
     }
-    let context = CookieContext {
-        incoming,
-        outgoing: Mutex::default(),
-    };
+}
+
+/// Runs `work` (the handling of one request) inside `context`; returns what it returned and
+/// the `Set-Cookie` values the store wrote meanwhile, for the response.
+pub async fn scoped<F: Future>(context: CookieContext, work: F) -> (F::Output, Vec<String>) {
     CONTEXT
         .scope(context, async move {
-            let mut response = next.run(req).await;
+            let output = work.await;
             let outgoing = CONTEXT.with(|c| {
                 std::mem::take(&mut *c.outgoing.lock().unwrap_or_else(PoisonError::into_inner))
             });
-            for value in outgoing.into_values() {
-                if let Ok(value) = HeaderValue::try_from(value) {
-                    response.headers_mut().append(header::SET_COOKIE, value);
-                }
-            }
-            response
+            (output, outgoing.into_values().collect())
         })
         .await
 }

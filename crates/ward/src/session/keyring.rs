@@ -14,7 +14,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 
 use zeroize::Zeroizing;
 
-use super::random;
+use crate::random;
 use crate::secret::SecretString;
 
 /// Longest key id accepted; it is stored in every record, so it stays short.

@@ -7,7 +7,7 @@
 
 use std::sync::Arc;
 
-use axum::http::HeaderValue;
+use http::HeaderValue;
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
 use super::cache::{OpenedCache, StoreKeys};
@@ -16,8 +16,8 @@ use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
 use super::seal::Sealer;
 use crate::oidc::TokenSet;
-use crate::proxy::{UnsendableBearer, bearer_value};
 use crate::secret::SecretString;
+use crate::secret::{UnsendableBearer, bearer_value};
 
 /// Store namespace of sessions.
 const SESSION_NS: &str = "s";
@@ -321,7 +321,7 @@ impl SessionManager {
             refresh_token: tokens.refresh_token,
             id_token: tokens.id_token,
             access_expires_at: tokens.access_expires_at,
-            csrf_token: SecretString::new(super::random::token()),
+            csrf_token: SecretString::new(crate::random::token()),
             created_at: now,
             last_seen: now,
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),

@@ -7,7 +7,6 @@ pub mod cookie;
 pub mod cookie_store;
 pub mod keyring;
 pub mod manager;
-pub mod random;
 pub mod record;
 pub mod refresh;
 pub mod seal;

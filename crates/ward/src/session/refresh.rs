@@ -42,16 +42,12 @@ use std::future::Future;
 use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{HeaderValue, Response, header};
-use axum::response::IntoResponse;
 use tokio::time::Instant;
 use ward_store::StoreError;
 use ward_store::lock::Lease;
 
 use super::manager::{LoadedSession, SessionManager};
 use super::record::SessionData;
-use crate::error::ApiError;
 use crate::oidc::{OidcClient, OidcError, RefreshedTokens};
 use crate::secret::SecretString;
 
@@ -105,30 +101,6 @@ pub enum RefreshError {
     /// The store failed (fail closed: 503).
     #[error(transparent)]
     Store(#[from] StoreError),
-}
-
-impl RefreshError {
-    /// The response for the browser: `401` with the session cookie expired, `502` with
-    /// `Retry-After`, or `503`.
-    pub fn into_response(self, sessions: &SessionManager) -> Response<Body> {
-        match self {
-            Self::Ended => {
-                let mut response = ApiError::Unauthenticated.into_response();
-                if let Ok(clear) = HeaderValue::try_from(sessions.clear_session_cookie()) {
-                    response.headers_mut().append(header::SET_COOKIE, clear);
-                }
-                response
-            }
-            Self::Unavailable => {
-                let mut response = ApiError::UpstreamUnavailable.into_response();
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(BACKOFF));
-                response
-            }
-            Self::Store(err) => ApiError::from(err).into_response(),
-        }
-    }
 }
 
 /// The token fields a refresh changes.

@@ -21,7 +21,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use zeroize::Zeroizing;
 
 use super::keyring::{KeyRing, ServerKey};
-use super::random;
+use crate::random;
 
 /// First byte of every record sealed by this version.
 const VERSION_1: u8 = 0x01;

@@ -99,7 +99,7 @@ pub(super) fn close_frame(side: Side) -> Vec<u8> {
     match side {
         Side::Browser => [&[0x88, len][..], &payload].concat(),
         Side::Upstream => {
-            let mask = crate::session::random::bytes::<4>();
+            let mask = crate::random::bytes::<4>();
             let mut frame = vec![0x88, 0x80 | len];
             frame.extend_from_slice(&mask);
             frame.extend(payload.iter().zip(mask.iter().cycle()).map(|(b, m)| b ^ m));
