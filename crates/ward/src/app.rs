@@ -1,8 +1,9 @@
 //! The router and the outer ring of checks: the one place that sees every request.
 //!
 //! Every request first passes [`front`], one layer doing in order:
-//! 1. head size limits — a URI over 8 KiB (414) or header fields over 32 KiB (431) stop
-//!    before anything else, the access log included, copies them (`security::limits`);
+//! 1. head checks — a URI over 8 KiB (414), header fields over 32 KiB (431), or a missing or
+//!    repeated `Host` (400) stop before anything else, the access log included, copies them
+//!    (`security::limits`);
 //! 2. the access log's start — it sees the final status of everything, including refusals
 //!    below;
 //! 3. CORS — preflights answered (or refused) by Ward, never by an upstream;
@@ -69,7 +70,9 @@ pub fn router(state: SharedState) -> Router {
 
 /// The outer ring of every request (see the module doc).
 async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -> Response<Body> {
-    if let Err(err) = limits::check_head(req.uri(), req.headers()) {
+    if let Err(err) = limits::check_head(req.uri(), req.headers())
+        .and_then(|()| limits::check_host(req.version(), req.headers()))
+    {
         return err.into_response();
     }
     let log = AccessLog::begin(&mut req);

@@ -79,22 +79,36 @@ pub(crate) async fn send_limited(
     let req = Request::from_parts(parts, Body::new(body));
     let result = tokio::select! {
         biased;
-        () = overflow.occurred() => Err(ApiError::PayloadTooLarge),
-        result = send(client, route, req) => result,
+        () = overflow.occurred() => return Err(too_large(route, limit)),
+        result = exchange(client, route, req) => result,
     };
     match result {
-        Err(_) if overflow.has_occurred() => {
+        Ok(response) => Ok(response),
+        Err(_) if overflow.has_occurred() => Err(too_large(route, limit)),
+        Err(_) if overflow.broke() => {
+            // Malformed chunked framing (or a connection cut mid-body) from the browser: its
+            // request, not the upstream, failed (SPEC §2: 400, never an upstream failure).
             tracing::info!(
-                event = "request_too_large",
+                event = "request_malformed",
                 part = "body",
                 route = route.prefix(),
-                limit,
-                "request body grew past the limit while streaming"
+                "request body framing is malformed"
             );
-            Err(ApiError::PayloadTooLarge)
+            Err(ApiError::BadRequest)
         }
-        other => other,
+        Err(failure) => Err(failure.report(route)),
     }
+}
+
+fn too_large(route: &Route, limit: u64) -> ApiError {
+    tracing::info!(
+        event = "request_too_large",
+        part = "body",
+        route = route.prefix(),
+        limit,
+        "request body grew past the limit while streaming"
+    );
+    ApiError::PayloadTooLarge
 }
 
 /// Sends `req` and waits for the response head at most `route.timeout()`. The response body
@@ -104,35 +118,63 @@ pub(crate) async fn send(
     route: &Route,
     req: Request<Body>,
 ) -> Result<Response<Incoming>, ApiError> {
+    exchange(client, route, req)
+        .await
+        .map_err(|failure| failure.report(route))
+}
+
+/// Why an exchange with the upstream produced no response head.
+enum Failure {
+    /// The client failed: connecting, or sending/receiving on the connection.
+    Client(hyper_util::client::legacy::Error),
+    /// No response head within the route's timeout.
+    Timeout,
+}
+
+impl Failure {
+    /// Logs the failure as the upstream's and names the browser's answer (502 or 504).
+    fn report(self, route: &Route) -> ApiError {
+        match self {
+            Self::Client(err) => {
+                let kind = if err.is_connect() {
+                    "connect"
+                } else {
+                    "exchange"
+                };
+                // The chain names the failure (refused, reset, DNS, TLS): never a header, a
+                // query string or a body, none of which hyper puts in its errors.
+                tracing::warn!(
+                    event = "upstream_failed",
+                    route = route.prefix(),
+                    kind,
+                    error = %Chain(&err),
+                    "upstream request failed"
+                );
+                ApiError::UpstreamUnavailable
+            }
+            Self::Timeout => {
+                tracing::warn!(
+                    event = "upstream_failed",
+                    route = route.prefix(),
+                    kind = "timeout",
+                    timeout_ms = u64::try_from(route.timeout().as_millis()).unwrap_or(u64::MAX),
+                    "upstream did not answer in time"
+                );
+                ApiError::UpstreamTimeout
+            }
+        }
+    }
+}
+
+async fn exchange(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Body>,
+) -> Result<Response<Incoming>, Failure> {
     match tokio::time::timeout(route.timeout(), client.request(req)).await {
         Ok(Ok(response)) => Ok(response),
-        Ok(Err(err)) => {
-            let kind = if err.is_connect() {
-                "connect"
-            } else {
-                "exchange"
-            };
-            // The chain names the failure (refused, reset, DNS, TLS): never a header, a query
-            // string or a body, none of which hyper puts in its errors.
-            tracing::warn!(
-                event = "upstream_failed",
-                route = route.prefix(),
-                kind,
-                error = %Chain(&err),
-                "upstream request failed"
-            );
-            Err(ApiError::UpstreamUnavailable)
-        }
-        Err(_elapsed) => {
-            tracing::warn!(
-                event = "upstream_failed",
-                route = route.prefix(),
-                kind = "timeout",
-                timeout_ms = u64::try_from(route.timeout().as_millis()).unwrap_or(u64::MAX),
-                "upstream did not answer in time"
-            );
-            Err(ApiError::UpstreamTimeout)
-        }
+        Ok(Err(err)) => Err(Failure::Client(err)),
+        Err(_elapsed) => Err(Failure::Timeout),
     }
 }
 

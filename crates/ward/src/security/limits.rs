@@ -18,7 +18,7 @@ use std::task::{Context, Poll, ready};
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{HeaderMap, Uri, header};
+use axum::http::{HeaderMap, Uri, Version, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
@@ -79,6 +79,25 @@ pub fn check_head(uri: &Uri, headers: &HeaderMap) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `Err(BadRequest)` unless the request names its host once: RFC 9112 §3.2 requires a server
+/// to answer `400` to an HTTP/1.1 request without `Host` or with more than one, and no version
+/// may carry two (which one would the upstream believe?). HTTP/1.0 and HTTP/2 (`:authority`)
+/// may go without.
+pub fn check_host(version: Version, headers: &HeaderMap) -> Result<(), ApiError> {
+    let hosts = headers.get_all(header::HOST).iter().count();
+    let required = version == Version::HTTP_11;
+    if hosts > 1 || (required && hosts == 0) {
+        tracing::info!(
+            event = "request_malformed",
+            part = "host",
+            hosts,
+            "request must name its host exactly once"
+        );
+        return Err(ApiError::BadRequest);
+    }
+    Ok(())
+}
+
 /// Bounds the body of every `/bff` request to [`MAX_BFF_BODY`]: a larger declared length is
 /// refused here, a longer streamed body fails with `http_body_util::LengthLimitError` when an
 /// endpoint reads it (the endpoints answer `413` to that error).
@@ -131,28 +150,41 @@ pub struct BodyTooLarge;
 pub struct LimitedBody {
     inner: Body,
     remaining: u64,
-    overflow: watch::Sender<bool>,
+    state: watch::Sender<BodyState>,
 }
 
-/// The other side of a [`LimitedBody`]: whether, and when, it passed its limit.
+/// How a [`LimitedBody`] stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BodyState {
+    /// Within its limit so far.
+    Flowing,
+    /// It passed its limit.
+    TooLarge,
+    /// Reading it failed: the browser's framing was malformed (a bad chunk size or chunk line)
+    /// or the connection broke mid-body. The browser's fault, never the upstream's.
+    Broken,
+}
+
+/// The other side of a [`LimitedBody`]: whether, and when, it passed its limit, and whether
+/// reading it failed.
 pub struct BodyOverflow {
-    over: watch::Receiver<bool>,
+    state: watch::Receiver<BodyState>,
 }
 
 impl LimitedBody {
     /// `body` limited to `limit` bytes, and the handle that reports an overflow.
     pub fn new(body: Body, limit: u64) -> (Self, BodyOverflow) {
-        let (overflow, over) = watch::channel(false);
+        let (state, watched) = watch::channel(BodyState::Flowing);
         let limited = Self {
             inner: body,
             remaining: limit,
-            overflow,
+            state,
         };
-        (limited, BodyOverflow { over })
+        (limited, BodyOverflow { state: watched })
     }
 
     fn overflowed(&self) -> bool {
-        *self.overflow.borrow()
+        *self.state.borrow() == BodyState::TooLarge
     }
 }
 
@@ -168,14 +200,19 @@ impl hyper::body::Body for LimitedBody {
             return Poll::Ready(Some(Err(BodyTooLarge.into())));
         }
         let frame = ready!(Pin::new(&mut self.inner).poll_frame(cx));
-        let Some(Ok(frame)) = frame else {
-            return Poll::Ready(frame.map(|result| result.map_err(Into::into)));
+        let frame = match frame {
+            Some(Ok(frame)) => frame,
+            Some(Err(err)) => {
+                self.state.send_replace(BodyState::Broken);
+                return Poll::Ready(Some(Err(err.into())));
+            }
+            None => return Poll::Ready(None),
         };
         if let Some(data) = frame.data_ref() {
             let len = u64::try_from(data.len()).unwrap_or(u64::MAX);
             if len > self.remaining {
                 self.remaining = 0;
-                self.overflow.send_replace(true);
+                self.state.send_replace(BodyState::TooLarge);
                 return Poll::Ready(Some(Err(BodyTooLarge.into())));
             }
             self.remaining -= len;
@@ -195,7 +232,8 @@ impl hyper::body::Body for LimitedBody {
 impl BodyOverflow {
     /// Resolves once the body has passed its limit; never when it ends within it.
     pub async fn occurred(&mut self) {
-        if self.over.wait_for(|over| *over).await.is_err() {
+        let too_large = |state: &BodyState| *state == BodyState::TooLarge;
+        if self.state.wait_for(too_large).await.is_err() {
             // The body ended (or was dropped) within its limit.
             std::future::pending::<()>().await;
         }
@@ -203,7 +241,13 @@ impl BodyOverflow {
 
     /// Whether the body has passed its limit.
     pub fn has_occurred(&self) -> bool {
-        *self.over.borrow()
+        *self.state.borrow() == BodyState::TooLarge
+    }
+
+    /// Whether reading the body failed (malformed framing from the browser, or its connection
+    /// broke mid-body): a failed exchange is then the browser's fault, not the upstream's.
+    pub fn broke(&self) -> bool {
+        *self.state.borrow() == BodyState::Broken
     }
 }
 
