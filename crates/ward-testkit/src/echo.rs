@@ -133,16 +133,7 @@ async fn echo(State(log): State<Log>, request: Request) -> Response {
     };
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    let recorded = RecordedRequest {
-        method: parts.method.clone(),
-        path_and_query: parts
-            .uri
-            .path_and_query()
-            .map_or_else(|| path.clone(), |pq| pq.as_str().to_owned()),
-        headers: parts.headers.clone(),
-        body: body.clone(),
-    };
-    lock(&log).push(recorded);
+    record(&log, &parts, &path, &body);
 
     let description = describe(
         &parts.method,
@@ -153,45 +144,67 @@ async fn echo(State(log): State<Log>, request: Request) -> Response {
     );
     let segments: Vec<&str> = path.split('/').collect();
     match segments.as_slice() {
-        [.., "slow"] => {
-            let ms = query
-                .as_deref()
-                .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ms"))
-                .and_then(|(_, v)| v.parse::<u64>().ok())
-                .unwrap_or(0);
-            tokio::time::sleep(Duration::from_millis(ms)).await;
-            json_response(StatusCode::OK, &description)
-        }
-        [.., "set-cookie"] => {
-            let mut response = json_response(StatusCode::OK, &description);
-            let headers = response.headers_mut();
-            headers.append(
-                header::SET_COOKIE,
-                header::HeaderValue::from_static("__Host-ward=evil; Path=/"),
-            );
-            headers.append(
-                header::SET_COOKIE,
-                header::HeaderValue::from_static("app=1"),
-            );
-            response
-        }
-        [.., "status", code] => match code
-            .parse::<u16>()
-            .ok()
-            .and_then(|c| StatusCode::from_u16(c).ok())
-        {
-            Some(status)
-                if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED =>
-            {
-                (status, Body::empty()).into_response()
-            }
-            Some(status) => json_response(status, &description),
-            None => json_response(
-                StatusCode::BAD_REQUEST,
-                &json!({"error": "bad status code"}),
-            ),
-        },
+        [.., "slow"] => slow(query.as_deref(), &description).await,
+        [.., "set-cookie"] => with_set_cookies(&description),
+        [.., "status", code] => with_status(code, &description),
         _ => json_response(StatusCode::OK, &description),
+    }
+}
+
+/// Appends the request, as received, to the log.
+fn record(log: &Log, parts: &axum::http::request::Parts, path: &str, body: &Bytes) {
+    let recorded = RecordedRequest {
+        method: parts.method.clone(),
+        path_and_query: parts
+            .uri
+            .path_and_query()
+            .map_or_else(|| path.to_owned(), |pq| pq.as_str().to_owned()),
+        headers: parts.headers.clone(),
+        body: body.clone(),
+    };
+    lock(log).push(recorded);
+}
+
+/// `/slow?ms=N`: the description after N ms.
+async fn slow(query: Option<&str>, description: &Value) -> Response {
+    let ms = query
+        .and_then(|q| url::form_urlencoded::parse(q.as_bytes()).find(|(k, _)| k == "ms"))
+        .and_then(|(_, v)| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    tokio::time::sleep(Duration::from_millis(ms)).await;
+    json_response(StatusCode::OK, description)
+}
+
+/// `/set-cookie`: the description with a forged session cookie and an app cookie.
+fn with_set_cookies(description: &Value) -> Response {
+    let mut response = json_response(StatusCode::OK, description);
+    let headers = response.headers_mut();
+    headers.append(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static("__Host-ward=evil; Path=/"),
+    );
+    headers.append(
+        header::SET_COOKIE,
+        header::HeaderValue::from_static("app=1"),
+    );
+    response
+}
+
+/// `/status/<code>`: that status, with no body for 204 and 304.
+fn with_status(code: &str, description: &Value) -> Response {
+    match code
+        .parse::<u16>()
+        .ok()
+        .and_then(|c| StatusCode::from_u16(c).ok())
+    {
+        Some(status) if status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED => {
+            (status, Body::empty()).into_response()
+        }
+        Some(status) => json_response(status, description),
+        None => json_response(
+            StatusCode::BAD_REQUEST,
+            &json!({"error": "bad status code"}),
+        ),
     }
 }
 

@@ -2,15 +2,19 @@
 //! override, it serves a whole session, prints no secret on stdout or stderr, and on SIGTERM
 //! drains, logs `shutdown` and exits 0.
 
+#[path = "support/secrets.rs"]
+mod secrets;
+
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use secrets::{WalkedLogin, id_token_hint, last_bearer, leaked};
 use serde_json::Value;
-use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions, Reply};
+use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions};
 
 /// The key ring entry of this test (test-only key).
 const KEY: &str = "bin1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
@@ -159,27 +163,6 @@ async fn wait_until_serving(served: &Served, origin: &str) {
     }
 }
 
-fn param(reply: &Reply, name: &str) -> String {
-    reply
-        .location_param(name)
-        .unwrap_or_else(|| panic!("no {name} in the redirect"))
-}
-
-/// `value` and, for long values, its first and last 16 characters; a JWT's claims and
-/// signature segments.
-fn needles(value: &str) -> Vec<String> {
-    let mut out = vec![value.to_owned()];
-    let segments: Vec<&str> = value.split('.').collect();
-    if value.starts_with("eyJ") && segments.len() == 3 {
-        out.extend(segments[1..].iter().map(|s| (*s).to_owned()));
-    } else if value.len() >= 32 {
-        let chars: Vec<char> = value.chars().collect();
-        out.push(chars[..16].iter().collect());
-        out.push(chars[chars.len() - 16..].iter().collect());
-    }
-    out
-}
-
 #[tokio::test]
 async fn served_binary_logs_no_secret_and_shuts_down_gracefully_on_sigterm() {
     let port = free_port();
@@ -189,14 +172,50 @@ async fn served_binary_logs_no_secret_and_shuts_down_gracefully_on_sigterm() {
         .expect("start the IdP");
     let upstream = EchoUpstream::start().await.expect("start the upstream");
     let dir = tempfile::tempdir().unwrap();
-    let config = dir.path().join("ward.toml");
+    let config = write_config(dir.path(), port, &idp, &upstream);
+
+    let served = Served::start(&config);
+    wait_until_serving(&served, &origin).await;
+
+    let browser = Browser::new().unwrap();
+    let login = WalkedLogin::walk(&browser, &origin, "alice", || served.output_so_far()).await;
+    let (csrf, access_token) = use_the_api(&browser, &origin, &upstream).await;
+    let id_token = log_out(&browser, &origin, &csrf).await;
+
+    let (status, stdout, stderr) = served.terminate();
+    let output = format!("{stdout}\n{stderr}");
+    let secrets = login
+        .with(csrf, access_token, id_token)
+        .named_with_configured(KEY);
+    let found = leaked(&output, &secrets);
+    assert!(found.is_empty(), "ward's output holds: {found:?}");
+    assert!(
+        !output.contains("eyJ"),
+        "ward's output holds something JWT-shaped"
+    );
+
+    assert!(
+        status.success(),
+        "exit status {status:?}\nstderr:\n{stderr}"
+    );
+    assert_the_session_and_the_shutdown_were_logged(&stdout);
+    assert!(
+        dir.path().join("data/ward.db").is_file(),
+        "relative store path resolved against the config's directory"
+    );
+}
+
+/// Writes `ward.toml` into `dir`: serving on `port`, an embedded store at the relative path
+/// `data/ward.db`, JSON logs at `info` (`WARD_TELEMETRY__LOG_LEVEL` raises it).
+fn write_config(dir: &Path, port: u16, idp: &Idp, upstream: &EchoUpstream) -> PathBuf {
+    let config = dir.join("ward.toml");
     std::fs::write(
         &config,
         format!(
             r#"
 [server]
 listen = "127.0.0.1:{port}"
-public_url = "{origin}"
+public_url = "http://localhost:{port}"
 
 [oidc]
 issuer = "{issuer}"
@@ -227,88 +246,42 @@ token = "user"
         ),
     )
     .unwrap();
+    config
+}
 
-    let served = Served::start(&config);
-    wait_until_serving(&served, &origin).await;
-
-    let browser = Browser::new().unwrap();
-    let start = browser
-        .get(format!("{origin}/bff/login?returnUrl=/app"))
-        .await
-        .unwrap();
-    assert_eq!(start.status, 302, "{}", served.output_so_far());
-    let login_state = param(&start, "state");
-    let nonce = param(&start, "nonce");
-    let binding = browser.cookie("localhost", "__Host-ward-tx").unwrap();
-    let back = browser
-        .login_at_idp(start.location().unwrap(), "alice")
-        .await
-        .unwrap();
-    let code = param(&back, "code");
-    let callback = browser.follow(&back).await.unwrap();
-    assert_eq!(callback.status, 302, "{}", callback.text());
-    let cookie = browser.cookie("localhost", "__Host-ward").unwrap();
+/// Reads the user and calls the API, then is refused a POST without the CSRF token; the
+/// session's CSRF token and the access token the upstream received.
+async fn use_the_api(browser: &Browser, origin: &str, upstream: &EchoUpstream) -> (String, String) {
     let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
     assert_eq!(me.status, 200);
     let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
     let api = browser.get(format!("{origin}/api/things")).await.unwrap();
     assert_eq!(api.status, 200);
-    let access_token = upstream
-        .last()
-        .and_then(|r| r.header("authorization").map(str::to_owned))
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-        .expect("the upstream received a bearer token");
+    let access_token = last_bearer(upstream);
     let refused = browser
         .post(format!("{origin}/api/things"))
         .send()
         .await
         .unwrap();
     assert_eq!(refused.status, 403);
+    (csrf, access_token)
+}
+
+/// Logs out with `csrf`; the ID token of the logout URL.
+async fn log_out(browser: &Browser, origin: &str, csrf: &str) -> String {
     let logout = browser
         .post(format!("{origin}/bff/logout"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status, 200);
-    let logout_url =
-        url::Url::parse(logout.json().unwrap()["logoutUrl"].as_str().unwrap()).unwrap();
-    let id_token = logout_url
-        .query_pairs()
-        .find(|(k, _)| k == "id_token_hint")
-        .map(|(_, v)| v.into_owned())
-        .expect("id_token_hint");
+    id_token_hint(&logout)
+}
 
-    let (status, stdout, stderr) = served.terminate();
-    let output = format!("{stdout}\n{stderr}");
-
-    let secrets = [
-        ("session cookie", cookie),
-        ("login binding cookie", binding),
-        ("CSRF token", csrf),
-        ("authorization code", code),
-        ("state", login_state),
-        ("nonce", nonce),
-        ("access token", access_token),
-        ("ID token", id_token),
-        ("client secret", "bff-secret".to_owned()),
-        ("encryption key", KEY.split_once(':').unwrap().1.to_owned()),
-    ];
-    let found: Vec<&str> = secrets
-        .iter()
-        .filter(|(_, value)| needles(value).iter().any(|n| output.contains(n.as_str())))
-        .map(|(name, _)| *name)
-        .collect();
-    assert!(found.is_empty(), "ward's output holds: {found:?}");
-    assert!(
-        !output.contains("eyJ"),
-        "ward's output holds something JWT-shaped"
-    );
-
-    assert!(
-        status.success(),
-        "exit status {status:?}\nstderr:\n{stderr}"
-    );
+/// Every stdout line is JSON; each step of the session and of the shutdown has its event, the
+/// drain came after the signal, and each request its access line.
+fn assert_the_session_and_the_shutdown_were_logged(stdout: &str) {
     let lines: Vec<Value> = stdout
         .lines()
         .filter(|l| !l.trim().is_empty())
@@ -337,8 +310,4 @@ token = "user"
         .count();
     // The readiness poll's 401, then login, callback, user, API, refused POST, logout.
     assert_eq!(access, 7, "one access line per request");
-    assert!(
-        dir.path().join("data/ward.db").is_file(),
-        "relative store path resolved against the config's directory"
-    );
 }

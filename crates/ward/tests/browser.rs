@@ -29,29 +29,48 @@ const SCRIPT_TIMEOUT: Duration = Duration::from_secs(120);
 #[tokio::test]
 async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
     let chromium = chromium_path();
+    install_the_e2e_packages().await;
+    let ward = ward_serving_the_demo_page().await;
+    assert_eq!(ward.cookie_name(), "__Host-ward");
+    // The harness's clock stands still; a browser run takes real seconds, so let it follow the
+    // wall clock (ID tokens are checked against it).
+    let _clock = follow_wall_clock(Arc::clone(&ward.clock));
+
+    run_the_demo_script(&ward, &chromium).await;
+
+    assert_the_upstream_saw_only_the_pages_calls(&ward);
+    ward.stop().await;
+}
+
+/// `npm install` in e2e/ when its packages are missing.
+async fn install_the_e2e_packages() {
     tokio::task::spawn_blocking(|| ward_testkit::ensure_npm_installed(&e2e_dir()))
         .await
         .expect("the npm install task")
         .unwrap_or_else(|err| panic!("{err:#}"));
+}
+
+/// Ward (with the IdP and the echo API) serving demo/page/ as its static files.
+async fn ward_serving_the_demo_page() -> Ward {
     let page_dir = repo_root().join("demo/page");
     assert!(
         page_dir.join("index.html").is_file(),
         "the demo page is missing: {}",
         page_dir.display()
     );
-    let ward = Ward::start_with(Options {
+    Ward::start_with(Options {
         extra_toml: format!(
             "[static]\ndir = {}\n",
             toml::Value::String(page_dir.display().to_string())
         ),
         ..Options::default()
     })
-    .await;
-    assert_eq!(ward.cookie_name(), "__Host-ward");
-    // The harness's clock stands still; a browser run takes real seconds, so let it follow the
-    // wall clock (ID tokens are checked against it).
-    let _clock = follow_wall_clock(Arc::clone(&ward.clock));
+    .await
+}
 
+/// Runs e2e/demo.spec.mjs against `ward` in `chromium`, prints its report, and asserts it
+/// finished in time, successfully, to its last line.
+async fn run_the_demo_script(ward: &Ward, chromium: &Path) {
     let artifacts = std::env::var_os("E2E_ARTIFACTS_DIR").map_or_else(
         || Path::new(env!("CARGO_TARGET_TMPDIR")).join("ward-e2e"),
         PathBuf::from,
@@ -60,7 +79,7 @@ async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
         .arg("demo.spec.mjs")
         .current_dir(e2e_dir())
         .env("WARD_URL", &ward.origin)
-        .env("CHROMIUM_PATH", &chromium)
+        .env("CHROMIUM_PATH", chromium)
         .env("E2E_ARTIFACTS_DIR", &artifacts)
         .stdin(Stdio::null())
         .kill_on_drop(true)
@@ -87,9 +106,11 @@ async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
         report.contains("E2E OK"),
         "the script did not finish:\n{report}"
     );
+}
 
-    // What the upstream received: the page's calls, with the bearer token and without the
-    // browser's credentials; nothing of the refused POSTs.
+/// What the upstream received: the page's calls, with the bearer token and without the
+/// browser's credentials; nothing of the refused POSTs.
+fn assert_the_upstream_saw_only_the_pages_calls(ward: &Ward) {
     let requests = ward.upstream.requests();
     let summary: Vec<String> = requests
         .iter()
@@ -122,7 +143,6 @@ async fn demo_page_logs_in_calls_the_api_and_logs_out_in_a_real_browser() {
             request.method
         );
     }
-    ward.stop().await;
 }
 
 /// The browser to drive; a missing one is a failure with the command that installs it.

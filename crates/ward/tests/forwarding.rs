@@ -1,196 +1,30 @@
 //! Robust forwarding (SPEC §2, §5; SECURITY-CASES P-08, P-09, D-02): request size limits
 //! (413 / 414 / 431) before anything goes upstream, cleartext HTTP/2 from the browser side,
-//! streaming of a large body both ways with flat memory, and upstream connection reuse.
-//!
-//! The streaming upstream here counts what it receives and generates what it sends: it never
-//! holds a body, so Ward's own memory is what the RSS measurements see. It counts the TCP
-//! connections it accepts, which is how connection pooling is observed.
+//! streaming of a large body both ways with flat memory, and upstream connection reuse, all
+//! against the counting upstream of `support/streaming.rs`.
 
 mod common;
+#[path = "support/streaming.rs"]
+mod streaming;
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Body;
-use axum::extract::{Path, State};
-use axum::http::{StatusCode, Version, header};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::http::Version;
 use bytes::Bytes;
 use common::{Options, Ward};
-use futures_util::{Stream, StreamExt, stream};
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::service::TowerToHyperService;
+use futures_util::stream;
 use serde_json::Value;
+use streaming::{RssPeak, SMALL_LIMIT, StreamingUpstream, mib, rss_bytes, upload};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 /// Bytes sent each way by the streaming test. 1 GiB took 2.5–3.5 s up and 1.2–1.7 s down in
 /// a debug build on a 2-core machine (the test prints its timings and RSS with `--nocapture`).
 const STREAM_BYTES: u64 = 1 << 30;
-/// Chunk size of generated bodies.
-const CHUNK: usize = 64 * 1024;
+
 /// Most the process's resident memory may grow while a body streams through Ward.
 const RSS_GROWTH_LIMIT: u64 = 64 << 20;
-/// Body limit of the `/small` route.
-const SMALL_LIMIT: u64 = 64 * 1024;
-
-// ---------------------------------------------------------------------------------------------
-// The streaming upstream
-
-/// What the upstream has seen.
-#[derive(Default)]
-struct Stats {
-    /// TCP connections accepted.
-    connections: AtomicUsize,
-    /// Requests received (any path).
-    requests: AtomicUsize,
-    /// Request bodies read to their end.
-    completed: AtomicUsize,
-    /// Request bodies that failed before their end (the sender aborted).
-    aborted: AtomicUsize,
-    /// Body bytes received, over all requests.
-    received: AtomicU64,
-}
-
-/// An upstream that counts bodies without storing them and generates large answers.
-struct StreamingUpstream {
-    addr: SocketAddr,
-    stats: Arc<Stats>,
-}
-
-impl StreamingUpstream {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let stats = Arc::new(Stats::default());
-        let app = Router::new()
-            .route("/count", post(count))
-            .route("/download/{bytes}", get(download))
-            .route("/hello", get(hello))
-            .with_state(stats.clone());
-        tokio::spawn(accept_loop(listener, app, stats.clone()));
-        Self { addr, stats }
-    }
-
-    fn connections(&self) -> usize {
-        self.stats.connections.load(Ordering::SeqCst)
-    }
-
-    fn requests(&self) -> usize {
-        self.stats.requests.load(Ordering::SeqCst)
-    }
-
-    fn completed(&self) -> usize {
-        self.stats.completed.load(Ordering::SeqCst)
-    }
-
-    fn received(&self) -> u64 {
-        self.stats.received.load(Ordering::SeqCst)
-    }
-
-    /// Routes to this upstream: `/stream` (2 GiB limit, long timeout) and `/small` (64 KiB).
-    fn routes(&self) -> String {
-        format!(
-            r#"
-[[routes]]
-prefix = "/stream"
-upstream = "http://{addr}"
-token = "none"
-strip_prefix = true
-timeout = "600s"
-max_request_body = 2147483648
-
-[[routes]]
-prefix = "/small"
-upstream = "http://{addr}"
-token = "none"
-strip_prefix = true
-max_request_body = {SMALL_LIMIT}
-"#,
-            addr = self.addr
-        )
-    }
-}
-
-/// Serves `app` on every accepted connection, counting them.
-async fn accept_loop(listener: TcpListener, app: Router, stats: Arc<Stats>) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            continue;
-        };
-        stats.connections.fetch_add(1, Ordering::SeqCst);
-        let service = TowerToHyperService::new(app.clone());
-        tokio::spawn(async move {
-            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-            let _ = builder
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
-        });
-    }
-}
-
-/// Reads the body to its end, counting; answers the count.
-async fn count(State(stats): State<Arc<Stats>>, body: Body) -> (StatusCode, String) {
-    stats.requests.fetch_add(1, Ordering::SeqCst);
-    let mut frames = body.into_data_stream();
-    let mut total = 0u64;
-    while let Some(chunk) = frames.next().await {
-        match chunk {
-            Ok(chunk) => {
-                total += chunk.len() as u64;
-                stats
-                    .received
-                    .fetch_add(chunk.len() as u64, Ordering::SeqCst);
-            }
-            Err(_) => {
-                stats.aborted.fetch_add(1, Ordering::SeqCst);
-                return (StatusCode::BAD_REQUEST, total.to_string());
-            }
-        }
-    }
-    stats.completed.fetch_add(1, Ordering::SeqCst);
-    (StatusCode::OK, total.to_string())
-}
-
-/// `bytes` generated bytes, streamed in [`CHUNK`]s, with their `Content-Length`.
-async fn download(State(stats): State<Arc<Stats>>, Path(bytes): Path<u64>) -> Response {
-    stats.requests.fetch_add(1, Ordering::SeqCst);
-    (
-        [(header::CONTENT_LENGTH, bytes.to_string())],
-        Body::from_stream(generated(bytes, b'd').map(Ok::<_, Infallible>)),
-    )
-        .into_response()
-}
-
-async fn hello(State(stats): State<Arc<Stats>>) -> &'static str {
-    stats.requests.fetch_add(1, Ordering::SeqCst);
-    "hello"
-}
-
-/// `total` bytes of `fill` as a stream of [`CHUNK`]-sized slices of one shared buffer.
-fn generated(total: u64, fill: u8) -> impl Stream<Item = Bytes> + Send + 'static {
-    let chunk = Bytes::from(vec![fill; CHUNK]);
-    stream::unfold(total, move |left| {
-        let chunk = chunk.clone();
-        async move {
-            if left == 0 {
-                return None;
-            }
-            let len = usize::try_from(left.min(CHUNK as u64)).expect("at most CHUNK");
-            Some((chunk.slice(..len), left - len as u64))
-        }
-    })
-}
-
-/// A streamed request body of `total` bytes, sent chunked (no `Content-Length`).
-fn upload(total: u64) -> reqwest::Body {
-    reqwest::Body::wrap_stream(generated(total, b'u').map(Ok::<_, Infallible>))
-}
 
 // ---------------------------------------------------------------------------------------------
 // Harness
@@ -309,53 +143,6 @@ fn response_complete(answer: &[u8]) -> bool {
         })
         .unwrap_or(0);
     body.len() >= length
-}
-
-/// This process's resident set size, from `/proc/self/status`.
-fn rss_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    status
-        .lines()
-        .find_map(|line| line.strip_prefix("VmRSS:"))
-        .and_then(|rest| rest.trim().strip_suffix("kB"))
-        .and_then(|kb| kb.trim().parse::<u64>().ok())
-        .map(|kb| kb * 1024)
-        .expect("VmRSS in kB")
-}
-
-/// Samples the RSS on a thread of its own (every 10 ms) and keeps the highest value seen.
-struct RssPeak {
-    stop: Arc<AtomicBool>,
-    peak: Arc<AtomicU64>,
-    thread: std::thread::JoinHandle<()>,
-}
-
-impl RssPeak {
-    fn start() -> Self {
-        let stop = Arc::new(AtomicBool::new(false));
-        let peak = Arc::new(AtomicU64::new(rss_bytes()));
-        let thread = std::thread::spawn({
-            let stop = stop.clone();
-            let peak = peak.clone();
-            move || {
-                while !stop.load(Ordering::SeqCst) {
-                    peak.fetch_max(rss_bytes(), Ordering::SeqCst);
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-            }
-        });
-        Self { stop, peak, thread }
-    }
-
-    fn finish(self) -> u64 {
-        self.stop.store(true, Ordering::SeqCst);
-        self.thread.join().expect("sampler");
-        self.peak.load(Ordering::SeqCst).max(rss_bytes())
-    }
-}
-
-fn mib(bytes: u64) -> f64 {
-    bytes as f64 / f64::from(1 << 20)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -642,51 +429,14 @@ async fn a_gibibyte_streams_up_and_down_with_flat_memory() {
     let upstream = StreamingUpstream::start().await;
     let ward = start(&upstream).await;
     let client = http1();
-
-    // Warm up: connections, pools and buffers exist before the baseline is taken.
-    let (status, _, body) =
-        send(client.post(ward.url("/stream/count")).body(upload(8 << 20))).await;
-    assert_eq!((status, body.as_str()), (200, "8388608"));
-    let response = client
-        .get(ward.url("/stream/download/8388608"))
-        .send()
-        .await
-        .expect("download");
-    assert_eq!(response.bytes().await.expect("body").len(), 8 << 20);
+    warm_up(&client, &ward).await;
 
     let baseline = rss_bytes();
     let sampler = RssPeak::start();
-
-    let started = Instant::now();
-    let (status, _, body) = send(
-        client
-            .post(ward.url("/stream/count"))
-            .body(upload(STREAM_BYTES)),
-    )
-    .await;
-    let up = started.elapsed();
-    assert_eq!(status, 200, "{body}");
-    assert_eq!(
-        body,
-        STREAM_BYTES.to_string(),
-        "every byte arrived upstream"
-    );
-
-    let started = Instant::now();
-    let mut response = client
-        .get(ward.url(&format!("/stream/download/{STREAM_BYTES}")))
-        .send()
-        .await
-        .expect("download");
-    assert_eq!(response.status(), 200);
-    let mut received = 0u64;
-    while let Some(chunk) = response.chunk().await.expect("a chunk") {
-        received += chunk.len() as u64;
-    }
-    let down = started.elapsed();
-    assert_eq!(received, STREAM_BYTES, "every byte arrived at the browser");
-
+    let up = stream_up(&client, &ward).await;
+    let down = stream_down(&client, &ward).await;
     let peak = sampler.finish();
+
     let after = rss_bytes();
     let growth = peak.saturating_sub(baseline);
     eprintln!(
@@ -705,6 +455,56 @@ async fn a_gibibyte_streams_up_and_down_with_flat_memory() {
         "memory grew by {:.1} MiB while streaming",
         mib(growth)
     );
+}
+
+/// Connections, pools and buffers exist before the baseline is taken: 8 MiB up and down.
+async fn warm_up(client: &reqwest::Client, ward: &Ward) {
+    let (status, _, body) =
+        send(client.post(ward.url("/stream/count")).body(upload(8 << 20))).await;
+    assert_eq!((status, body.as_str()), (200, "8388608"));
+    let response = client
+        .get(ward.url("/stream/download/8388608"))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.bytes().await.expect("body").len(), 8 << 20);
+}
+
+/// Streams [`STREAM_BYTES`] up; how long until the upstream counted every byte.
+async fn stream_up(client: &reqwest::Client, ward: &Ward) -> Duration {
+    let started = Instant::now();
+    let (status, _, body) = send(
+        client
+            .post(ward.url("/stream/count"))
+            .body(upload(STREAM_BYTES)),
+    )
+    .await;
+    let up = started.elapsed();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        body,
+        STREAM_BYTES.to_string(),
+        "every byte arrived upstream"
+    );
+    up
+}
+
+/// Streams [`STREAM_BYTES`] down, counting without keeping; how long until the last byte.
+async fn stream_down(client: &reqwest::Client, ward: &Ward) -> Duration {
+    let started = Instant::now();
+    let mut response = client
+        .get(ward.url(&format!("/stream/download/{STREAM_BYTES}")))
+        .send()
+        .await
+        .expect("download");
+    assert_eq!(response.status(), 200);
+    let mut received = 0u64;
+    while let Some(chunk) = response.chunk().await.expect("a chunk") {
+        received += chunk.len() as u64;
+    }
+    let down = started.elapsed();
+    assert_eq!(received, STREAM_BYTES, "every byte arrived at the browser");
+    down
 }
 
 // ---------------------------------------------------------------------------------------------

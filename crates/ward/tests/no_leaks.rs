@@ -5,12 +5,15 @@
 //! The only test in this binary: it installs the process-wide subscriber.
 
 mod common;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use std::io::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use common::{Options, TEST_KEY, Ward};
 use reqwest::Method;
+use secrets::{Secret, WalkedLogin, id_token_hint, last_bearer, leaked, param};
 use serde_json::Value;
 use tracing_subscriber::fmt::MakeWriter;
 use ward::config::{LogFormat, TelemetryConfig};
@@ -52,38 +55,6 @@ impl<'a> MakeWriter<'a> for Capture {
     }
 }
 
-/// A secret the test learned, by name (the name, never the value, goes into failure messages).
-struct Secret {
-    name: &'static str,
-    value: String,
-}
-
-/// The strings whose presence means `secret` leaked: the whole value and, for long values,
-/// its first and last 16 characters (a truncated or partly formatted copy is a leak too). For
-/// a JWT, its claims and signature segments (the header is the same for every token).
-fn needles(secret: &Secret) -> Vec<String> {
-    let value = &secret.value;
-    let mut out = vec![value.clone()];
-    let segments: Vec<&str> = value.split('.').collect();
-    if value.starts_with("eyJ") && segments.len() == 3 {
-        out.extend(segments[1..].iter().map(|s| (*s).to_owned()));
-    } else if value.len() >= 32 {
-        let chars: Vec<char> = value.chars().collect();
-        out.push(chars[..16].iter().collect());
-        out.push(chars[chars.len() - 16..].iter().collect());
-    }
-    out
-}
-
-/// The names of the secrets found in `haystack`.
-fn leaked<'s>(haystack: &str, secrets: &'s [Secret]) -> Vec<&'s str> {
-    secrets
-        .iter()
-        .filter(|s| needles(s).iter().any(|n| haystack.contains(n.as_str())))
-        .map(|s| s.name)
-        .collect()
-}
-
 /// A body Ward sent, with the secrets it may legitimately carry.
 struct Body {
     what: &'static str,
@@ -113,14 +84,57 @@ impl Seen {
 /// Index of the upstream's echo among the bodies.
 const ECHO: usize = 3;
 
-fn param(reply: &Reply, name: &str) -> String {
-    reply
-        .location_param(name)
-        .unwrap_or_else(|| panic!("no {name} in the redirect"))
-}
-
 #[tokio::test]
 async fn a_whole_session_logs_every_step_and_no_secret() {
+    let capture = install_the_json_subscriber();
+    let ward = Ward::start_with(Options {
+        extra_toml: "[logout]\nid_token_hint = true\n".into(),
+        ..Default::default()
+    })
+    .await;
+    let mut seen = Seen::default();
+    let browser = Browser::new().unwrap();
+
+    let login = WalkedLogin::walk(&browser, &ward.origin, "alice", String::new).await;
+    seen.note("login", &login.start, &[]);
+    assert_eq!(param(&login.back, "state"), login.state);
+    seen.note("callback", &login.callback, &[]);
+    let csrf = read_the_user(&ward, &browser, &mut seen).await;
+    let access_token = call_the_api(&ward, &browser, &mut seen).await;
+    be_refused_without_the_token(&ward, &browser, &mut seen).await;
+    let id_token = log_out(&ward, &browser, &csrf, &mut seen).await;
+
+    let secrets = login
+        .with(csrf, access_token, id_token)
+        .named_with_configured(TEST_KEY);
+    for secret in &secrets {
+        assert!(
+            secret.value.len() >= 10,
+            "{} too short to search",
+            secret.name
+        );
+    }
+    assert_each_body_holds_only_what_it_may(&seen, &secrets);
+
+    drop(ward);
+    let log = capture.text();
+    let found = leaked(&log, &secrets);
+    assert!(found.is_empty(), "the log holds: {found:?}");
+    assert!(!log.contains("eyJ"), "the log holds something JWT-shaped");
+    assert!(
+        !log.to_ascii_lowercase().contains("bearer "),
+        "the log holds an Authorization value"
+    );
+    let lines: Vec<Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
+        .collect();
+    assert_each_step_has_its_event(&lines);
+    assert_one_access_line_per_request(&lines, &seen);
+}
+
+/// Ward's JSON subscriber at `debug`, writing into the returned capture.
+fn install_the_json_subscriber() -> Capture {
     let capture = Capture::default();
     ward::telemetry::init(
         &TelemetryConfig {
@@ -130,61 +144,34 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
         capture.clone(),
     )
     .expect("install the log subscriber");
+    capture
+}
 
-    let ward = Ward::start_with(Options {
-        extra_toml: "[logout]\nid_token_hint = true\n".into(),
-        ..Default::default()
-    })
-    .await;
-    let mut seen = Seen::default();
-    let browser = Browser::new().unwrap();
-
-    let start = browser
-        .get(ward.url("/bff/login?returnUrl=/app"))
-        .await
-        .unwrap();
-    assert_eq!(start.status, 302);
-    seen.note("login", &start, &[]);
-    let login_state = param(&start, "state");
-    let nonce = param(&start, "nonce");
-    let binding = browser
-        .cookie("localhost", "__Host-ward-tx")
-        .expect("login binding cookie");
-
-    let back = browser
-        .login_at_idp(start.location().unwrap(), "alice")
-        .await
-        .unwrap();
-    let code = param(&back, "code");
-    assert_eq!(param(&back, "state"), login_state);
-    let callback = browser.follow(&back).await.unwrap();
-    assert_eq!(callback.status, 302, "{}", callback.text());
-    seen.note("callback", &callback, &[]);
-    let session_cookie = browser
-        .cookie("localhost", "__Host-ward")
-        .expect("session cookie");
-
+/// `GET /bff/user`; the session's CSRF token.
+async fn read_the_user(ward: &Ward, browser: &Browser, seen: &mut Seen) -> String {
     let me = browser.get(ward.url("/bff/user")).await.unwrap();
     assert_eq!(me.status, 200);
     seen.note("user", &me, &["CSRF token"]);
-    let csrf = me.json().unwrap()["csrfToken"]
+    me.json().unwrap()["csrfToken"]
         .as_str()
         .expect("csrfToken")
-        .to_owned();
+        .to_owned()
+}
 
+/// `GET /api/orders?page=1`; the access token the upstream received.
+async fn call_the_api(ward: &Ward, browser: &Browser, seen: &mut Seen) -> String {
     let api = browser.get(ward.url("/api/orders?page=1")).await.unwrap();
     assert_eq!(api.status, 200);
     // The echo upstream describes the request it received, bearer included: its body is the
     // API's content passed through, not something Ward wrote.
     assert_eq!(seen.bodies.len(), ECHO);
     seen.note("api (upstream's echo)", &api, &["access token"]);
-    let access_token = ward
-        .upstream
-        .last()
-        .and_then(|r| r.header("authorization").map(str::to_owned))
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-        .expect("the upstream received a bearer token");
+    last_bearer(&ward.upstream)
+}
 
+/// An API POST and a logout, each without the right CSRF token: both refused, nothing
+/// forwarded.
+async fn be_refused_without_the_token(ward: &Ward, browser: &Browser, seen: &mut Seen) {
     let refused = browser
         .request(Method::POST, ward.url("/api/orders"))
         .body("{}")
@@ -206,108 +193,46 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
         1,
         "the POST was not forwarded"
     );
+}
 
+/// Logs out with `csrf`, then finds the session gone; the ID token of the logout URL.
+async fn log_out(ward: &Ward, browser: &Browser, csrf: &str, seen: &mut Seen) -> String {
     let logout = browser
         .post(ward.url("/bff/logout"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .unwrap();
     assert_eq!(logout.status, 200);
     // `[logout] id_token_hint = true`: the logout URL carries the ID token, by configuration.
     seen.note("logout", &logout, &["ID token"]);
-    let logout_url =
-        url::Url::parse(logout.json().unwrap()["logoutUrl"].as_str().unwrap()).unwrap();
-    let id_token = logout_url
-        .query_pairs()
-        .find(|(k, _)| k == "id_token_hint")
-        .map(|(_, v)| v.into_owned())
-        .expect("id_token_hint");
+    let id_token = id_token_hint(&logout);
 
     let after = browser.get(ward.url("/bff/user")).await.unwrap();
     assert_eq!(after.status, 401);
     seen.note("user after logout", &after, &[]);
+    id_token
+}
 
-    let key_material = TEST_KEY.split_once(':').unwrap().1.to_owned();
-    let secrets = [
-        Secret {
-            name: "session cookie",
-            value: session_cookie,
-        },
-        Secret {
-            name: "login binding cookie",
-            value: binding,
-        },
-        Secret {
-            name: "CSRF token",
-            value: csrf,
-        },
-        Secret {
-            name: "authorization code",
-            value: code,
-        },
-        Secret {
-            name: "state",
-            value: login_state,
-        },
-        Secret {
-            name: "nonce",
-            value: nonce,
-        },
-        Secret {
-            name: "access token",
-            value: access_token,
-        },
-        Secret {
-            name: "ID token",
-            value: id_token,
-        },
-        Secret {
-            name: "client secret",
-            value: "bff-secret".to_owned(),
-        },
-        Secret {
-            name: "encryption key",
-            value: key_material,
-        },
-    ];
-    for secret in &secrets {
-        assert!(
-            secret.value.len() >= 10,
-            "{} too short to search",
-            secret.name
-        );
-    }
-
-    // The search itself works: the upstream's echo holds the bearer token.
+/// No body Ward wrote holds a secret it may not; the search itself works: the upstream's
+/// echo holds the bearer token.
+fn assert_each_body_holds_only_what_it_may(seen: &Seen, secrets: &[Secret]) {
     assert_eq!(
-        leaked(&seen.bodies[ECHO].text, &secrets),
+        leaked(&seen.bodies[ECHO].text, secrets),
         ["access token"],
         "the echo body should show the bearer (and only it)"
     );
-
     for body in &seen.bodies {
-        let found: Vec<_> = leaked(&body.text, &secrets)
+        let found: Vec<_> = leaked(&body.text, secrets)
             .into_iter()
             .filter(|name| !body.may_hold.contains(name))
             .collect();
         assert!(found.is_empty(), "{} body holds: {found:?}", body.what);
     }
+}
 
-    drop(ward);
-    let log = capture.text();
-    let found = leaked(&log, &secrets);
-    assert!(found.is_empty(), "the log holds: {found:?}");
-    assert!(!log.contains("eyJ"), "the log holds something JWT-shaped");
-    assert!(
-        !log.to_ascii_lowercase().contains("bearer "),
-        "the log holds an Authorization value"
-    );
-
-    let lines: Vec<Value> = log
-        .lines()
-        .map(|line| serde_json::from_str(line).unwrap_or_else(|_| panic!("not JSON: {line}")))
-        .collect();
+/// Each security step left its event; login names the session by a short hash prefix.
+fn assert_each_step_has_its_event(lines: &[Value]) {
     for event in [
         "login_started",
         "login_succeeded",
@@ -324,6 +249,20 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
         .filter(|l| l["event"] == "csrf_rejected")
         .count();
     assert_eq!(csrf_events, 2, "one csrf_rejected per refusal");
+    let sessions: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["event"] == "login_succeeded")
+        .filter_map(|l| l["session"].as_str())
+        .collect();
+    assert!(
+        matches!(sessions.as_slice(), [id] if id.len() == 8),
+        "login_succeeded names the session by a short hash prefix"
+    );
+}
+
+/// One access line per request, in order, each with its trace id and, where a session was
+/// acted on, the session.
+fn assert_one_access_line_per_request(lines: &[Value], seen: &Seen) {
     let access: Vec<(String, u16)> = lines
         .iter()
         .filter(|l| l["target"] == "ward::access")
@@ -357,13 +296,4 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
             );
         }
     }
-    let sessions: Vec<&str> = lines
-        .iter()
-        .filter(|l| l["event"] == "login_succeeded")
-        .filter_map(|l| l["session"].as_str())
-        .collect();
-    assert!(
-        matches!(sessions.as_slice(), [id] if id.len() == 8),
-        "login_succeeded names the session by a short hash prefix"
-    );
 }

@@ -3,10 +3,13 @@
 //! without logging anyone out until the old key is retired.
 
 mod common;
+#[path = "support/secrets.rs"]
+mod secrets;
 
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::{Options, TEST_KEY, Ward};
+use secrets::{id_token_hint, last_bearer};
 use ward::secret::SecretString;
 use ward::session::keyring::KeyRing;
 use ward::session::seal::Sealer;
@@ -61,57 +64,15 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 async fn database_file_holds_no_token_identifier_or_cookie_in_clear() {
     let data = tempfile::tempdir().unwrap();
     let ward = embedded(data.path(), &[TEST_KEY], "[logout]\nid_token_hint = true\n").await;
-    let (alice, me) = ward.logged_in("alice").await;
-    let csrf = me["csrfToken"].as_str().unwrap().to_owned();
-    let sub = me["sub"].as_str().unwrap().to_owned();
-    assert_eq!(sub, "alice");
-    let cookie = alice.cookie("localhost", "__Host-ward").unwrap();
-    for path in ["/api/one", "/api/two"] {
-        let reply = alice.get(ward.url(path)).await.unwrap();
-        assert_eq!(reply.status, 200);
-    }
-    let posted = alice
-        .post(ward.url("/api/three"))
-        .header("x-csrf-token", &csrf)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status, 200, "a CSRF-protected call goes through");
-    let access_token = ward
-        .upstream
-        .last()
-        .and_then(|r| r.header("authorization").map(str::to_owned))
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-        .expect("bearer token");
-
-    // A second session, logged out: its ID token is learnable from the logout URL, and a
-    // record once written stays in the file's free pages until overwritten.
-    let (bob, bob_me) = ward.logged_in("bob").await;
-    let bob_cookie = bob.cookie("localhost", "__Host-ward").unwrap();
-    let bob_csrf = bob_me["csrfToken"].as_str().unwrap().to_owned();
-    let logout = bob
-        .post(ward.url("/bff/logout"))
-        .header("x-csrf-token", &bob_csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status, 200);
-    let logout_url =
-        url::Url::parse(logout.json().unwrap()["logoutUrl"].as_str().unwrap()).unwrap();
-    let bob_id_token = logout_url
-        .query_pairs()
-        .find(|(k, _)| k == "id_token_hint")
-        .map(|(_, v)| v.into_owned())
-        .expect("id_token_hint");
+    let (alice_browser, alice) = alice_calls_the_api(&ward).await;
+    let bob = bob_logs_in_and_out(&ward).await;
 
     let file = data.path().join("ward.db");
     // redb commits durably: the bytes on disk are what a copy of the file would hold now.
     let raw = std::fs::read(&file).expect("read the database file");
     assert!(raw.len() > 1024, "the file holds the records");
 
-    let (session_id, session_secret) = cookie_parts(&cookie);
-    let id_part = URL_SAFE_NO_PAD.encode(session_id);
+    let (session_id, session_secret) = cookie_parts(&alice.cookie);
     // The search works on the live data: alice's record is in the file, under a hash of her
     // session id.
     let key = session_key(&session_id);
@@ -129,33 +90,7 @@ async fn database_file_holds_no_token_identifier_or_cookie_in_clear() {
         contains(&raw, key.as_bytes()),
         "the file holds alice's record key"
     );
-    let jwt_parts: Vec<&str> = bob_id_token.split('.').collect();
-    let needles: Vec<(&str, Vec<u8>)> = vec![
-        ("access token", access_token.clone().into_bytes()),
-        ("bob's ID token claims", jwt_parts[1].as_bytes().to_vec()),
-        ("bob's ID token signature", jwt_parts[2].as_bytes().to_vec()),
-        ("a JWT header", b"eyJhbGciOi".to_vec()),
-        ("user name", b"alice".to_vec()),
-        ("bob's e-mail", b"bob@example.test".to_vec()),
-        ("bob's display name", b"Test bob".to_vec()),
-        ("e-mail", b"alice@example.test".to_vec()),
-        ("display name", b"Test alice".to_vec()),
-        ("sub", sub.clone().into_bytes()),
-        ("session cookie", cookie.clone().into_bytes()),
-        ("bob's session cookie", bob_cookie.into_bytes()),
-        ("session id (base64url)", id_part.into_bytes()),
-        ("session id (raw)", session_id.to_vec()),
-        ("per-session secret (raw)", session_secret.to_vec()),
-        ("CSRF token", csrf.into_bytes()),
-        ("bob's CSRF token", bob_csrf.into_bytes()),
-        ("client secret", b"bff-secret".to_vec()),
-        (
-            "server key",
-            URL_SAFE_NO_PAD
-                .decode(TEST_KEY.split_once(':').unwrap().1)
-                .unwrap(),
-        ),
-    ];
+    let needles = searched_for(&alice, &bob, &session_id, &session_secret);
     let found: Vec<&str> = needles
         .iter()
         .filter(|(_, needle)| contains(&raw, needle))
@@ -164,14 +99,117 @@ async fn database_file_holds_no_token_identifier_or_cookie_in_clear() {
     assert!(found.is_empty(), "readable in the store file: {found:?}");
 
     // The session is still usable: the file holds it, only sealed.
-    let me = alice.get(ward.url("/bff/user")).await.unwrap();
+    let me = alice_browser.get(ward.url("/bff/user")).await.unwrap();
     assert_eq!(me.status, 200);
     ward.stop().await;
     let raw = std::fs::read(&file).unwrap();
     assert!(
-        !contains(&raw, access_token.as_bytes()) && !contains(&raw, b"alice"),
+        !contains(&raw, alice.access_token.as_bytes()) && !contains(&raw, b"alice"),
         "nothing readable after a clean shutdown either"
     );
+}
+
+/// What alice's session handed the test.
+struct Alice {
+    cookie: String,
+    csrf: String,
+    sub: String,
+    access_token: String,
+}
+
+/// Alice logs in and calls the API twice safely and once with her CSRF token.
+async fn alice_calls_the_api(ward: &Ward) -> (Browser, Alice) {
+    let (alice, me) = ward.logged_in("alice").await;
+    let csrf = me["csrfToken"].as_str().unwrap().to_owned();
+    let sub = me["sub"].as_str().unwrap().to_owned();
+    assert_eq!(sub, "alice");
+    let cookie = alice.cookie("localhost", "__Host-ward").unwrap();
+    for path in ["/api/one", "/api/two"] {
+        let reply = alice.get(ward.url(path)).await.unwrap();
+        assert_eq!(reply.status, 200);
+    }
+    let posted = alice
+        .post(ward.url("/api/three"))
+        .header("x-csrf-token", &csrf)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status, 200, "a CSRF-protected call goes through");
+    let access_token = last_bearer(&ward.upstream);
+    let secrets = Alice {
+        cookie,
+        csrf,
+        sub,
+        access_token,
+    };
+    (alice, secrets)
+}
+
+/// What bob's session, logged out, handed the test.
+struct Bob {
+    cookie: String,
+    csrf: String,
+    id_token: String,
+}
+
+/// A second session, logged out: its ID token is learnable from the logout URL, and a record
+/// once written stays in the file's free pages until overwritten.
+async fn bob_logs_in_and_out(ward: &Ward) -> Bob {
+    let (bob, bob_me) = ward.logged_in("bob").await;
+    let cookie = bob.cookie("localhost", "__Host-ward").unwrap();
+    let csrf = bob_me["csrfToken"].as_str().unwrap().to_owned();
+    let logout = bob
+        .post(ward.url("/bff/logout"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status, 200);
+    Bob {
+        cookie,
+        csrf,
+        id_token: id_token_hint(&logout),
+    }
+}
+
+/// Everything that must not be readable in the file, by name.
+fn searched_for(
+    alice: &Alice,
+    bob: &Bob,
+    session_id: &[u8; 32],
+    session_secret: &[u8; 32],
+) -> Vec<(&'static str, Vec<u8>)> {
+    let jwt_parts: Vec<&str> = bob.id_token.split('.').collect();
+    vec![
+        ("access token", alice.access_token.clone().into_bytes()),
+        ("bob's ID token claims", jwt_parts[1].as_bytes().to_vec()),
+        ("bob's ID token signature", jwt_parts[2].as_bytes().to_vec()),
+        ("a JWT header", b"eyJhbGciOi".to_vec()),
+        ("user name", b"alice".to_vec()),
+        ("bob's e-mail", b"bob@example.test".to_vec()),
+        ("bob's display name", b"Test bob".to_vec()),
+        ("e-mail", b"alice@example.test".to_vec()),
+        ("display name", b"Test alice".to_vec()),
+        ("sub", alice.sub.clone().into_bytes()),
+        ("session cookie", alice.cookie.clone().into_bytes()),
+        ("bob's session cookie", bob.cookie.clone().into_bytes()),
+        (
+            "session id (base64url)",
+            URL_SAFE_NO_PAD.encode(session_id).into_bytes(),
+        ),
+        ("session id (raw)", session_id.to_vec()),
+        ("per-session secret (raw)", session_secret.to_vec()),
+        ("CSRF token", alice.csrf.clone().into_bytes()),
+        ("bob's CSRF token", bob.csrf.clone().into_bytes()),
+        ("client secret", b"bff-secret".to_vec()),
+        (
+            "server key",
+            URL_SAFE_NO_PAD
+                .decode(TEST_KEY.split_once(':').unwrap().1)
+                .unwrap(),
+        ),
+    ]
 }
 
 #[tokio::test]

@@ -3,8 +3,10 @@
 
 #![allow(dead_code)] // each test binary uses a different part of the harness
 
+pub mod csrf;
 pub mod flaky;
 pub mod logout_tokens;
+pub mod upstream;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
