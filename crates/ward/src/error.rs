@@ -42,6 +42,9 @@ pub enum ApiError {
     /// 413: request body too large.
     #[error("payload too large")]
     PayloadTooLarge,
+    /// Too many requests (or pending logins) from one client or session (429).
+    #[error("too many requests")]
+    RateLimited,
     /// 414: the request target is longer than Ward reads.
     #[error("URI too long")]
     UriTooLong,
@@ -75,6 +78,7 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
@@ -96,6 +100,7 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
             Self::UpstreamUnavailable => "upstream_unavailable",
@@ -111,10 +116,19 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
         crate::security::headers::apply(response.headers_mut());
-        if self == Self::StoreUnavailable {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match self {
+            Self::StoreUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            // A caller that knows when the client may try again replaces this default.
+            Self::RateLimited => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+            }
+            _ => {}
         }
         response
     }

@@ -89,11 +89,7 @@ async fn pending_login(
         tracing::info!(event = "login_rejected", reason = "no_login_binding");
         return Ok(None);
     };
-    let tx = state.sessions.finish_login(&binding, tx_state).await?;
-    if tx.is_none() {
-        tracing::info!(event = "login_rejected", reason = "unknown_state");
-    }
-    Ok(tx)
+    Ok(state.sessions.finish_login(&binding, tx_state).await?)
 }
 
 /// With a valid state: the issuer, the code exchange, a new session and the redirect home.

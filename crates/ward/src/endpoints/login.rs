@@ -1,6 +1,8 @@
 //! `GET /bff/login`: start a login transaction and send the browser to the IdP (SPEC §1 step 2).
 
-use axum::extract::{Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -8,8 +10,9 @@ use serde::Deserialize;
 use crate::config::TokenMode;
 use crate::cookie_header;
 use crate::error::ApiError;
-use crate::security::return_url;
+use crate::security::{client_ip, return_url};
 use crate::session::cookie::LoginBinding;
+use crate::session::manager::TooManyPendingLogins;
 use crate::session::record::LoginTransaction;
 use crate::state::SharedState;
 
@@ -27,6 +30,7 @@ pub struct LoginQuery {
 /// `302` to the IdP's authorization endpoint, or `400 invalid_return_url`.
 pub async fn login(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     query: Result<Query<LoginQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
@@ -58,7 +62,12 @@ pub async fn login(
         created_at: state.clock.now(),
         replaces: state.sessions.session_key(cookies.as_deref()),
     };
-    state.sessions.begin_login(&binding, &tx).await?;
+    let client = client_ip::client_ip(peer.ip(), &headers, state.config.server.trusted_proxy_hops);
+    match state.sessions.begin_login(&binding, client, &tx).await {
+        Ok(()) => {}
+        Err(TooManyPendingLogins::Refused) => return Err(ApiError::RateLimited),
+        Err(TooManyPendingLogins::Store(err)) => return Err(err.into()),
+    }
     tracing::info!(event = "login_started");
 
     let location = HeaderValue::try_from(request.url.as_str()).map_err(|_| ApiError::Internal)?;

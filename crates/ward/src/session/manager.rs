@@ -11,8 +11,8 @@ use http::HeaderValue;
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
 use super::cache::{OpenedCache, StoreKeys};
-use super::cookie::{self, CookieAttributes, LoginBinding, SessionCookie};
-use super::record::{LoginTransaction, SESSION_FORMAT, SessionData};
+use super::cookie::{self, CookieAttributes, SessionCookie};
+use super::record::{SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
 use super::seal::Sealer;
 use crate::oidc::TokenSet;
@@ -21,12 +21,11 @@ use crate::secret::{UnsendableBearer, bearer_value};
 
 /// Store namespace of sessions.
 const SESSION_NS: &str = "s";
-/// Store namespace of pending logins.
-const LOGIN_NS: &str = "t";
 /// Store namespace of the `jti`s of accepted back-channel logout tokens (replay cache).
 const LOGOUT_JTI_NS: &str = "j";
-/// How long a login may take at the IdP (SPEC §1: at most 10 minutes).
-pub const LOGIN_TTL: u64 = 600;
+pub use pending::{
+    LOGIN_TTL, MAX_PENDING_PER_BROWSER, MAX_PENDING_PER_CLIENT, TooManyPendingLogins,
+};
 /// The idle timer is written back at most this often, so reads do not turn into writes.
 const SLIDE_GRANULARITY: u64 = 60;
 
@@ -508,72 +507,6 @@ impl SessionManager {
         cookie::set_cookie(&self.settings.cookie_name, "", 0, &self.settings.cookie)
     }
 
-    /// The browser's login binding from its `Cookie` header, if well-formed.
-    pub fn login_binding(&self, cookie_header: Option<&str>) -> Option<LoginBinding> {
-        cookie::find(cookie_header?, &self.login_cookie_name).and_then(LoginBinding::parse)
-    }
-
-    /// `Set-Cookie` for the login binding (shared by parallel logins of one browser).
-    pub fn set_login_cookie(&self, binding: &LoginBinding) -> String {
-        cookie::set_cookie(
-            &self.login_cookie_name,
-            &binding.encode(),
-            LOGIN_TTL,
-            &self.login_cookie,
-        )
-    }
-
-    /// Stores a pending login, sealed under the browser's binding, keyed by a hash of `state`.
-    pub async fn begin_login(
-        &self,
-        binding: &LoginBinding,
-        tx: &LoginTransaction,
-    ) -> Result<(), StoreError> {
-        let key = self
-            .sealer
-            .store_key(LOGIN_NS, tx.state.expose().as_bytes());
-        let plaintext = serde_json::to_vec(tx).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
-        let record = Record {
-            value: self.sealer.seal(&key, binding.secret(), &plaintext),
-            expires_at: self.clock.now().saturating_add(LOGIN_TTL),
-            indexes: Vec::new(),
-            created_at: tx.created_at,
-            updated_at: tx.created_at,
-        };
-        self.store.put(&key, record).await
-    }
-
-    /// Consumes the pending login named by `state` if, and only if, this browser started it:
-    /// it must open under the browser's binding, and only one caller can take it.
-    pub async fn finish_login(
-        &self,
-        binding: &LoginBinding,
-        state: &str,
-    ) -> Result<Option<LoginTransaction>, StoreError> {
-        let key = self.sealer.store_key(LOGIN_NS, state.as_bytes());
-        let Some(sealed) = self.store.get(&key).await? else {
-            tracing::info!(event = "login_rejected", reason = "unknown_state");
-            return Ok(None);
-        };
-        // Open before taking: a browser that does not hold the binding cannot burn the
-        // transaction of the one that does.
-        let Ok(opened) = self.sealer.open(&key, binding.secret(), &sealed) else {
-            tracing::warn!(event = "login_rejected", reason = "foreign_browser");
-            return Ok(None);
-        };
-        if self.store.take(&key).await?.is_none() {
-            tracing::warn!(event = "login_rejected", reason = "replayed_state");
-            return Ok(None);
-        }
-        let Ok(tx) = serde_json::from_slice::<LoginTransaction>(&opened.plaintext) else {
-            return Ok(None);
-        };
-        if !tx.state.ct_eq(state) || tx.created_at.saturating_add(LOGIN_TTL) <= self.clock.now() {
-            return Ok(None);
-        }
-        Ok(Some(tx))
-    }
-
     /// Hooks of the token refresh: clock and in-process refresh state.
     pub(super) fn refresh_parts(&self) -> (&Arc<dyn Clock>, &RefreshFlights) {
         (&self.clock, &self.refreshes)
@@ -585,8 +518,9 @@ impl SessionManager {
     /// version is the record just written.
     async fn save(&self, session: &mut LoadedSession, write: Write) -> Result<bool, StoreError> {
         self.opened.remove(&session.key);
-        let plaintext =
-            serde_json::to_vec(&*session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?;
+        let plaintext = zeroize::Zeroizing::new(
+            serde_json::to_vec(&*session.data).map_err(|e| StoreError::Corrupt(Box::new(e)))?,
+        );
         let mut indexes = self.sealer.index_keys("sub", &session.data.sub);
         indexes.truncate(1);
         if let Some(sid) = &session.data.sid {
@@ -618,5 +552,6 @@ impl SessionManager {
     }
 }
 
+mod pending;
 #[cfg(test)]
 mod tests;

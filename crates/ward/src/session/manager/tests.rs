@@ -1,7 +1,9 @@
 //! Unit tests of the session manager.
 
 use super::*;
+use crate::session::cookie::LoginBinding;
 use crate::session::keyring::KeyRing;
+use crate::session::record::LoginTransaction;
 use ward_store::ManualClock;
 use ward_store::memory::MemoryStore;
 
@@ -147,4 +149,67 @@ async fn slide_writes_at_most_once_a_minute_and_extends_the_idle_expiry() {
     let reloaded = manager.load(Some(&cookie)).await.unwrap().unwrap();
     assert_eq!(reloaded.data.last_seen, clock.now());
     assert_eq!(manager.expires_at(&reloaded.data), clock.now() + 1800);
+}
+
+fn pending(state: &str, created_at: u64) -> LoginTransaction {
+    LoginTransaction {
+        v: 1,
+        state: SecretString::new(state),
+        nonce: SecretString::new("n"),
+        pkce_verifier: SecretString::new("v"),
+        return_url: "/".to_owned(),
+        replaces: None,
+        created_at,
+    }
+}
+
+const CLIENT: std::net::IpAddr = std::net::IpAddr::V4(std::net::Ipv4Addr::new(192, 0, 2, 7));
+
+#[tokio::test]
+async fn a_browser_past_its_pending_logins_loses_the_oldest_not_the_newest() {
+    let (manager, clock, _) = manager();
+    let binding = LoginBinding::generate();
+    for n in 0..=MAX_PENDING_PER_BROWSER {
+        let tx = pending(&format!("state-{n}"), clock.now());
+        manager.begin_login(&binding, CLIENT, &tx).await.unwrap();
+        clock.advance(1);
+    }
+    let oldest = manager.finish_login(&binding, "state-0").await.unwrap();
+    assert!(oldest.is_none(), "the oldest gave way");
+    for n in 1..=MAX_PENDING_PER_BROWSER {
+        let tx = manager.finish_login(&binding, &format!("state-{n}")).await;
+        assert!(tx.unwrap().is_some(), "state-{n} is still pending");
+    }
+}
+
+#[tokio::test]
+async fn a_client_address_past_its_pending_logins_is_refused_until_they_expire() {
+    let (manager, clock, store) = manager();
+    for n in 0..MAX_PENDING_PER_CLIENT {
+        let tx = pending(&format!("state-{n}"), clock.now());
+        let binding = LoginBinding::generate();
+        manager.begin_login(&binding, CLIENT, &tx).await.unwrap();
+    }
+    let binding = LoginBinding::generate();
+    let refused = manager
+        .begin_login(&binding, CLIENT, &pending("one-more", clock.now()))
+        .await;
+    assert!(matches!(refused, Err(TooManyPendingLogins::Refused)));
+    let other: std::net::IpAddr = "192.0.2.8".parse().unwrap();
+    let tx = pending("from-elsewhere", clock.now());
+    manager.begin_login(&binding, other, &tx).await.unwrap();
+
+    // Expired, they are swept, and the address may log in again.
+    clock.advance(LOGIN_TTL);
+    let swept = store.sweeper().unwrap().sweep_expired().await.unwrap();
+    assert_eq!(swept, MAX_PENDING_PER_CLIENT as u64 + 1);
+    let tx = pending("after-expiry", clock.now());
+    manager.begin_login(&binding, CLIENT, &tx).await.unwrap();
+    assert!(
+        manager
+            .finish_login(&binding, "after-expiry")
+            .await
+            .unwrap()
+            .is_some()
+    );
 }
