@@ -223,7 +223,12 @@ fn check_not_before(nbf: Option<&Value>, now: u64) -> Result<(), IdTokenError> {
 
 /// The JSON payload of a JWT whose signature openidconnect has already verified.
 fn payload(id_token: &CoreIdToken) -> Result<Map<String, Value>, IdTokenError> {
-    let compact = id_token.to_string();
+    payload_of(&id_token.to_string())
+}
+
+/// The claims of a compact JWT, decoded but not verified: for a token verified already (the
+/// login's ID token, kept sealed in the session) or about to be.
+pub(crate) fn payload_of(compact: &str) -> Result<Map<String, Value>, IdTokenError> {
     let encoded = compact.split('.').nth(1).ok_or(IdTokenError::Malformed)?;
     let bytes = URL_SAFE_NO_PAD
         .decode(encoded.trim_end_matches('='))

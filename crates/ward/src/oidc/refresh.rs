@@ -13,7 +13,11 @@ use openidconnect::core::CoreIdToken;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
 
 use super::endpoint::EndpointError;
-use super::id_token::{IdTokenError, VerifiedIdToken};
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use super::id_token::{IdTokenError, VerifiedIdToken, payload_of};
 use super::{OidcClient, OidcError};
 use crate::secret::SecretString;
 
@@ -37,6 +41,42 @@ pub enum RefreshedIdTokenError {
     /// `sub` differs from the session's (OpenID Connect Core §12.2).
     #[error("refreshed ID token names another subject")]
     SubjectChanged,
+    /// `aud` differs from the login's ID token (Core §12.2: "MUST be the same").
+    #[error("refreshed ID token names other audiences")]
+    AudienceChanged,
+    /// It carries a `nonce` other than the login's (Core §12.2: if present, "MUST be the same").
+    #[error("refreshed ID token carries another nonce")]
+    NonceChanged,
+}
+
+/// Core §12.2 beyond what every ID token is checked for: the refreshed token's `aud` is the
+/// login's, and a `nonce` in it is the login's. (`iat` is the new token's own issue time, so it
+/// is not held to any age, and an IdP may return the login's ID token itself.)
+fn same_login(refreshed: &str, original: &str) -> Result<(), RefreshedIdTokenError> {
+    let (Ok(refreshed), Ok(original)) = (payload_of(refreshed), payload_of(original)) else {
+        // Both were verified (the original at login): unreadable means nothing to compare.
+        return Ok(());
+    };
+    let audiences = |claims: &serde_json::Map<String, Value>| -> BTreeSet<String> {
+        match claims.get("aud") {
+            Some(Value::String(aud)) => BTreeSet::from([aud.clone()]),
+            Some(Value::Array(auds)) => auds
+                .iter()
+                .filter_map(Value::as_str)
+                .map(str::to_owned)
+                .collect(),
+            _ => BTreeSet::new(),
+        }
+    };
+    if audiences(&refreshed) != audiences(&original) {
+        return Err(RefreshedIdTokenError::AudienceChanged);
+    }
+    match refreshed.get("nonce") {
+        Some(nonce) if original.get("nonce") != Some(nonce) => {
+            Err(RefreshedIdTokenError::NonceChanged)
+        }
+        _ => Ok(()),
+    }
 }
 
 impl OidcError {
@@ -61,11 +101,14 @@ impl OidcError {
 
 impl OidcClient {
     /// Redeems `refresh_token` for new tokens. A returned ID token must validate (signature,
-    /// `iss`, `aud`, `azp`, `exp`, `iat`, `nbf`) and carry `sub`; a missing one is fine.
+    /// `iss`, `aud`, `azp`, `exp`, `nbf`), carry the session's `sub` and, as Core §12.2 asks,
+    /// the audiences (and nonce, if any) of `original`, the login's ID token; a missing one is
+    /// fine.
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
         sub: &str,
+        original: &SecretString,
     ) -> Result<RefreshedTokens, OidcError> {
         let token = RefreshToken::new(refresh_token.expose().to_owned());
         let response = self
@@ -86,6 +129,8 @@ impl OidcClient {
                         RefreshedIdTokenError::SubjectChanged,
                     )));
                 }
+                same_login(&id_token.to_string(), original.expose())
+                    .map_err(|err| OidcError::InvalidIdToken(Box::new(err)))?;
                 Some(SecretString::new(id_token.to_string()))
             }
             None => None,

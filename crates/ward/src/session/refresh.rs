@@ -71,11 +71,12 @@ pub const BACKOFF: u64 = 5;
 
 /// The one thing refresh needs from the IdP; [`OidcClient`] in production.
 pub(crate) trait Refresher: Sync {
-    /// Redeems `refresh_token` of the session of `sub`.
+    /// Redeems `refresh_token` of the session of `sub`, whose login's ID token is `original`.
     fn refresh(
         &self,
         refresh_token: &SecretString,
         sub: &str,
+        original: &SecretString,
     ) -> impl Future<Output = Result<RefreshedTokens, OidcError>> + Send;
 }
 
@@ -84,8 +85,9 @@ impl Refresher for OidcClient {
         &self,
         refresh_token: &SecretString,
         sub: &str,
+        original: &SecretString,
     ) -> impl Future<Output = Result<RefreshedTokens, OidcError>> + Send {
-        OidcClient::refresh(self, refresh_token, sub)
+        OidcClient::refresh(self, refresh_token, sub, original)
     }
 }
 
@@ -384,7 +386,7 @@ impl SessionManager {
         };
         let attempt = tokio::time::timeout(
             REFRESH_DEADLINE,
-            refresher.refresh(&refresh_token, &current.data.sub),
+            refresher.refresh(&refresh_token, &current.data.sub, &current.data.id_token),
         )
         .await;
         match attempt {

@@ -13,9 +13,13 @@ async fn logged_in(idp: &Idp, client: &OidcClient) -> String {
     id_token
 }
 
-async fn refresh(client: &OidcClient) -> Result<RefreshedTokens, OidcError> {
+async fn refresh(client: &OidcClient, original: &str) -> Result<RefreshedTokens, OidcError> {
     client
-        .refresh(&SecretString::new("opaque-refresh-token"), "alice")
+        .refresh(
+            &SecretString::new("opaque-refresh-token"),
+            "alice",
+            &SecretString::new(original),
+        )
         .await
 }
 
@@ -29,7 +33,7 @@ async fn refresh_answer_carrying_the_original_id_token_keeps_the_session() {
     // `exp` still ahead): valid by §12.2, so the refresh succeeds.
     idp.clock.advance(20 * 60);
     idp.issue(original.clone());
-    let tokens = refresh(&client)
+    let tokens = refresh(&client, &original)
         .await
         .expect("the original ID token is fine");
     assert_eq!(
@@ -45,14 +49,18 @@ async fn refreshed_id_token_must_still_be_unexpired_for_this_subject() {
     let original = logged_in(&idp, &client).await;
 
     idp.clock.advance(3600 + CLOCK_SKEW_FOR_TESTS);
-    idp.issue(original);
-    let err = refresh(&client).await.expect_err("expired ID token");
+    idp.issue(original.clone());
+    let err = refresh(&client, &original)
+        .await
+        .expect_err("expired ID token");
     assert!(err.ends_session(), "{err}");
 
     let mut claims = idp.claims();
     claims["sub"] = json!("mallory");
     idp.issue(jwt(&rs256("idp-key"), &claims, &KEYS[0]));
-    let err = refresh(&client).await.expect_err("another subject");
+    let err = refresh(&client, &original)
+        .await
+        .expect_err("another subject");
     assert!(err.ends_session(), "{err}");
 }
 
@@ -60,13 +68,56 @@ async fn refreshed_id_token_must_still_be_unexpired_for_this_subject() {
 async fn refreshed_id_token_issued_in_the_future_is_refused() {
     let idp = Idp::start(json!({})).await;
     let client = idp.client().await;
-    logged_in(&idp, &client).await;
+    let original = logged_in(&idp, &client).await;
 
     let mut claims = idp.claims();
     claims["iat"] = json!(NOW + 3600);
     claims["exp"] = json!(NOW + 7200);
     idp.issue(jwt(&rs256("idp-key"), &claims, &KEYS[0]));
-    let err = refresh(&client).await.expect_err("iat in the future");
+    let err = refresh(&client, &original)
+        .await
+        .expect_err("iat in the future");
+    assert!(err.ends_session(), "{err}");
+}
+
+#[tokio::test]
+async fn refreshed_id_token_must_keep_the_logins_audiences_and_nonce() {
+    let idp = Idp::start(json!({})).await;
+    let client = idp.client().await;
+    let original = logged_in(&idp, &client).await;
+    let fresh = |change: &dyn Fn(&mut serde_json::Value)| {
+        let mut claims = idp.claims();
+        claims["exp"] = json!(NOW + 3600);
+        change(&mut claims);
+        jwt(&rs256("idp-key"), &claims, &KEYS[0])
+    };
+
+    // A new ID token of the same login (new iat, no nonce) is fine; so is the login's nonce.
+    idp.issue(fresh(&|c| {
+        c.as_object_mut().unwrap().remove("nonce");
+    }));
+    refresh(&client, &original)
+        .await
+        .expect("same login, no nonce");
+    let login_nonce = idp.claims()["nonce"].clone();
+    idp.issue(fresh(&|c| c["nonce"] = login_nonce.clone()));
+    refresh(&client, &original)
+        .await
+        .expect("same login, its nonce");
+
+    idp.issue(fresh(&|c| c["nonce"] = json!("another-nonce")));
+    let err = refresh(&client, &original)
+        .await
+        .expect_err("nonce changed");
+    assert!(err.ends_session(), "{err}");
+
+    idp.issue(fresh(&|c| {
+        c["aud"] = json!([c["aud"].clone(), "another-client"]);
+        c["azp"] = c["aud"][0].clone();
+    }));
+    let err = refresh(&client, &original)
+        .await
+        .expect_err("audiences changed");
     assert!(err.ends_session(), "{err}");
 }
 

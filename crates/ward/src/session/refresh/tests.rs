@@ -60,6 +60,7 @@ impl Refresher for FakeIdp {
         &self,
         refresh_token: &SecretString,
         sub: &str,
+        _original: &SecretString,
     ) -> Result<RefreshedTokens, OidcError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let _open = self.gate.read().await;
