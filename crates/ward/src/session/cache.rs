@@ -9,16 +9,16 @@
 //! - **Only for the cookie that opened it.** An entry keeps the cookie secret that opened it and
 //!   is used only when the request's secret is equal (compared in constant time): knowing a
 //!   session id alone reads nothing, as with the sealed record.
-//! - **Short-lived and bounded.** Entries live [`TTL`]; at most [`CAPACITY`] are kept, expired
-//!   ones are dropped at least once per `TTL` on insert, and a full cache evicts an arbitrary
-//!   entry. This instance's own writes and deletes remove the entry at once.
+//! - **Short-lived and bounded.** Entries are served for [`TTL`]; at most [`CAPACITY`] are
+//!   kept (`quick_cache`, which evicts by its S3-FIFO policy when full). This instance's own
+//!   writes and deletes remove the entry at once.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use subtle::ConstantTimeEq;
+use zeroize::Zeroizing;
 
 use super::record::SessionData;
 
@@ -28,24 +28,25 @@ pub const TTL: Duration = Duration::from_secs(1);
 pub const CAPACITY: usize = 10_000;
 
 /// Opened sessions by store key.
-#[derive(Default)]
 pub struct OpenedCache {
-    inner: Mutex<Inner>,
-}
-
-#[derive(Default)]
-struct Inner {
-    entries: HashMap<String, Entry>,
-    last_purge: Option<Instant>,
+    entries: quick_cache::sync::Cache<String, Arc<Entry>>,
 }
 
 struct Entry {
     sealed: Vec<u8>,
-    secret: [u8; 32],
+    secret: Zeroizing<[u8; 32]>,
     data: Arc<SessionData>,
     /// `Authorization` value of the access token, prepared once (`None`: unsendable).
     bearer: Option<HeaderValue>,
     at: Instant,
+}
+
+impl Default for OpenedCache {
+    fn default() -> Self {
+        Self {
+            entries: quick_cache::sync::Cache::new(CAPACITY),
+        }
+    }
 }
 
 impl std::fmt::Debug for OpenedCache {
@@ -63,8 +64,7 @@ impl OpenedCache {
         secret: &[u8; 32],
         sealed: &[u8],
     ) -> Option<(Arc<SessionData>, Option<HeaderValue>)> {
-        let inner = self.lock();
-        let entry = inner.entries.get(key)?;
+        let entry = self.entries.get(key)?;
         let fresh = entry.at.elapsed() < TTL;
         let same = entry.sealed == sealed && bool::from(entry.secret.ct_eq(secret));
         (fresh && same).then(|| (entry.data.clone(), entry.bearer.clone()))
@@ -72,79 +72,24 @@ impl OpenedCache {
 
     /// Remembers that `sealed` under `key` opened with `secret` to `data`.
     pub fn insert(&self, key: &str, secret: &[u8; 32], sealed: Vec<u8>, data: &Arc<SessionData>) {
-        let bearer = crate::secret::bearer_value(&data.access_token).ok();
-        let now = Instant::now();
-        let mut inner = self.lock();
-        let purge_due = inner
-            .last_purge
-            .is_none_or(|at| now.duration_since(at) >= TTL);
-        if purge_due || inner.entries.len() >= CAPACITY {
-            inner.entries.retain(|_, e| now.duration_since(e.at) < TTL);
-            inner.last_purge = Some(now);
-        }
-        if inner.entries.len() >= CAPACITY
-            && !inner.entries.contains_key(key)
-            && let Some(victim) = inner.entries.keys().next().cloned()
-        {
-            inner.entries.remove(&victim);
-        }
-        inner.entries.insert(
-            key.to_owned(),
-            Entry {
-                sealed,
-                secret: *secret,
-                data: data.clone(),
-                bearer,
-                at: now,
-            },
-        );
+        let entry = Entry {
+            sealed,
+            secret: Zeroizing::new(*secret),
+            data: data.clone(),
+            bearer: crate::secret::bearer_value(&data.access_token).ok(),
+            at: Instant::now(),
+        };
+        self.entries.insert(key.to_owned(), Arc::new(entry));
     }
 
     /// Forgets `key` (this instance wrote or deleted its record).
     pub fn remove(&self, key: &str) {
-        self.lock().entries.remove(key);
+        self.entries.remove(key);
     }
 
     #[cfg(test)]
     fn len(&self) -> usize {
-        self.lock().entries.len()
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
-        // The map holds no invariant a panic elsewhere could break half-way.
-        self.inner
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-}
-
-/// Store keys of session ids: a pure function (a hash of the id), remembered so that a busy
-/// session's key is not hashed again on every request. Bounded: cleared when full.
-#[derive(Default)]
-pub struct StoreKeys {
-    keys: Mutex<HashMap<[u8; 32], String>>,
-}
-
-impl std::fmt::Debug for StoreKeys {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("StoreKeys").finish_non_exhaustive()
-    }
-}
-
-impl StoreKeys {
-    /// The key of `id`, computed by `derive` the first time.
-    pub fn get_or_derive(&self, id: &[u8; 32], derive: impl FnOnce() -> String) -> String {
-        let mut keys = self
-            .keys
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if let Some(key) = keys.get(id) {
-            return key.clone();
-        }
-        if keys.len() >= CAPACITY {
-            keys.clear();
-        }
-        keys.entry(*id).or_insert_with(derive).clone()
+        self.entries.len()
     }
 }
 
@@ -212,31 +157,6 @@ mod tests {
                 &Arc::new(data("alice")),
             );
         }
-        assert_eq!(cache.len(), CAPACITY);
-    }
-}
-
-#[cfg(test)]
-mod store_key_tests {
-    use super::*;
-
-    #[test]
-    fn a_remembered_key_is_derived_once_and_the_memo_stays_bounded() {
-        let keys = StoreKeys::default();
-        let mut derived = 0;
-        for _ in 0..3 {
-            let key = keys.get_or_derive(&[7; 32], || {
-                derived += 1;
-                "s:seven".to_owned()
-            });
-            assert_eq!(key, "s:seven");
-        }
-        assert_eq!(derived, 1);
-        for i in 0..=CAPACITY {
-            let mut id = [0; 32];
-            id[..8].copy_from_slice(&(i as u64).to_le_bytes());
-            keys.get_or_derive(&id, || format!("s:{i}"));
-        }
-        assert!(keys.keys.lock().unwrap().len() <= CAPACITY);
+        assert!(cache.len() <= CAPACITY, "{} entries", cache.len());
     }
 }

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use http::HeaderValue;
 use ward_store::{Clock, Record, SessionStore, StoreError};
 
-use super::cache::{OpenedCache, StoreKeys};
+use super::cache::OpenedCache;
 use super::cookie::{self, CookieAttributes, SessionCookie};
 use super::record::{SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
@@ -128,8 +128,6 @@ pub struct SessionManager {
     /// Opened sessions, reused while their record in the store is unchanged (see
     /// [`super::cache`]).
     opened: OpenedCache,
-    /// Store keys of recently seen session ids.
-    store_keys: StoreKeys,
 }
 
 impl SessionManager {
@@ -156,7 +154,6 @@ impl SessionManager {
             login_cookie,
             refreshes: RefreshFlights::default(),
             opened: OpenedCache::default(),
-            store_keys: StoreKeys::default(),
         }
     }
 
@@ -230,9 +227,7 @@ impl SessionManager {
         cookie: SessionCookie,
         read: Read,
     ) -> Result<Option<LoadedSession>, StoreError> {
-        let key = self.store_keys.get_or_derive(cookie.id(), || {
-            self.sealer.store_key(SESSION_NS, cookie.id())
-        });
+        let key = self.sealer.store_key(SESSION_NS, cookie.id());
         let sealed = match read {
             Read::Cached => self.store.get(&key).await?,
             Read::Current => self.store.get_current(&key).await?,
