@@ -91,10 +91,7 @@ impl Sql {
         let records = prefix.table("records");
         let index = prefix.table("record_index");
         let version = prefix.table("schema_version");
-        let columns =
-            "(key, value, expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)";
-        let replace = "SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, \
-                       created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
+        let (columns, replace) = (INSERT_COLUMNS, REPLACE_COLUMNS);
         Self {
             upsert: format!(
                 "INSERT INTO {records} {columns} ON CONFLICT (key) DO UPDATE {replace}"
@@ -146,28 +143,7 @@ impl Sql {
                 "DELETE FROM {records} WHERE key IN (SELECT key FROM {records} \
                  WHERE expires_at <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
             ),
-            create: vec![
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {records} (\
-                     key bytea PRIMARY KEY, value bytea NOT NULL, expires_at bigint NOT NULL, \
-                     created_at bigint NOT NULL, updated_at bigint NOT NULL)"
-                ),
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {records} (expires_at)",
-                    prefix.table("records_expires_at")
-                ),
-                format!(
-                    "CREATE TABLE IF NOT EXISTS {index} (\
-                     \"index\" bytea NOT NULL, \
-                     key bytea NOT NULL REFERENCES {records} (key) ON DELETE CASCADE, \
-                     expires_at bigint NOT NULL, PRIMARY KEY (\"index\", key))"
-                ),
-                // Finds a record's index rows when it is deleted (the cascade) or replaced.
-                format!(
-                    "CREATE INDEX IF NOT EXISTS {} ON {index} (key)",
-                    prefix.table("record_index_by_key")
-                ),
-            ],
+            create: create_tables(prefix, &records, &index),
             version_table: format!(
                 "CREATE TABLE IF NOT EXISTS {version} (version integer NOT NULL)"
             ),
@@ -175,6 +151,39 @@ impl Sql {
             write_version: format!("INSERT INTO {version} (version) VALUES ($1)"),
         }
     }
+}
+
+/// The column list and values of an insert of a whole record.
+const INSERT_COLUMNS: &str =
+    "(key, value, expires_at, created_at, updated_at) VALUES ($1, $2, $3, $4, $5)";
+/// What an insert that meets an existing key writes over it: every column but the key.
+const REPLACE_COLUMNS: &str = "SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at, \
+                               created_at = EXCLUDED.created_at, updated_at = EXCLUDED.updated_at";
+
+/// The tables and their indexes, in creation order (the index table references the records).
+fn create_tables(prefix: &TablePrefix, records: &str, index: &str) -> Vec<String> {
+    vec![
+        format!(
+            "CREATE TABLE IF NOT EXISTS {records} (\
+             key bytea PRIMARY KEY, value bytea NOT NULL, expires_at bigint NOT NULL, \
+             created_at bigint NOT NULL, updated_at bigint NOT NULL)"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {records} (expires_at)",
+            prefix.table("records_expires_at")
+        ),
+        format!(
+            "CREATE TABLE IF NOT EXISTS {index} (\
+             \"index\" bytea NOT NULL, \
+             key bytea NOT NULL REFERENCES {records} (key) ON DELETE CASCADE, \
+             expires_at bigint NOT NULL, PRIMARY KEY (\"index\", key))"
+        ),
+        // Finds a record's index rows when it is deleted (the cascade) or replaced.
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {index} (key)",
+            prefix.table("record_index_by_key")
+        ),
+    ]
 }
 
 /// The schema in the database is newer than this build understands.

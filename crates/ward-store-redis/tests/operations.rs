@@ -84,16 +84,11 @@ fn dump(url: &str, prefix: &str) -> BTreeMap<Vec<u8>, (String, Vec<Vec<u8>>)> {
     out
 }
 
-#[tokio::test]
-async fn a_dump_holds_only_the_opaque_keys_indexes_and_sealed_bytes_put() {
-    let (url, prefix) = (redis_url(), unique_prefix());
-    let _cleanup = Cleanup {
-        url: url.clone(),
-        prefix: prefix.clone(),
-    };
-    let store = connect(&url, &prefix, clock()).await;
-    // What the session layer hands down: hashed keys and indexes, sealed values.
-    let puts = [
+/// What the session layer hands down: hashed keys and indexes, sealed values.
+type Put = (&'static str, Vec<u8>, Vec<&'static str>);
+
+fn puts() -> [Put; 3] {
+    [
         (
             "s:9f86d081884c7d65",
             b"\x01kid1\x8a\x17sealed-1".to_vec(),
@@ -109,7 +104,99 @@ async fn a_dump_holds_only_the_opaque_keys_indexes_and_sealed_bytes_put() {
             b"\x01kid1\x00sealed-3".to_vec(),
             vec![],
         ),
-    ];
+    ]
+}
+
+/// What a dump may hold, given what was put: only those keys, values and indexes, the
+/// record times, and 16-hex-digit generations.
+struct Allowed<'a> {
+    puts: &'a [Put],
+    numbers: BTreeSet<Vec<u8>>,
+}
+
+impl<'a> Allowed<'a> {
+    fn new(puts: &'a [Put]) -> Self {
+        let numbers = [START, START + 5, START + 600]
+            .iter()
+            .map(|n| n.to_string().into_bytes())
+            .collect();
+        Self { puts, numbers }
+    }
+
+    fn is_generation(b: &[u8]) -> bool {
+        b.len() == 16 && b.iter().all(u8::is_ascii_hexdigit)
+    }
+
+    fn record_of(&self, k: &[u8]) -> Option<&'a Put> {
+        self.puts.iter().find(|(key, ..)| key.as_bytes() == k)
+    }
+
+    /// A record hash `r:<key>`: its fields `c exp f g idx u v`, the sealed bytes put, the
+    /// times, a generation and the length-prefixed index list.
+    fn check_record(&self, key: &[u8], kind: &str, contents: &[Vec<u8>]) {
+        let (_, value, indexes) = self.record_of(key).expect("a key that was put");
+        assert_eq!(kind, "hash");
+        let fields: BTreeMap<&[u8], &[u8]> = contents
+            .chunks(2)
+            .map(|p| (p[0].as_slice(), p[1].as_slice()))
+            .collect();
+        let names: Vec<&[u8]> = fields.keys().copied().collect();
+        assert_eq!(names, [&b"c"[..], b"exp", b"f", b"g", b"idx", b"u", b"v"]);
+        assert_eq!(fields[&b"f"[..]], b"1");
+        assert_eq!(fields[&b"v"[..]], value.as_slice());
+        assert!(Self::is_generation(fields[&b"g"[..]]));
+        for time in ["c", "u", "exp"] {
+            assert!(self.numbers.contains(fields[time.as_bytes()]), "{time}");
+        }
+        let mut idx = Vec::new();
+        for index in indexes {
+            idx.extend_from_slice(&(index.len() as u32).to_be_bytes());
+            idx.extend_from_slice(index.as_bytes());
+        }
+        assert_eq!(fields[&b"idx"[..]], idx.as_slice());
+    }
+
+    /// An index `i:<index>`: a sorted set of generation-prefixed keys scored by expiry.
+    fn check_index(&self, index: &[u8], kind: &str, contents: &[Vec<u8>]) {
+        let all_indexes: BTreeSet<&str> = self
+            .puts
+            .iter()
+            .flat_map(|(.., i)| i.iter().copied())
+            .collect();
+        assert_eq!(kind, "zset");
+        let index = std::str::from_utf8(index).expect("utf-8");
+        assert!(all_indexes.contains(index), "unknown index {index}");
+        for pair in contents.chunks(2) {
+            let (generation, key) = pair[0].split_at(16);
+            assert!(Self::is_generation(generation));
+            assert!(
+                self.record_of(key).is_some(),
+                "member names a key that was put"
+            );
+            assert!(self.numbers.contains(&pair[1]), "score is an expiry");
+        }
+    }
+
+    /// The sweep set `x`: keys that were put, scored by expiry.
+    fn check_sweep_set(&self, name: &[u8], kind: &str, contents: &[Vec<u8>]) {
+        assert_eq!(name, b"x", "only records, indexes and the sweep set exist");
+        assert_eq!(kind, "zset");
+        for pair in contents.chunks(2) {
+            assert!(self.record_of(&pair[0]).is_some());
+            assert!(self.numbers.contains(&pair[1]));
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_dump_holds_only_the_opaque_keys_indexes_and_sealed_bytes_put() {
+    let (url, prefix) = (redis_url(), unique_prefix());
+    let _cleanup = Cleanup {
+        url: url.clone(),
+        prefix: prefix.clone(),
+    };
+    let store = connect(&url, &prefix, clock()).await;
+    let puts = puts();
     for (key, value, indexes) in &puts {
         store.put(key, record(value, indexes)).await.expect("put");
     }
@@ -119,14 +206,7 @@ async fn a_dump_holds_only_the_opaque_keys_indexes_and_sealed_bytes_put() {
         .await
         .expect("put again");
 
-    let numbers: BTreeSet<Vec<u8>> = [START, START + 5, START + 600]
-        .iter()
-        .map(|n| n.to_string().into_bytes())
-        .collect();
-    let is_generation = |b: &[u8]| b.len() == 16 && b.iter().all(u8::is_ascii_hexdigit);
-    let record_of = |k: &[u8]| puts.iter().find(|(key, ..)| key.as_bytes() == k);
-    let all_indexes: BTreeSet<&str> = puts.iter().flat_map(|(.., i)| i.iter().copied()).collect();
-
+    let allowed = Allowed::new(&puts);
     let dumped = dump(&url, &prefix);
     let mut records = 0;
     for (name, (kind, contents)) in &dumped {
@@ -134,44 +214,12 @@ async fn a_dump_holds_only_the_opaque_keys_indexes_and_sealed_bytes_put() {
             .strip_prefix(prefix.as_bytes())
             .expect("under the prefix");
         if let Some(key) = name.strip_prefix(b"r:") {
-            let (_, value, indexes) = record_of(key).expect("a key that was put");
-            assert_eq!(kind, "hash");
-            let fields: BTreeMap<&[u8], &[u8]> = contents
-                .chunks(2)
-                .map(|p| (p[0].as_slice(), p[1].as_slice()))
-                .collect();
-            let names: Vec<&[u8]> = fields.keys().copied().collect();
-            assert_eq!(names, [&b"c"[..], b"exp", b"f", b"g", b"idx", b"u", b"v"]);
-            assert_eq!(fields[&b"f"[..]], b"1");
-            assert_eq!(fields[&b"v"[..]], value.as_slice());
-            assert!(is_generation(fields[&b"g"[..]]));
-            for time in ["c", "u", "exp"] {
-                assert!(numbers.contains(fields[time.as_bytes()]), "{time}");
-            }
-            let mut idx = Vec::new();
-            for index in indexes {
-                idx.extend_from_slice(&(index.len() as u32).to_be_bytes());
-                idx.extend_from_slice(index.as_bytes());
-            }
-            assert_eq!(fields[&b"idx"[..]], idx.as_slice());
+            allowed.check_record(key, kind, contents);
             records += 1;
         } else if let Some(index) = name.strip_prefix(b"i:") {
-            assert_eq!(kind, "zset");
-            let index = std::str::from_utf8(index).expect("utf-8");
-            assert!(all_indexes.contains(index), "unknown index {index}");
-            for pair in contents.chunks(2) {
-                let (generation, key) = pair[0].split_at(16);
-                assert!(is_generation(generation));
-                assert!(record_of(key).is_some(), "member names a key that was put");
-                assert!(numbers.contains(&pair[1]), "score is an expiry");
-            }
+            allowed.check_index(index, kind, contents);
         } else {
-            assert_eq!(name, b"x", "only records, indexes and the sweep set exist");
-            assert_eq!(kind, "zset");
-            for pair in contents.chunks(2) {
-                assert!(record_of(&pair[0]).is_some());
-                assert!(numbers.contains(&pair[1]));
-            }
+            allowed.check_sweep_set(name, kind, contents);
         }
     }
     assert_eq!(records, 3);

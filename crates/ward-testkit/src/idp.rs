@@ -122,45 +122,7 @@ impl Idp {
             .await
             .context("the npm install task panicked")??;
         let idp_dir = idp_dir();
-        let mut command = Command::new("node");
-        command
-            .arg("provider.mjs")
-            .current_dir(&idp_dir)
-            .env("OP_PORT", "0")
-            .env("TEST_HOOKS", "1")
-            .env("EXIT_WITH_STDIN", "1")
-            .env("BFF_ORIGIN", &options.bff_origin)
-            .env("CLIENT_AUTH", options.client_auth.as_env())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let optional = [
-            ("OP_HOST", options.host.clone()),
-            ("AT_TTL", options.at_ttl.map(|v| v.to_string())),
-            ("RT_TTL", options.rt_ttl.map(|v| v.to_string())),
-            ("IDT_TTL", options.idt_ttl.map(|v| v.to_string())),
-            (
-                "ALWAYS_REFRESH",
-                options.always_refresh.then(|| "1".to_owned()),
-            ),
-            (
-                "AT_FORMAT",
-                options.jwt_access_tokens.then(|| "jwt".to_owned()),
-            ),
-            (
-                "KEEP_SSRF_GUARD",
-                options.keep_ssrf_guard.then(|| "1".to_owned()),
-            ),
-        ];
-        for (name, value) in optional {
-            if let Some(value) = value {
-                command.env(name, value);
-            }
-        }
-        for (name, value) in &options.extra_env {
-            command.env(name, value);
-        }
+        let mut command = node_command(&options, &idp_dir);
         let mut child = command.spawn().map_err(|err| {
             anyhow!(
                 "cannot run `node` ({err}): the integration tests need Node.js >= 20.19 and npm \
@@ -176,20 +138,7 @@ impl Idp {
         tokio::spawn(capture(stdout, "out", Arc::clone(&logs), Some(ready_tx)));
         let stderr_task = tokio::spawn(capture(stderr, "err", Arc::clone(&logs), None));
 
-        let issuer = match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
-            Ok(Ok(issuer)) => issuer,
-            outcome => {
-                let why = if outcome.is_err() {
-                    format!("did not print READY within {READY_TIMEOUT:?}")
-                } else {
-                    "exited before printing READY".to_owned()
-                };
-                let _ = child.start_kill();
-                let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-                let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
-                bail!("the test IdP {why}; its output:\n{}", lock(&logs));
-            }
-        };
+        let issuer = wait_until_ready(&mut child, ready_rx, stderr_task, &logs).await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30))
@@ -325,6 +274,75 @@ async fn capture(
 
 fn idp_dir() -> PathBuf {
     repo_root().join("idp")
+}
+
+/// `node provider.mjs` in `idp_dir` with the test hooks on and `options` as its environment;
+/// its standard streams piped, killed when dropped.
+fn node_command(options: &IdpOptions, idp_dir: &Path) -> Command {
+    let mut command = Command::new("node");
+    command
+        .arg("provider.mjs")
+        .current_dir(idp_dir)
+        .env("OP_PORT", "0")
+        .env("TEST_HOOKS", "1")
+        .env("EXIT_WITH_STDIN", "1")
+        .env("BFF_ORIGIN", &options.bff_origin)
+        .env("CLIENT_AUTH", options.client_auth.as_env())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let optional = [
+        ("OP_HOST", options.host.clone()),
+        ("AT_TTL", options.at_ttl.map(|v| v.to_string())),
+        ("RT_TTL", options.rt_ttl.map(|v| v.to_string())),
+        ("IDT_TTL", options.idt_ttl.map(|v| v.to_string())),
+        (
+            "ALWAYS_REFRESH",
+            options.always_refresh.then(|| "1".to_owned()),
+        ),
+        (
+            "AT_FORMAT",
+            options.jwt_access_tokens.then(|| "jwt".to_owned()),
+        ),
+        (
+            "KEEP_SSRF_GUARD",
+            options.keep_ssrf_guard.then(|| "1".to_owned()),
+        ),
+    ];
+    for (name, value) in optional {
+        if let Some(value) = value {
+            command.env(name, value);
+        }
+    }
+    for (name, value) in &options.extra_env {
+        command.env(name, value);
+    }
+    command
+}
+
+/// The issuer from the IdP's `READY <issuer>` line, at most [`READY_TIMEOUT`] away; else the
+/// process is killed and the error carries its output.
+async fn wait_until_ready(
+    child: &mut Child,
+    ready_rx: oneshot::Receiver<String>,
+    stderr_task: tokio::task::JoinHandle<()>,
+    logs: &Mutex<String>,
+) -> anyhow::Result<String> {
+    match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
+        Ok(Ok(issuer)) => Ok(issuer),
+        outcome => {
+            let why = if outcome.is_err() {
+                format!("did not print READY within {READY_TIMEOUT:?}")
+            } else {
+                "exited before printing READY".to_owned()
+            };
+            let _ = child.start_kill();
+            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+            let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+            bail!("the test IdP {why}; its output:\n{}", lock(logs));
+        }
+    }
 }
 
 /// Runs `npm ci` in `idp/` when needed (see [`ensure_npm_installed`]).

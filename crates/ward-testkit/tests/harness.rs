@@ -211,6 +211,139 @@ async fn code_flow_through_the_dev_pages_yields_tokens_and_the_wrong_aud_hook_ch
     Ok(())
 }
 
+/// An ID token the IdP minted in some mode, read apart and checked against its JWKS.
+struct Minted<'a> {
+    id_token: &'a str,
+    header: Value,
+    claims: Value,
+    /// Whether its RS256 signature verifies with the IdP's JWKS now.
+    verifies: bool,
+    now: i64,
+    exp: i64,
+    iat: i64,
+    /// `aud`, `iss`, `nonce`, `exp` and `iat` as an unmodified token has them.
+    untouched_claims: bool,
+    nonce: &'a str,
+}
+
+impl<'a> Minted<'a> {
+    async fn read(idp: &Idp, auth: &'a AuthRequest, id_token: &'a str) -> anyhow::Result<Self> {
+        let header = jwt_header(id_token)?;
+        let claims = jwt_claims(id_token)?;
+        let verifies = rs256_verifies(id_token, &jwks(idp).await?)?;
+        let now = now();
+        let exp = claims["exp"].as_i64().context("exp")?;
+        let iat = claims["iat"].as_i64().context("iat")?;
+        let untouched_claims = claims["aud"] == CLIENT_ID
+            && claims["iss"] == idp.issuer()
+            && claims["nonce"] == auth.nonce.as_str()
+            && exp > now
+            && iat <= now + 5;
+        Ok(Self {
+            id_token,
+            header,
+            claims,
+            verifies,
+            now,
+            exp,
+            iat,
+            untouched_claims,
+            nonce: &auth.nonce,
+        })
+    }
+
+    /// What `mode` documents: the one mutation, and everything else untouched.
+    async fn check(&self, mode: &str, idp: &Idp, before_rotation: &Value) -> anyhow::Result<()> {
+        match mode {
+            "none" | "bad-signature" | "unknown-kid" | "rotated-key" | "alg-none" => {
+                self.check_signing_mode(mode, idp, before_rotation).await
+            }
+            _ => self.check_claims_mode(mode, idp),
+        }
+    }
+
+    /// Modes that change how the token is signed, not what it says.
+    async fn check_signing_mode(
+        &self,
+        mode: &str,
+        idp: &Idp,
+        before_rotation: &Value,
+    ) -> anyhow::Result<()> {
+        let &Self {
+            id_token,
+            ref header,
+            verifies,
+            untouched_claims,
+            ..
+        } = self;
+        match mode {
+            "none" => assert!(verifies && untouched_claims && header["kid"] == "test-rs256"),
+            "bad-signature" => {
+                assert!(!verifies && untouched_claims && header["kid"] == "test-rs256")
+            }
+            "unknown-kid" => {
+                assert!(!verifies && untouched_claims);
+                assert!(
+                    !jwks(idp)
+                        .await?
+                        .to_string()
+                        .contains(r#""kid":"unknown-kid""#)
+                );
+                assert_eq!(header["kid"], "unknown-kid");
+            }
+            "rotated-key" => {
+                assert!(
+                    verifies && untouched_claims,
+                    "verifies with the newly published key"
+                );
+                assert_eq!(header["kid"], "rotated");
+                assert_eq!(jwks(idp).await?["keys"].as_array().map(Vec::len), Some(2));
+                assert!(
+                    !rs256_verifies(id_token, before_rotation)?,
+                    "the old JWKS lacks it"
+                );
+            }
+            "alg-none" => {
+                assert_eq!(header["alg"], "none");
+                assert!(id_token.ends_with('.'), "empty signature");
+                assert!(untouched_claims);
+            }
+            other => bail!("mode {other} not checked"),
+        }
+        Ok(())
+    }
+
+    /// Modes that change one claim of a token signed as usual.
+    fn check_claims_mode(&self, mode: &str, idp: &Idp) -> anyhow::Result<()> {
+        let &Self {
+            ref claims,
+            verifies,
+            now,
+            exp,
+            iat,
+            nonce,
+            ..
+        } = self;
+        match mode {
+            "wrong-aud" => assert!(verifies && claims["aud"] != CLIENT_ID),
+            "wrong-iss" => assert!(verifies && claims["iss"] != idp.issuer()),
+            "wrong-nonce" => {
+                assert!(verifies && claims["nonce"].is_string() && claims["nonce"] != nonce)
+            }
+            "expired" => assert!(verifies && exp < now - 60),
+            "future-iat" => assert!(verifies && iat > now + 3000),
+            "no-nonce" => assert!(verifies && claims.get("nonce").is_none()),
+            "azp-mismatch" => {
+                assert!(verifies);
+                assert_eq!(claims["aud"], serde_json::json!([CLIENT_ID, "other"]));
+                assert_eq!(claims["azp"], "other");
+            }
+            other => bail!("mode {other} not checked"),
+        }
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn every_id_token_mode_mutates_as_documented() -> anyhow::Result<()> {
     let idp = Idp::start(IdpOptions::new(BFF_ORIGIN)).await?;
@@ -236,64 +369,8 @@ async fn every_id_token_mode_mutates_as_documented() -> anyhow::Result<()> {
         idp.set_id_token_mode(mode).await?;
         let (auth, tokens) = login_and_exchange(&browser, &idp, "bob").await?;
         let id_token = tokens["id_token"].as_str().context("id_token")?;
-        let header = jwt_header(id_token)?;
-        let claims = jwt_claims(id_token)?;
-        let verifies = rs256_verifies(id_token, &jwks(&idp).await?)?;
-        let now = now();
-        let exp = claims["exp"].as_i64().context("exp")?;
-        let iat = claims["iat"].as_i64().context("iat")?;
-        let untouched_claims = claims["aud"] == CLIENT_ID
-            && claims["iss"] == idp.issuer()
-            && claims["nonce"] == auth.nonce.as_str()
-            && exp > now
-            && iat <= now + 5;
-        match mode {
-            "none" => assert!(verifies && untouched_claims && header["kid"] == "test-rs256"),
-            "bad-signature" => {
-                assert!(!verifies && untouched_claims && header["kid"] == "test-rs256")
-            }
-            "unknown-kid" => {
-                assert!(!verifies && untouched_claims);
-                assert!(
-                    !jwks(&idp)
-                        .await?
-                        .to_string()
-                        .contains(r#""kid":"unknown-kid""#)
-                );
-                assert_eq!(header["kid"], "unknown-kid");
-            }
-            "rotated-key" => {
-                assert!(
-                    verifies && untouched_claims,
-                    "verifies with the newly published key"
-                );
-                assert_eq!(header["kid"], "rotated");
-                assert_eq!(jwks(&idp).await?["keys"].as_array().map(Vec::len), Some(2));
-                assert!(
-                    !rs256_verifies(id_token, &before_rotation)?,
-                    "the old JWKS lacks it"
-                );
-            }
-            "wrong-aud" => assert!(verifies && claims["aud"] != CLIENT_ID),
-            "wrong-iss" => assert!(verifies && claims["iss"] != idp.issuer()),
-            "wrong-nonce" => assert!(
-                verifies && claims["nonce"].is_string() && claims["nonce"] != auth.nonce.as_str()
-            ),
-            "expired" => assert!(verifies && exp < now - 60),
-            "future-iat" => assert!(verifies && iat > now + 3000),
-            "no-nonce" => assert!(verifies && claims.get("nonce").is_none()),
-            "alg-none" => {
-                assert_eq!(header["alg"], "none");
-                assert!(id_token.ends_with('.'), "empty signature");
-                assert!(untouched_claims);
-            }
-            "azp-mismatch" => {
-                assert!(verifies);
-                assert_eq!(claims["aud"], serde_json::json!([CLIENT_ID, "other"]));
-                assert_eq!(claims["azp"], "other");
-            }
-            other => bail!("mode {other} not checked"),
-        }
+        let minted = Minted::read(&idp, &auth, id_token).await?;
+        minted.check(mode, &idp, &before_rotation).await?;
     }
     assert!(idp.set_id_token_mode("no-such-mode").await.is_err());
     Ok(())

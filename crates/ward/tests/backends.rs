@@ -18,20 +18,23 @@
 //! through `WARD_STORE__KEY_PREFIX`, so a restarted Ward finds the same records) and deletes
 //! its keys or tables when it ends.
 
+#[path = "support/backend/mod.rs"]
+mod backend;
 mod common;
+#[path = "support/session_probe.rs"]
+mod session_probe;
 
-use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
-
+use backend::{Backend, Dump, Kind, assert_unchanged};
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use common::logout_tokens::{
-    assert_invalid, assert_ok, claims, end_idp_session, post_token, sign, user_status,
+    ValidClaims, assert_claims_refused, assert_forgeries_refused, assert_headers_refused,
+    assert_invalid, assert_ok, claim_flaws, claims, end_idp_session, post_token, sign, user_status,
     wait_for_idp_log,
 };
-use common::{Options, TEST_KEY, Ward, postgres_url, redis_url};
-use serde_json::{Value, json};
+use common::{TEST_KEY, Ward};
+use serde_json::json;
+use session_probe::{Tokens, bearer_of, cookie_parts, sealed_kid, session_key, sid_of, tokens_of};
 use ward_testkit::Browser;
 
 /// Key id of [`TEST_KEY`].
@@ -40,6 +43,8 @@ const OLD_KID: &str = "test1";
 const NEW_KID: &str = "test2";
 /// Access-token lifetime at the IdP in the at-rest audit: short, so a refresh can be forced.
 const AT_TTL: u64 = 120;
+/// The users of the at-rest audit (their names, e-mails and display names are needles too).
+const AT_REST_USERS: [&str; 2] = ["alice-at-rest", "bob-at-rest"];
 
 /// Instantiates `scenario(kind)` as one `#[tokio::test]` per `name => kind`.
 macro_rules! per_backend {
@@ -150,129 +155,15 @@ async fn at_rest(kind: Kind) {
     let mut options = backend.options(&[TEST_KEY]);
     options.idp = |idp| idp.at_ttl = Some(AT_TTL);
     let ward = Ward::start_with(options).await;
-    let (alice_name, bob_name) = ("alice-at-rest", "bob-at-rest");
-    let (alice, alice_me) = ward.logged_in(alice_name).await;
-    let (bob, bob_me) = ward.logged_in(bob_name).await;
-    assert_eq!(alice_me["sub"], alice_name);
-    let alice_csrf = alice_me["csrfToken"].as_str().unwrap().to_owned();
-    let bob_csrf = bob_me["csrfToken"].as_str().unwrap().to_owned();
-
-    for path in ["/api/one", "/api/two"] {
-        let reply = alice.get(ward.url(path)).await.unwrap();
-        assert_eq!(reply.status, 200, "{}", reply.text());
-    }
-    let posted = alice
-        .post(ward.url("/api/three"))
-        .header("x-csrf-token", &alice_csrf)
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(posted.status, 200, "{}", posted.text());
-    let first_access = bearer_of(&ward, "/api/three").expect("bearer on the POST");
-    let first = tokens_of(&ward, &alice, "alice").await;
-    assert_eq!(
-        first.access, first_access,
-        "the stored token is the one the upstream saw"
-    );
-    let first_refresh = first
-        .refresh
-        .clone()
-        .expect("the IdP issued a refresh token");
-
-    // Into the refresh skew: the next call refreshes, and the IdP rotates the refresh token.
-    ward.clock.advance(AT_TTL - 59);
-    let reply = alice.get(ward.url("/api/four")).await.unwrap();
-    assert_eq!(reply.status, 200, "{}", reply.text());
-    let refreshed = tokens_of(&ward, &alice, "alice").await;
-    assert_eq!(
-        bearer_of(&ward, "/api/four"),
-        Some(refreshed.access.clone())
-    );
-    assert_ne!(refreshed.access, first.access, "the call refreshed");
-    let refreshed_refresh = refreshed.refresh.clone().expect("a rotated refresh token");
-    assert_ne!(refreshed_refresh, first_refresh, "the IdP rotated it");
-    let bobs = tokens_of(&ward, &bob, "bob").await;
-
-    // A login under way: its transaction (state, nonce, return URL) is stored too.
-    let pending_path = "/pending-return-path-at-rest";
-    let pending = Browser::new()
-        .unwrap()
-        .get(ward.url(&format!("/bff/login?returnUrl={pending_path}")))
-        .await
-        .unwrap();
-    assert_eq!(pending.status, 302);
-    let state = pending.location_param("state").expect("state");
-    let nonce = pending.location_param("nonce").expect("nonce");
+    let sessions = SessionsAtRest::walk(&ward).await;
+    let pending = PendingLogin::begin(&ward).await;
 
     let dump = backend.dump().await;
     // The dump is of the live data: both session records are in it, under their store keys.
-    for (who, browser) in [("alice", &alice), ("bob", &bob)] {
-        let key = session_key(&ward, browser);
-        let sealed = ward
-            .state
-            .sessions
-            .store()
-            .get(&key)
-            .await
-            .unwrap()
-            .unwrap_or_else(|| panic!("{who}'s record is stored"));
-        assert!(dump.holds(key.as_bytes()), "{who}'s store key in the dump");
-        assert!(dump.holds(&sealed), "{who}'s sealed record in the dump");
+    for (who, browser) in [("alice", &sessions.alice), ("bob", &sessions.bob)] {
+        assert_record_dumped(&ward, &dump, who, browser).await;
     }
-
-    let alice_cookie = alice.cookie("localhost", "__Host-ward").unwrap();
-    let bob_cookie = bob.cookie("localhost", "__Host-ward").unwrap();
-    let (alice_id, alice_secret) = cookie_parts(&alice_cookie);
-    let mut needles: Vec<(String, Vec<u8>)> = Vec::new();
-    let mut add = |name: &str, value: &[u8]| needles.push((name.to_owned(), value.to_vec()));
-    for (who, tokens) in [
-        ("alice", &first),
-        ("alice refreshed", &refreshed),
-        ("bob", &bobs),
-    ] {
-        add(&format!("{who}: access token"), tokens.access.as_bytes());
-        let refresh = tokens.refresh.as_deref().expect("refresh token");
-        add(&format!("{who}: refresh token"), refresh.as_bytes());
-        add(&format!("{who}: ID token"), tokens.id.as_bytes());
-        let parts: Vec<&str> = tokens.id.split('.').collect();
-        assert_eq!(parts.len(), 3, "a JWS");
-        add(&format!("{who}: ID token claims"), parts[1].as_bytes());
-        add(&format!("{who}: ID token signature"), parts[2].as_bytes());
-        add(&format!("{who}: sid"), tokens.sid.as_bytes());
-    }
-    add("a JWT header", b"eyJhbGciOi");
-    for name in [alice_name, bob_name] {
-        add(&format!("user name / sub {name}"), name.as_bytes());
-        add(
-            &format!("e-mail of {name}"),
-            format!("{name}@example.test").as_bytes(),
-        );
-        add(
-            &format!("display name of {name}"),
-            format!("Test {name}").as_bytes(),
-        );
-    }
-    add("alice: session cookie", alice_cookie.as_bytes());
-    add("bob: session cookie", bob_cookie.as_bytes());
-    add(
-        "alice: session id (base64url)",
-        URL_SAFE_NO_PAD.encode(alice_id).as_bytes(),
-    );
-    add("alice: session id (raw)", &alice_id);
-    add("alice: per-session secret (raw)", &alice_secret);
-    add(
-        "alice: per-session secret (base64url)",
-        URL_SAFE_NO_PAD.encode(alice_secret).as_bytes(),
-    );
-    add("alice: CSRF token", alice_csrf.as_bytes());
-    add("bob: CSRF token", bob_csrf.as_bytes());
-    add("pending login: state", state.as_bytes());
-    add("pending login: nonce", nonce.as_bytes());
-    add("pending login: return URL", pending_path.as_bytes());
-    add("client secret", b"bff-secret");
-    add("server key", &server_key_bytes(TEST_KEY));
-    let found: Vec<String> = needles
+    let found: Vec<String> = secrets_of(&sessions, &pending)
         .iter()
         .flat_map(|(name, needle)| dump.find(name, needle))
         .collect();
@@ -283,11 +174,198 @@ async fn at_rest(kind: Kind) {
     );
 
     // Still the live sessions: both work after the dump.
-    for browser in [&alice, &bob] {
+    for browser in [&sessions.alice, &sessions.bob] {
         let reply = browser.get(ward.url("/bff/user")).await.unwrap();
         assert_eq!(reply.status, 200, "{}", reply.text());
     }
     ward.stop().await;
+}
+
+/// Two users' sessions after logins, API calls (one a POST with CSRF) and alice's refresh,
+/// with every token each held along the way.
+struct SessionsAtRest {
+    alice: Browser,
+    bob: Browser,
+    alice_csrf: String,
+    bob_csrf: String,
+    /// Alice's tokens before and after the refresh.
+    alice_first: Tokens,
+    alice_refreshed: Tokens,
+    bob_tokens: Tokens,
+}
+
+impl SessionsAtRest {
+    async fn walk(ward: &Ward) -> Self {
+        let [alice_name, bob_name] = AT_REST_USERS;
+        let (alice, alice_me) = ward.logged_in(alice_name).await;
+        let (bob, bob_me) = ward.logged_in(bob_name).await;
+        assert_eq!(alice_me["sub"], alice_name);
+        let alice_csrf = alice_me["csrfToken"].as_str().unwrap().to_owned();
+        let bob_csrf = bob_me["csrfToken"].as_str().unwrap().to_owned();
+        let alice_first = call_the_api(ward, &alice, &alice_csrf).await;
+        let alice_refreshed = refresh(ward, &alice, &alice_first).await;
+        let bob_tokens = tokens_of(ward, &bob, "bob").await;
+        Self {
+            alice,
+            bob,
+            alice_csrf,
+            bob_csrf,
+            alice_first,
+            alice_refreshed,
+            bob_tokens,
+        }
+    }
+}
+
+/// Two GETs and a POST with the CSRF token through `/api`; the tokens the session then holds.
+async fn call_the_api(ward: &Ward, alice: &Browser, csrf: &str) -> Tokens {
+    for path in ["/api/one", "/api/two"] {
+        let reply = alice.get(ward.url(path)).await.unwrap();
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let posted = alice
+        .post(ward.url("/api/three"))
+        .header("x-csrf-token", csrf)
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(posted.status, 200, "{}", posted.text());
+    let first_access = bearer_of(ward, "/api/three").expect("bearer on the POST");
+    let first = tokens_of(ward, alice, "alice").await;
+    assert_eq!(
+        first.access, first_access,
+        "the stored token is the one the upstream saw"
+    );
+    first
+}
+
+/// Into the refresh skew: the next call refreshes, and the IdP rotates the refresh token.
+async fn refresh(ward: &Ward, alice: &Browser, first: &Tokens) -> Tokens {
+    let first_refresh = first
+        .refresh
+        .clone()
+        .expect("the IdP issued a refresh token");
+    ward.clock.advance(AT_TTL - 59);
+    let reply = alice.get(ward.url("/api/four")).await.unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let refreshed = tokens_of(ward, alice, "alice").await;
+    assert_eq!(bearer_of(ward, "/api/four"), Some(refreshed.access.clone()));
+    assert_ne!(refreshed.access, first.access, "the call refreshed");
+    let refreshed_refresh = refreshed.refresh.clone().expect("a rotated refresh token");
+    assert_ne!(refreshed_refresh, first_refresh, "the IdP rotated it");
+    refreshed
+}
+
+/// A login under way: its transaction (state, nonce, return URL) is stored too.
+struct PendingLogin {
+    return_path: &'static str,
+    state: String,
+    nonce: String,
+}
+
+impl PendingLogin {
+    async fn begin(ward: &Ward) -> Self {
+        let return_path = "/pending-return-path-at-rest";
+        let pending = Browser::new()
+            .unwrap()
+            .get(ward.url(&format!("/bff/login?returnUrl={return_path}")))
+            .await
+            .unwrap();
+        assert_eq!(pending.status, 302);
+        Self {
+            return_path,
+            state: pending.location_param("state").expect("state"),
+            nonce: pending.location_param("nonce").expect("nonce"),
+        }
+    }
+}
+
+/// `who`'s session record is in the dump: its store key and its sealed bytes.
+async fn assert_record_dumped(ward: &Ward, dump: &Dump, who: &str, browser: &Browser) {
+    let key = session_key(ward, browser);
+    let sealed = ward
+        .state
+        .sessions
+        .store()
+        .get(&key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{who}'s record is stored"));
+    assert!(dump.holds(key.as_bytes()), "{who}'s store key in the dump");
+    assert!(dump.holds(&sealed), "{who}'s sealed record in the dump");
+}
+
+/// Named byte strings a dump must not hold.
+#[derive(Default)]
+struct Needles(Vec<(String, Vec<u8>)>);
+
+impl Needles {
+    fn add(&mut self, name: &str, value: &[u8]) {
+        self.0.push((name.to_owned(), value.to_vec()));
+    }
+
+    /// Every token of a session, the ID token's parts and its `sid`.
+    fn add_tokens(&mut self, who: &str, tokens: &Tokens) {
+        self.add(&format!("{who}: access token"), tokens.access.as_bytes());
+        let refresh = tokens.refresh.as_deref().expect("refresh token");
+        self.add(&format!("{who}: refresh token"), refresh.as_bytes());
+        self.add(&format!("{who}: ID token"), tokens.id.as_bytes());
+        let parts: Vec<&str> = tokens.id.split('.').collect();
+        assert_eq!(parts.len(), 3, "a JWS");
+        self.add(&format!("{who}: ID token claims"), parts[1].as_bytes());
+        self.add(&format!("{who}: ID token signature"), parts[2].as_bytes());
+        self.add(&format!("{who}: sid"), tokens.sid.as_bytes());
+    }
+
+    /// A user's name (also the `sub`), e-mail and display name at the IdP.
+    fn add_user(&mut self, name: &str) {
+        self.add(&format!("user name / sub {name}"), name.as_bytes());
+        self.add(
+            &format!("e-mail of {name}"),
+            format!("{name}@example.test").as_bytes(),
+        );
+        self.add(
+            &format!("display name of {name}"),
+            format!("Test {name}").as_bytes(),
+        );
+    }
+}
+
+/// Every secret and identifier of the audit: tokens, users, cookies with their id and
+/// per-session secret, CSRF tokens, the pending login, the client secret and the server key.
+fn secrets_of(sessions: &SessionsAtRest, pending: &PendingLogin) -> Vec<(String, Vec<u8>)> {
+    let alice_cookie = sessions.alice.cookie("localhost", "__Host-ward").unwrap();
+    let bob_cookie = sessions.bob.cookie("localhost", "__Host-ward").unwrap();
+    let (alice_id, alice_secret) = cookie_parts(&alice_cookie);
+    let mut needles = Needles::default();
+    needles.add_tokens("alice", &sessions.alice_first);
+    needles.add_tokens("alice refreshed", &sessions.alice_refreshed);
+    needles.add_tokens("bob", &sessions.bob_tokens);
+    needles.add("a JWT header", b"eyJhbGciOi");
+    for name in AT_REST_USERS {
+        needles.add_user(name);
+    }
+    needles.add("alice: session cookie", alice_cookie.as_bytes());
+    needles.add("bob: session cookie", bob_cookie.as_bytes());
+    needles.add(
+        "alice: session id (base64url)",
+        URL_SAFE_NO_PAD.encode(alice_id).as_bytes(),
+    );
+    needles.add("alice: session id (raw)", &alice_id);
+    needles.add("alice: per-session secret (raw)", &alice_secret);
+    needles.add(
+        "alice: per-session secret (base64url)",
+        URL_SAFE_NO_PAD.encode(alice_secret).as_bytes(),
+    );
+    needles.add("alice: CSRF token", sessions.alice_csrf.as_bytes());
+    needles.add("bob: CSRF token", sessions.bob_csrf.as_bytes());
+    needles.add("pending login: state", pending.state.as_bytes());
+    needles.add("pending login: nonce", pending.nonce.as_bytes());
+    needles.add("pending login: return URL", pending.return_path.as_bytes());
+    needles.add("client secret", b"bff-secret");
+    needles.add("server key", &server_key_bytes(TEST_KEY));
+    needles.0
 }
 
 /// The IdP ends one browser's session at Ward server to server; signed tokens by `sub` alone
@@ -402,71 +480,20 @@ async fn backchannel_across_instances(kind: Kind) {
 /// Posts a range of invalid logout tokens naming `browser`'s session (valid but for one
 /// flaw each); every one must be refused.
 async fn refuse_invalid_tokens(ward: &Ward, browser: &Browser, sid: &str) {
-    let valid = || claims(ward, Some("alice"), Some(sid));
-    let with = |name: &str, value: Value| {
-        let mut claims = valid();
-        claims[name] = value;
-        claims
+    let claims = ValidClaims {
+        ward,
+        sub: "alice",
+        sid,
     };
-    let without = |names: &[&str]| {
-        let mut claims = valid();
-        for name in names {
-            claims.as_object_mut().unwrap().remove(*name);
-        }
-        claims
-    };
-    let now = ward.clock_now();
-    let cases: Vec<(&str, Value, Value)> = vec![
-        ("wrong aud", with("aud", json!("other-client")), json!({})),
-        (
-            "wrong iss",
-            with("iss", json!("http://evil.invalid")),
-            json!({}),
-        ),
-        ("nonce", with("nonce", json!("n")), json!({})),
-        ("no events", without(&["events"]), json!({})),
-        (
-            "wrong event",
-            with("events", json!({ "urn:other": {} })),
-            json!({}),
-        ),
-        ("iat too old", with("iat", json!(now - 3600)), json!({})),
-        (
-            "iat in the future",
-            with("iat", json!(now + 3600)),
-            json!({}),
-        ),
-        ("expired", with("exp", json!(now - 3600)), json!({})),
-        ("neither sub nor sid", without(&["sub", "sid"]), json!({})),
-        ("no jti", without(&["jti"]), json!({})),
-        ("typ JWT", valid(), json!({ "typ": "JWT" })),
-        ("unknown kid", valid(), json!({ "kid": "made-up" })),
+    assert_claims_refused(ward, claim_flaws(&claims, ward.clock_now())).await;
+    let headers = vec![
+        ("typ JWT", json!({ "typ": "JWT" })),
+        ("unknown kid", json!({ "kid": "made-up" })),
     ];
-    for (case, claims, header) in cases {
-        let token = sign(ward, &claims, header).await;
-        assert_invalid(&post_token(ward, &token).await, case);
-    }
+    assert_headers_refused(ward, &claims, headers).await;
 
-    let token = sign(ward, &valid(), json!({})).await;
-    let (input, signature) = token.rsplit_once('.').unwrap();
-    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
-    bytes[0] ^= 0xff;
-    let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
-    assert_invalid(&post_token(ward, &flipped).await, "bad signature");
-    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
-    let unsigned = format!(
-        "{}.{}.",
-        encode(&json!({ "alg": "none" })),
-        encode(&valid())
-    );
-    assert_invalid(&post_token(ward, &unsigned).await, "alg none");
-    let hs = format!(
-        "{}.{}.AAAA",
-        encode(&json!({ "alg": "HS256" })),
-        encode(&valid())
-    );
-    assert_invalid(&post_token(ward, &hs).await, "HS256");
-    assert_invalid(&post_token(ward, "not-a-jwt").await, "garbage");
+    let token = sign(ward, &claims.valid(), json!({})).await;
+    assert_forgeries_refused(ward, &token, &claims).await;
     let id_token = tokens_of(ward, browser, "alice's laptop").await.id;
     assert_invalid(&post_token(ward, &id_token).await, "the user's ID token");
     let missing = Browser::new()
@@ -480,448 +507,7 @@ async fn refuse_invalid_tokens(ward: &Ward, browser: &Browser, sid: &str) {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Backends
-// ---------------------------------------------------------------------------------------------
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    Embedded,
-    Redis,
-    Postgres,
-}
-
-impl Kind {
-    fn name(self) -> &'static str {
-        match self {
-            Kind::Embedded => "embedded",
-            Kind::Redis => "redis",
-            Kind::Postgres => "postgres",
-        }
-    }
-}
-
-/// One store location for a whole test, kept across Ward restarts, removed when dropped.
-struct Backend {
-    kind: Kind,
-    /// The embedded store's directory (`ward.db` in it).
-    dir: tempfile::TempDir,
-    /// Key prefix of the shared-server stores (also their PostgreSQL table-name prefix).
-    prefix: String,
-}
-
-impl Backend {
-    /// A fresh location; fails loudly, naming the address, when the server is unreachable.
-    async fn new(kind: Kind) -> Backend {
-        let unique = unique_suffix();
-        let prefix = match kind {
-            Kind::Embedded => String::new(),
-            Kind::Redis => format!("wardbk:{}:{unique}:", std::process::id()),
-            Kind::Postgres => format!("wardbk_{}_{unique}_", std::process::id()),
-        };
-        match kind {
-            Kind::Embedded => {}
-            Kind::Redis => {
-                let mut conn = redis_connection().await;
-                let pong: String = redis::cmd("PING")
-                    .query_async(&mut conn)
-                    .await
-                    .unwrap_or_else(|e| {
-                        panic!("Redis at {} fails PING: {e}", address(&redis_url()))
-                    });
-                assert_eq!(pong, "PONG");
-            }
-            Kind::Postgres => {
-                postgres_client().await;
-            }
-        }
-        Backend {
-            kind,
-            dir: tempfile::tempdir().expect("temp dir"),
-            prefix,
-        }
-    }
-
-    /// Harness options for a Ward on this location with `keys`.
-    fn options(&self, keys: &[&str]) -> Options {
-        let mut env = BTreeMap::new();
-        if !self.prefix.is_empty() {
-            env.insert("WARD_STORE__KEY_PREFIX".to_owned(), self.prefix.clone());
-        }
-        Options {
-            store: self.kind.name(),
-            data_dir: Some(self.dir.path().to_owned()),
-            keys: keys.iter().map(|k| (*k).to_owned()).collect(),
-            env,
-            ..Default::default()
-        }
-    }
-
-    async fn start(&self, keys: &[&str]) -> Ward {
-        Ward::start_with(self.options(keys)).await
-    }
-
-    /// Everything the store holds right now, as a copy of it would.
-    async fn dump(&self) -> Dump {
-        let entries = match self.kind {
-            Kind::Embedded => {
-                let file = self.dir.path().join("ward.db");
-                let bytes =
-                    std::fs::read(&file).unwrap_or_else(|e| panic!("read {}: {e}", file.display()));
-                vec![("ward.db".to_owned(), bytes)]
-            }
-            Kind::Redis => redis_dump(&self.prefix).await,
-            Kind::Postgres => postgres_dump(&self.prefix).await,
-        };
-        assert!(
-            !entries.is_empty(),
-            "the {} store under {:?} is empty",
-            self.kind.name(),
-            self.prefix
-        );
-        Dump { entries }
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        // Best effort, on a thread of its own: the test's runtime may be gone or panicking.
-        let (kind, prefix) = (self.kind, self.prefix.clone());
-        let cleanup = std::thread::spawn(move || match kind {
-            Kind::Embedded => {}
-            Kind::Redis => redis_cleanup(&prefix),
-            Kind::Postgres => {
-                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-                    .enable_all()
-                    .build()
-                else {
-                    return;
-                };
-                runtime.block_on(postgres_cleanup(&prefix));
-            }
-        });
-        let _ = cleanup.join();
-    }
-}
-
-/// A store's contents: named byte strings (keys, values, fields, rows).
-#[derive(Debug, PartialEq, Eq)]
-struct Dump {
-    entries: Vec<(String, Vec<u8>)>,
-}
-
-impl Dump {
-    fn holds(&self, needle: &[u8]) -> bool {
-        self.entries
-            .iter()
-            .any(|(_, bytes)| contains(bytes, needle))
-    }
-
-    /// Where `needle` occurs, as raw bytes or as lowercase or uppercase hex (PostgreSQL's text
-    /// form of `bytea`): one line per entry, naming the needle and the entry, not the value.
-    fn find(&self, name: &str, needle: &[u8]) -> Vec<String> {
-        let hex_lower = hex(needle);
-        let hex_upper = hex_lower.to_ascii_uppercase();
-        self.entries
-            .iter()
-            .filter(|(_, bytes)| {
-                contains(bytes, needle)
-                    || contains(bytes, hex_lower.as_bytes())
-                    || contains(bytes, hex_upper.as_bytes())
-            })
-            .map(|(entry, _)| format!("{name} in {entry}"))
-            .collect()
-    }
-}
-
-fn assert_unchanged(before: &Dump, after: &Dump, what: &str) {
-    if before == after {
-        return;
-    }
-    // Entry names only (values may be secrets), deduplicated, the first few.
-    let mut changed: Vec<&str> = before
-        .entries
-        .iter()
-        .chain(&after.entries)
-        .filter(|entry| !before.entries.contains(entry) || !after.entries.contains(entry))
-        .map(|(name, _)| name.as_str())
-        .collect();
-    changed.dedup();
-    changed.truncate(10);
-    panic!("{what} changed the store, e.g. {changed:?}");
-}
-
-/// An error and its causes, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut out = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        out.push_str(": ");
-        out.push_str(&e.to_string());
-        cause = e.source();
-    }
-    out
-}
-
-/// `url` without user information, for messages.
-fn address(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => {
-            let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-            format!("{scheme}://{rest}")
-        }
-        None => "<not a URL>".to_owned(),
-    }
-}
-
-async fn redis_connection() -> redis::aio::MultiplexedConnection {
-    let url = redis_url();
-    let client = redis::Client::open(url.as_str())
-        .unwrap_or_else(|e| panic!("Redis URL for {} is invalid: {e}", address(&url)));
-    match tokio::time::timeout(
-        Duration::from_secs(5),
-        client.get_multiplexed_async_connection(),
-    )
-    .await
-    {
-        Ok(Ok(conn)) => conn,
-        Ok(Err(e)) => panic!(
-            "Redis is unreachable at {} ({e}); start it or set WARD_TEST_REDIS_URL",
-            address(&url)
-        ),
-        Err(_) => panic!("Redis at {} did not answer within 5 s", address(&url)),
-    }
-}
-
-/// Every key under `prefix` (SCAN, never KEYS), sorted, without the duplicates SCAN may give.
-async fn redis_keys(conn: &mut redis::aio::MultiplexedConnection, prefix: &str) -> Vec<Vec<u8>> {
-    let mut keys = Vec::new();
-    let mut cursor: u64 = 0;
-    loop {
-        let (next, batch): (u64, Vec<Vec<u8>>) = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query_async(conn)
-            .await
-            .expect("SCAN");
-        keys.extend(batch);
-        if next == 0 {
-            break;
-        }
-        cursor = next;
-    }
-    keys.sort();
-    keys.dedup();
-    keys
-}
-
-/// Every key under `prefix` with its value, each part of a value an entry of its own.
-async fn redis_dump(prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let mut conn = redis_connection().await;
-    let mut entries = Vec::new();
-    for key in redis_keys(&mut conn, prefix).await {
-        let name = String::from_utf8_lossy(&key).into_owned();
-        let kind: String = redis::cmd("TYPE")
-            .arg(&key)
-            .query_async(&mut conn)
-            .await
-            .expect("TYPE");
-        let mut parts: Vec<Vec<u8>> = match kind.as_str() {
-            "string" => vec![
-                redis::cmd("GET")
-                    .arg(&key)
-                    .query_async(&mut conn)
-                    .await
-                    .expect("GET"),
-            ],
-            "hash" => redis::cmd("HGETALL")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .expect("HGETALL"),
-            "zset" => redis::cmd("ZRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .arg("WITHSCORES")
-                .query_async(&mut conn)
-                .await
-                .expect("ZRANGE"),
-            "set" => redis::cmd("SMEMBERS")
-                .arg(&key)
-                .query_async(&mut conn)
-                .await
-                .expect("SMEMBERS"),
-            "list" => redis::cmd("LRANGE")
-                .arg(&key)
-                .arg(0)
-                .arg(-1)
-                .query_async(&mut conn)
-                .await
-                .expect("LRANGE"),
-            // Expired between SCAN and TYPE.
-            "none" => continue,
-            other => panic!("key {name} has type {other}, which this dump does not read"),
-        };
-        // Hash and set order is Redis's business; a dump compares as a set of parts.
-        if kind == "hash" {
-            let mut pairs: Vec<Vec<u8>> = parts.chunks(2).map(|p| p.concat()).collect();
-            pairs.sort();
-            parts = pairs;
-        } else if kind == "set" {
-            parts.sort();
-        }
-        entries.push((format!("key {name}"), key.clone()));
-        for (i, part) in parts.into_iter().enumerate() {
-            entries.push((format!("{kind} {name} [{i}]"), part));
-        }
-    }
-    entries
-}
-
-fn redis_cleanup(prefix: &str) {
-    let Ok(client) = redis::Client::open(redis_url().as_str()) else {
-        return;
-    };
-    let Ok(mut conn) = client.get_connection() else {
-        return;
-    };
-    let mut cursor: u64 = 0;
-    loop {
-        let Ok((next, batch)): redis::RedisResult<(u64, Vec<Vec<u8>>)> = redis::cmd("SCAN")
-            .arg(cursor)
-            .arg("MATCH")
-            .arg(format!("{prefix}*"))
-            .arg("COUNT")
-            .arg(1000)
-            .query(&mut conn)
-        else {
-            return;
-        };
-        for key in batch {
-            let _: redis::RedisResult<i64> = redis::cmd("DEL").arg(key).query(&mut conn);
-        }
-        if next == 0 {
-            return;
-        }
-        cursor = next;
-    }
-}
-
-async fn postgres_client() -> tokio_postgres::Client {
-    let url = postgres_url();
-    let connected = tokio::time::timeout(
-        Duration::from_secs(5),
-        tokio_postgres::connect(&url, tokio_postgres::NoTls),
-    )
-    .await;
-    match connected {
-        Ok(Ok((client, connection))) => {
-            tokio::spawn(async move {
-                let _ = connection.await;
-            });
-            client
-        }
-        Ok(Err(e)) => panic!(
-            "PostgreSQL is unreachable at {} ({}); start it or set WARD_TEST_POSTGRES_URL",
-            address(&url),
-            chain(&e)
-        ),
-        Err(_) => panic!("PostgreSQL at {} did not answer within 5 s", address(&url)),
-    }
-}
-
-/// The tables whose names start with `prefix` (the store names its tables from the key
-/// prefix; ours is already in PostgreSQL's identifier charset).
-async fn postgres_tables(client: &tokio_postgres::Client, prefix: &str) -> Vec<String> {
-    client
-        .query(
-            "SELECT table_name::text FROM information_schema.tables \
-             WHERE table_schema = current_schema() \
-             AND left(table_name::text, length($1::text)) = $1::text ORDER BY 1",
-            &[&prefix],
-        )
-        .await
-        .expect("list tables")
-        .iter()
-        .map(|row| row.get(0))
-        .collect()
-}
-
-/// Every row of every table of the store: as PostgreSQL's text form of the row, and every
-/// `bytea` column as raw bytes.
-async fn postgres_dump(prefix: &str) -> Vec<(String, Vec<u8>)> {
-    let client = postgres_client().await;
-    let tables = postgres_tables(&client, prefix).await;
-    assert!(
-        tables.contains(&format!("{prefix}records")),
-        "no records table under {prefix:?}: {tables:?}"
-    );
-    let mut entries = Vec::new();
-    for table in tables {
-        assert!(
-            table
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'_'),
-            "table name {table:?}"
-        );
-        let mut rows: Vec<String> = client
-            .query(&format!("SELECT t::text FROM \"{table}\" t"), &[])
-            .await
-            .unwrap_or_else(|e| panic!("read {table}: {e}"))
-            .iter()
-            .map(|row| row.get(0))
-            .collect();
-        rows.sort();
-        for (i, row) in rows.into_iter().enumerate() {
-            entries.push((format!("{table} row {i} (text)"), row.into_bytes()));
-        }
-        let columns = client
-            .query(
-                "SELECT column_name::text FROM information_schema.columns \
-                 WHERE table_schema = current_schema() AND table_name = $1 \
-                 AND data_type = 'bytea' ORDER BY ordinal_position",
-                &[&table],
-            )
-            .await
-            .expect("list columns");
-        for column in columns.iter().map(|row| row.get::<_, String>(0)) {
-            let mut values: Vec<Vec<u8>> = client
-                .query(&format!("SELECT \"{column}\" FROM \"{table}\""), &[])
-                .await
-                .unwrap_or_else(|e| panic!("read {table}.{column}: {e}"))
-                .iter()
-                .filter_map(|row| row.get::<_, Option<Vec<u8>>>(0))
-                .collect();
-            values.sort();
-            for (i, value) in values.into_iter().enumerate() {
-                entries.push((format!("{table}.{column} value {i}"), value));
-            }
-        }
-    }
-    entries
-}
-
-async fn postgres_cleanup(prefix: &str) {
-    let Ok((client, connection)) =
-        tokio_postgres::connect(&postgres_url(), tokio_postgres::NoTls).await
-    else {
-        return;
-    };
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
-    for table in postgres_tables(&client, prefix).await {
-        let _ = client
-            .batch_execute(&format!("DROP TABLE IF EXISTS \"{table}\" CASCADE"))
-            .await;
-    }
-}
-
-// ---------------------------------------------------------------------------------------------
-// Sessions, keys, tokens
+// Keys
 // ---------------------------------------------------------------------------------------------
 
 /// A second test key (never used outside tests), with key id [`NEW_KID`].
@@ -933,133 +519,4 @@ fn server_key_bytes(entry: &str) -> Vec<u8> {
     URL_SAFE_NO_PAD
         .decode(entry.split_once(':').unwrap().1)
         .unwrap()
-}
-
-/// 16 hex digits no other test of this process (or, in practice, another) uses.
-fn unique_suffix() -> String {
-    use std::hash::{BuildHasher, RandomState};
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let n = NEXT.fetch_add(1, Ordering::SeqCst);
-    format!(
-        "{:016x}",
-        RandomState::new().hash_one((n, std::time::SystemTime::now()))
-    )
-}
-
-/// The store key of `browser`'s session at `ward`.
-fn session_key(ward: &Ward, browser: &Browser) -> String {
-    let cookies = browser.cookie_header_for(&ward.url("/"));
-    ward.state
-        .sessions
-        .session_key(cookies.as_deref())
-        .expect("a session cookie")
-}
-
-/// The key id a stored session record is sealed under (format v1: `[1][kid_len][kid]…`).
-async fn sealed_kid(ward: &Ward, key: &str) -> String {
-    let sealed = ward
-        .state
-        .sessions
-        .store()
-        .get(key)
-        .await
-        .expect("store read")
-        .expect("the record is stored");
-    assert_eq!(sealed.first(), Some(&1), "sealed format v1");
-    let len = usize::from(sealed[1]);
-    String::from_utf8(sealed[2..2 + len].to_vec()).expect("kid is UTF-8")
-}
-
-/// The id and per-session secret inside a session cookie value (`v1.` + base64url(id ‖ secret)).
-fn cookie_parts(cookie: &str) -> ([u8; 32], [u8; 32]) {
-    let raw = URL_SAFE_NO_PAD
-        .decode(cookie.strip_prefix("v1.").expect("v1 cookie"))
-        .expect("cookie is base64url");
-    let (id, secret) = raw.split_at(32);
-    (id.try_into().unwrap(), secret.try_into().unwrap())
-}
-
-/// The bearer token the upstream received for `path`, if it received that path.
-fn bearer_of(ward: &Ward, path: &str) -> Option<String> {
-    ward.upstream
-        .requests()
-        .into_iter()
-        .rev()
-        .find(|r| r.path() == path)
-        .and_then(|r| r.header("authorization").map(str::to_owned))
-        .and_then(|h| h.strip_prefix("Bearer ").map(str::to_owned))
-}
-
-/// The tokens a session holds, read white-box with its cookie (the refresh token and `sid`
-/// never leave Ward otherwise).
-struct Tokens {
-    access: String,
-    refresh: Option<String>,
-    id: String,
-    sid: String,
-}
-
-/// `who` names the session in a failure, which also says whether its record is still stored.
-async fn tokens_of(ward: &Ward, browser: &Browser, who: &str) -> Tokens {
-    let cookies = browser.cookie_header_for(&ward.url("/"));
-    let loaded = ward
-        .state
-        .sessions
-        .load(cookies.as_deref())
-        .await
-        .unwrap_or_else(|e| panic!("{who}: store error {}", chain(&e)));
-    let Some(session) = loaded else {
-        let key = session_key(ward, browser);
-        let stored = ward.state.sessions.store().get(&key).await;
-        panic!(
-            "{who}: no session; its record under its store key: {}",
-            match stored {
-                Ok(Some(_)) => "present (did not open or expired)",
-                Ok(None) => "absent",
-                Err(_) => "unreadable",
-            }
-        );
-    };
-    Tokens {
-        access: session.data.access_token.expose().to_owned(),
-        refresh: session
-            .data
-            .refresh_token
-            .as_ref()
-            .map(|t| t.expose().to_owned()),
-        id: session.data.id_token.expose().to_owned(),
-        sid: session.data.sid.clone().expect("the ID token had a sid"),
-    }
-}
-
-async fn sid_of(ward: &Ward, browser: &Browser, who: &str) -> String {
-    tokens_of(ward, browser, who).await.sid
-}
-
-// ---------------------------------------------------------------------------------------------
-// Back-channel logout
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
-// Bytes
-// ---------------------------------------------------------------------------------------------
-
-/// Whether `needle` occurs in `haystack`.
-fn contains(haystack: &[u8], needle: &[u8]) -> bool {
-    let Some((&first, rest)) = needle.split_first() else {
-        return false;
-    };
-    haystack
-        .iter()
-        .enumerate()
-        .filter(|(_, b)| **b == first)
-        .any(|(i, _)| haystack[i + 1..].starts_with(rest))
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::new(), |mut out, b| {
-        let _ = write!(out, "{b:02x}");
-        out
-    })
 }

@@ -59,59 +59,79 @@ token = "user"
     path
 }
 
-/// Both instances' output, for failure messages.
-fn outputs(a: &WardProcess, b: &WardProcess) -> String {
-    format!(
-        "--- instance A\n{}\n--- instance B\n{}",
-        a.output.text(),
-        b.output.text()
-    )
-}
-
 /// The whole multi-instance scenario on the store described by `store` (`[store]` lines).
 async fn two_instances_share_one_store(store: String) {
-    let (port_a, port_b) = (free_port(), free_port());
-    // What the browser sees: one origin, as behind a load balancer; the test reaches each
-    // instance on its own port (the cookie jar is per host, not per port).
-    let public_url = format!("http://localhost:{port_a}");
-    let idp = Idp::start(IdpOptions::new(public_url.clone()))
-        .await
-        .expect("start the IdP");
-    let upstream = EchoUpstream::start().await.expect("start the upstream");
-    let dir = tempfile::tempdir().expect("temp dir");
-    let config_a = write_config(
-        dir.path(),
-        "a",
-        port_a,
-        &public_url,
-        &idp,
-        &upstream,
-        &store,
-    );
-    let config_b = write_config(
-        dir.path(),
-        "b",
-        port_b,
-        &public_url,
-        &idp,
-        &upstream,
-        &store,
-    );
-    let a = WardProcess::start(dir.path(), &config_a, port_a).await;
-    let b = WardProcess::start(dir.path(), &config_b, port_b).await;
-
-    // A session made by A is served and used by B.
+    let instances = TwoInstances::start(&store).await;
     let alice = Browser::new().expect("browser");
-    let callback = login_across(&alice, &a.origin, &a.origin, "alice")
+    let csrf = a_session_made_by_a_is_used_by_b(&instances, &alice).await;
+    logout_through_b_ends_the_session_everywhere(&instances, &alice, &csrf).await;
+    a_login_begun_on_a_finishes_on_b(&instances).await;
+
+    let log = instances.outputs();
+    assert!(!log.contains("store_error"), "{log}");
+    drop(instances);
+}
+
+/// Two `ward serve` processes on one store behind one public origin, with their IdP and API.
+/// Fields drop in order: the processes stop before their configuration and the IdP go.
+struct TwoInstances {
+    a: WardProcess,
+    b: WardProcess,
+    /// What the browser sees: one origin, as behind a load balancer; the test reaches each
+    /// instance on its own port (the cookie jar is per host, not per port).
+    public_url: String,
+    _dir: tempfile::TempDir,
+    upstream: EchoUpstream,
+    _idp: Idp,
+}
+
+impl TwoInstances {
+    async fn start(store: &str) -> Self {
+        let (port_a, port_b) = (free_port(), free_port());
+        let public_url = format!("http://localhost:{port_a}");
+        let idp = Idp::start(IdpOptions::new(public_url.clone()))
+            .await
+            .expect("start the IdP");
+        let upstream = EchoUpstream::start().await.expect("start the upstream");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let config =
+            |name, port| write_config(dir.path(), name, port, &public_url, &idp, &upstream, store);
+        let (config_a, config_b) = (config("a", port_a), config("b", port_b));
+        let a = WardProcess::start(dir.path(), &config_a, port_a).await;
+        let b = WardProcess::start(dir.path(), &config_b, port_b).await;
+        Self {
+            a,
+            b,
+            public_url,
+            _dir: dir,
+            upstream,
+            _idp: idp,
+        }
+    }
+
+    /// Both instances' output, for failure messages.
+    fn outputs(&self) -> String {
+        format!(
+            "--- instance A\n{}\n--- instance B\n{}",
+            self.a.output.text(),
+            self.b.output.text()
+        )
+    }
+}
+
+/// A session made by A is served and used by B (and still by A); alice's CSRF token.
+async fn a_session_made_by_a_is_used_by_b(instances: &TwoInstances, alice: &Browser) -> String {
+    let TwoInstances { a, b, upstream, .. } = instances;
+    let callback = login_across(alice, &a.origin, &a.origin, "alice")
         .await
-        .unwrap_or_else(|e| panic!("login via A: {e:#}\n{}", outputs(&a, &b)));
+        .unwrap_or_else(|e| panic!("login via A: {e:#}\n{}", instances.outputs()));
     assert_eq!(callback.status, 302, "{}", callback.text());
     assert!(callback.set_cookie("__Host-ward").is_some());
     let me = alice
         .get(b.url("/bff/user"))
         .await
         .expect("GET B /bff/user");
-    assert_eq!(me.status, 200, "{}\n{}", me.text(), outputs(&a, &b));
+    assert_eq!(me.status, 200, "{}\n{}", me.text(), instances.outputs());
     let me = me.json().expect("user JSON");
     assert_eq!(me["sub"], "alice");
     let csrf = me["csrfToken"].as_str().expect("csrfToken").to_owned();
@@ -132,12 +152,20 @@ async fn two_instances_share_one_store(store: String) {
         bearer.len() > "Bearer ".len() && bearer.starts_with("Bearer "),
         "the upstream saw the user's bearer token"
     );
+    csrf
+}
 
-    // Logout through B ends the session everywhere.
+/// Logout through B ends the session everywhere.
+async fn logout_through_b_ends_the_session_everywhere(
+    instances: &TwoInstances,
+    alice: &Browser,
+    csrf: &str,
+) {
+    let TwoInstances { a, b, .. } = instances;
     let logout = alice
         .post(b.url("/bff/logout"))
-        .header("origin", &public_url)
-        .header("x-csrf-token", &csrf)
+        .header("origin", &instances.public_url)
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .expect("POST B /bff/logout");
@@ -155,18 +183,21 @@ async fn two_instances_share_one_store(store: String) {
         alice.get(b.url("/bff/user")).await.expect("GET B").status,
         401
     );
+}
 
-    // A login begun on A, its callback routed to B.
+/// A login begun on A, its callback routed to B: B completes it and both serve the session.
+async fn a_login_begun_on_a_finishes_on_b(instances: &TwoInstances) {
+    let TwoInstances { a, b, .. } = instances;
     let bob = Browser::new().expect("browser");
     let callback = login_across(&bob, &a.origin, &b.origin, "bob")
         .await
-        .unwrap_or_else(|e| panic!("login A -> B: {e:#}\n{}", outputs(&a, &b)));
+        .unwrap_or_else(|e| panic!("login A -> B: {e:#}\n{}", instances.outputs()));
     assert_eq!(
         callback.status,
         302,
         "B completes A's login: {}\n{}",
         callback.text(),
-        outputs(&a, &b)
+        instances.outputs()
     );
     assert!(
         callback.set_cookie("__Host-ward").is_some(),
@@ -177,10 +208,6 @@ async fn two_instances_share_one_store(store: String) {
     assert_eq!(me.json().expect("user JSON")["sub"], "bob");
     let via_b = bob.get(b.url("/bff/user")).await.expect("GET B /bff/user");
     assert_eq!(via_b.status, 200);
-
-    let log = outputs(&a, &b);
-    assert!(!log.contains("store_error"), "{log}");
-    drop((a, b));
 }
 
 #[tokio::test]

@@ -19,6 +19,21 @@ async fn store_outage_is_503_everywhere_a_session_is_needed_and_recovers() {
     let csrf = me["csrfToken"].as_str().unwrap().to_owned();
 
     outage.begin();
+    every_request_that_needs_the_session_is_503(&ward, &browser, &csrf).await;
+
+    outage.end();
+    let user = browser.get(ward.url("/bff/user")).await.unwrap();
+    assert_eq!(user.status, 200, "the same cookie works again");
+    assert_eq!(user.json().unwrap()["csrfToken"], csrf.as_str());
+    assert_eq!(
+        browser.get(ward.url("/api/data")).await.unwrap().status,
+        200
+    );
+}
+
+/// `/bff/user`, `/api`, an unsafe request with the cookie, logout and login: each `503`, the
+/// cookie kept, nothing forwarded.
+async fn every_request_that_needs_the_session_is_503(ward: &Ward, browser: &Browser, csrf: &str) {
     let user = browser.get(ward.url("/bff/user")).await.unwrap();
     assert_eq!(user.status, 503);
     assert_eq!(user.json().unwrap()["error"], "store_unavailable");
@@ -33,7 +48,7 @@ async fn store_outage_is_503_everywhere_a_session_is_needed_and_recovers() {
     assert_eq!(api.status, 503);
     let post = browser
         .post(ward.url("/public/form"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .unwrap();
@@ -48,7 +63,7 @@ async fn store_outage_is_503_everywhere_a_session_is_needed_and_recovers() {
 
     let logout = browser
         .post(ward.url("/bff/logout"))
-        .header("x-csrf-token", &csrf)
+        .header("x-csrf-token", csrf)
         .send()
         .await
         .unwrap();
@@ -63,15 +78,6 @@ async fn store_outage_is_503_everywhere_a_session_is_needed_and_recovers() {
         .await
         .unwrap();
     assert_eq!(login.status, 503);
-
-    outage.end();
-    let user = browser.get(ward.url("/bff/user")).await.unwrap();
-    assert_eq!(user.status, 200, "the same cookie works again");
-    assert_eq!(user.json().unwrap()["csrfToken"], csrf.as_str());
-    assert_eq!(
-        browser.get(ward.url("/api/data")).await.unwrap().status,
-        200
-    );
 }
 
 #[tokio::test]

@@ -4,6 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use ward_testkit::{Browser, Reply};
 
@@ -131,4 +133,103 @@ pub async fn wait_for_idp_log(ward: &Ward, needle: &str, count: usize) -> String
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Logout-token claims naming `sub` and `sid`, valid at Ward's time (a fresh `jti` on every
+/// call), and the same with exactly one flaw.
+pub struct ValidClaims<'a> {
+    pub ward: &'a Ward,
+    pub sub: &'a str,
+    pub sid: &'a str,
+}
+
+impl ValidClaims<'_> {
+    /// Valid claims, with a `jti` of their own.
+    pub fn valid(&self) -> Value {
+        claims(self.ward, Some(self.sub), Some(self.sid))
+    }
+
+    /// Valid claims but for `name`, set to `value`.
+    pub fn with(&self, name: &str, value: Value) -> Value {
+        let mut claims = self.valid();
+        claims[name] = value;
+        claims
+    }
+
+    /// Valid claims without the members `names`.
+    pub fn without(&self, names: &[&str]) -> Value {
+        let mut claims = self.valid();
+        for name in names {
+            claims.as_object_mut().unwrap().remove(*name);
+        }
+        claims
+    }
+}
+
+/// Claims valid but for one flaw each, at Ward's time `now`: what every logout token check
+/// refuses.
+pub fn claim_flaws(claims: &ValidClaims<'_>, now: u64) -> Vec<(&'static str, Value)> {
+    vec![
+        ("wrong aud", claims.with("aud", json!("other-client"))),
+        (
+            "wrong iss",
+            claims.with("iss", json!("http://evil.invalid")),
+        ),
+        ("nonce", claims.with("nonce", json!("n"))),
+        ("no events", claims.without(&["events"])),
+        (
+            "wrong event",
+            claims.with("events", json!({ "urn:other": {} })),
+        ),
+        ("iat too old", claims.with("iat", json!(now - 3600))),
+        ("iat in the future", claims.with("iat", json!(now + 3600))),
+        ("expired", claims.with("exp", json!(now - 3600))),
+        ("neither sub nor sid", claims.without(&["sub", "sid"])),
+        ("no jti", claims.without(&["jti"])),
+    ]
+}
+
+/// Signs each `(case, claims)` with the IdP's key and asserts Ward refuses it.
+pub async fn assert_claims_refused(ward: &Ward, cases: Vec<(&str, Value)>) {
+    for (case, claims) in cases {
+        let token = sign(ward, &claims, json!({})).await;
+        assert_invalid(&post_token(ward, &token).await, case);
+    }
+}
+
+/// Signs valid claims under each `(case, header)` and asserts Ward refuses it.
+pub async fn assert_headers_refused(
+    ward: &Ward,
+    claims: &ValidClaims<'_>,
+    cases: Vec<(&str, Value)>,
+) {
+    for (case, header) in cases {
+        let token = sign(ward, &claims.valid(), header).await;
+        assert_invalid(&post_token(ward, &token).await, case);
+    }
+}
+
+/// Tokens no IdP signed, each refused: `token` with its signature flipped, `alg: none`, HS256
+/// (its MAC, were it keyed with the IdP's public key material, is never checked: the algorithm
+/// is refused first), and garbage.
+pub async fn assert_forgeries_refused(ward: &Ward, token: &str, claims: &ValidClaims<'_>) {
+    let (input, signature) = token.rsplit_once('.').unwrap();
+    let mut bytes = URL_SAFE_NO_PAD.decode(signature).unwrap();
+    bytes[0] ^= 0xff;
+    let flipped = format!("{input}.{}", URL_SAFE_NO_PAD.encode(bytes));
+    assert_invalid(&post_token(ward, &flipped).await, "bad signature");
+    let encode = |v: &Value| URL_SAFE_NO_PAD.encode(v.to_string());
+    let unsigned = format!(
+        "{}.{}.",
+        encode(&json!({ "alg": "none" })),
+        encode(&claims.valid())
+    );
+    assert_invalid(&post_token(ward, &unsigned).await, "alg none");
+    let hs = format!(
+        "{}.{}.AAAA",
+        encode(&json!({ "alg": "HS256" })),
+        encode(&claims.valid())
+    );
+    assert_invalid(&post_token(ward, &hs).await, "HS256");
+    assert_invalid(&post_token(ward, "not-a-jwt").await, "garbage");
 }
