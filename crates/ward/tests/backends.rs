@@ -487,7 +487,7 @@ async fn refuse_invalid_tokens(ward: &Ward, browser: &Browser, sid: &str) {
     };
     assert_claims_refused(ward, claim_flaws(&claims, ward.clock_now())).await;
     let headers = vec![
-        ("typ JWT", json!({ "typ": "JWT" })),
+        ("typ at+jwt", json!({ "typ": "at+jwt" })),
         ("unknown kid", json!({ "kid": "made-up" })),
     ];
     assert_headers_refused(ward, &claims, headers).await;
