@@ -89,11 +89,17 @@ pub struct ServerConfig {
     pub header_read_timeout: Duration,
     /// A connection with no request in flight (HTTP/1 keep-alive, HTTP/2 without an open
     /// stream) for this long is closed (HTTP/2 with a GOAWAY). Greater than zero.
-    #[serde(default = "defaults::conn_idle_timeout", with = "crate::config::duration")]
+    #[serde(
+        default = "defaults::conn_idle_timeout",
+        with = "crate::config::duration"
+    )]
     pub idle_timeout: Duration,
     /// On SIGTERM: how long in-flight requests may take to finish before what is still open
     /// is closed and Ward exits. Greater than zero.
-    #[serde(default = "defaults::shutdown_timeout", with = "crate::config::duration")]
+    #[serde(
+        default = "defaults::shutdown_timeout",
+        with = "crate::config::duration"
+    )]
     pub shutdown_timeout: Duration,
 }
 

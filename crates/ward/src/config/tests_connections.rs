@@ -33,7 +33,10 @@ fn connection_keys_may_be_set_in_the_file_or_the_environment() {
         ],
     );
     assert_eq!(config.server.max_connections, 5);
-    assert_eq!(config.server.header_read_timeout, Duration::from_millis(500));
+    assert_eq!(
+        config.server.header_read_timeout,
+        Duration::from_millis(500)
+    );
     assert_eq!(config.server.idle_timeout, Duration::from_secs(120));
     assert_eq!(config.server.shutdown_timeout, Duration::from_secs(5));
 }
@@ -59,7 +62,15 @@ fn zero_or_malformed_connection_values_are_all_reported_together() {
         "[server]\nmax_connections = -1\nheader_read_timeout = 10\nidle_timeout = \"soon\"",
     );
     assert_eq!(lines.len(), 3, "{lines:#?}");
-    assert!(lines[0..].iter().any(|l| l.starts_with("server.max_connections: invalid value")));
-    assert!(lines.iter().any(|l| l.starts_with("server.header_read_timeout: 10 has no unit")));
+    assert!(
+        lines[0..]
+            .iter()
+            .any(|l| l.starts_with("server.max_connections: invalid value"))
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("server.header_read_timeout: 10 has no unit"))
+    );
     assert!(lines.iter().any(|l| l.starts_with("server.idle_timeout: ")));
 }

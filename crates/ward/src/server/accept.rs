@@ -56,7 +56,12 @@ pub(super) async fn serve(
     let lifecycle = Lifecycle { closing, alive };
     let mut others = Vec::with_capacity(workers.saturating_sub(1));
     for index in 1..workers {
-        others.push(Worker::start(index, app.clone(), limits, lifecycle.clone())?);
+        others.push(Worker::start(
+            index,
+            app.clone(),
+            limits,
+            lifecycle.clone(),
+        )?);
     }
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut failures = AcceptFailures::default();
@@ -99,14 +104,7 @@ pub(super) async fn serve(
             None => accepted,
         };
         let global = lifecycle.alive.clone();
-        connection::spawn(
-            accepted,
-            &app,
-            &builder,
-            limits,
-            lifecycle.clone(),
-            global,
-        );
+        connection::spawn(accepted, &app, &builder, limits, lifecycle.clone(), global);
     }
     drop(listener);
     let _ = closing_tx.send(true);

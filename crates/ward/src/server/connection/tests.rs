@@ -71,8 +71,16 @@ fn an_idle_connection_shuts_down_between_one_and_a_quarter_more_idle_timeouts() 
     let ended = last_seen + Duration::from_millis(1);
     let (step, at) = run_until_action(&mut watch, seen(1, 0), last_seen + limits().tick());
     assert!(matches!(step, Step::ShutDown(_)), "{step:?}");
-    assert!(at - ended >= idle, "shut down {:?} after the end", at - ended);
-    assert!(at - ended <= idle + idle / 4, "shut down {:?} after", at - ended);
+    assert!(
+        at - ended >= idle,
+        "shut down {:?} after the end",
+        at - ended
+    );
+    assert!(
+        at - ended <= idle + idle / 4,
+        "shut down {:?} after",
+        at - ended
+    );
 }
 
 #[test]
@@ -85,7 +93,10 @@ fn a_new_request_restarts_the_idle_count() {
         now += tick;
         // Every few ticks a quick request comes and goes between two checks.
         let started = round / 4 + 1;
-        assert!(matches!(watch.check(seen(started, 0), now), Step::Wait(_)), "round {round}");
+        assert!(
+            matches!(watch.check(seen(started, 0), now), Step::Wait(_)),
+            "round {round}"
+        );
     }
 }
 
