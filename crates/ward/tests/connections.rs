@@ -197,8 +197,12 @@ async fn silent_and_half_open_connections_are_closed_at_the_header_read_timeout_
     let mut fastest = Duration::MAX;
     for wait in waits {
         let (kind, closed) = wait.await.expect("reader task");
-        let after = closed
-            .unwrap_or_else(|| panic!("a connection with {kind} was still open {deadline:?}"));
+        let after = closed.unwrap_or_else(|| {
+            panic!(
+                "a connection with {kind} was still open {:?} after opening",
+                deadline - opened
+            )
+        });
         slowest = slowest.max(after);
         fastest = fastest.min(after);
     }
