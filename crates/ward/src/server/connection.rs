@@ -36,6 +36,10 @@ use tokio::time::Instant;
 
 use crate::config::ServerConfig;
 
+mod deadlines;
+
+use deadlines::{Step, Watch};
+
 /// Streams one HTTP/2 connection may have open at once (D-02).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
 /// Quiet checks in a row that make a connection idle. A request may end just after a check,
@@ -263,145 +267,6 @@ impl Activity {
     }
 }
 
-/// Where a connection is in its life, as its task sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// Accepted; no request head complete yet.
-    AwaitingHead,
-    /// Serving; `quiet` checks in a row found nothing in flight and `started` unchanged.
-    Serving { started: u64, quiet: u32 },
-    /// Shut down gracefully: dropped once nothing is in flight after `grace_until`, and at
-    /// `deadline` (when Ward stops) whatever is in flight.
-    Closing {
-        grace_until: Instant,
-        deadline: Option<Instant>,
-    },
-}
-
-/// What the task does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Step {
-    /// Check again then.
-    Wait(Instant),
-    /// Shut the connection down gracefully, check again then.
-    ShutDown(Instant),
-    /// Drop the socket.
-    Drop(Reason),
-}
-
-/// Why Ward dropped a connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Reason {
-    HeadTimeout,
-    Idle,
-    Stopping,
-    ShutdownTimeout,
-}
-
-impl Reason {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::HeadTimeout => "header_read_timeout",
-            Self::Idle => "idle_timeout",
-            Self::Stopping => "shutdown",
-            Self::ShutdownTimeout => "shutdown_timeout",
-        }
-    }
-}
-
-/// The deadlines of one connection: a pure state machine over request counts and the time,
-/// so its rules are tested without sockets.
-#[derive(Debug)]
-struct Watch {
-    limits: ConnectionLimits,
-    head_deadline: Instant,
-    phase: Phase,
-}
-
-impl Watch {
-    fn new(limits: ConnectionLimits, accepted_at: Instant) -> Self {
-        Self {
-            limits,
-            head_deadline: accepted_at + limits.header_read_timeout,
-            phase: Phase::AwaitingHead,
-        }
-    }
-
-    fn first_check(&self) -> Instant {
-        let now = Instant::now();
-        self.head_deadline.min(now + self.limits.tick())
-    }
-
-    /// The timer fired.
-    fn check(&mut self, seen: Snapshot, now: Instant) -> Step {
-        let tick = self.limits.tick();
-        match self.phase {
-            Phase::AwaitingHead if seen.started > 0 => {
-                self.phase = Phase::Serving {
-                    started: seen.started,
-                    quiet: 0,
-                };
-                Step::Wait(now + tick)
-            }
-            Phase::AwaitingHead if now >= self.head_deadline => Step::Drop(Reason::HeadTimeout),
-            Phase::AwaitingHead => Step::Wait(self.head_deadline.min(now + tick)),
-            Phase::Serving { started, quiet } => {
-                if seen.started != started || seen.in_flight > 0 {
-                    self.phase = Phase::Serving {
-                        started: seen.started,
-                        quiet: 0,
-                    };
-                    Step::Wait(now + tick)
-                } else if quiet >= IDLE_TICKS {
-                    self.phase = Phase::Closing {
-                        grace_until: now + CLOSE_GRACE,
-                        deadline: None,
-                    };
-                    Step::ShutDown(now + CLOSE_GRACE)
-                } else {
-                    self.phase = Phase::Serving {
-                        started,
-                        quiet: quiet + 1,
-                    };
-                    Step::Wait(now + tick)
-                }
-            }
-            Phase::Closing {
-                grace_until,
-                deadline,
-            } => {
-                if deadline.is_some_and(|deadline| now >= deadline) {
-                    Step::Drop(Reason::ShutdownTimeout)
-                } else if seen.in_flight == 0 && now >= grace_until {
-                    Step::Drop(if deadline.is_some() {
-                        Reason::Stopping
-                    } else {
-                        Reason::Idle
-                    })
-                } else {
-                    let next = grace_until.max(now + CLOSE_GRACE.min(tick));
-                    Step::Wait(deadline.map_or(next, |deadline| next.min(deadline)))
-                }
-            }
-        }
-    }
-
-    /// Ward is stopping: a connection that never asked has nothing to finish; the others shut
-    /// down gracefully and get `shutdown_timeout`.
-    fn stop(&mut self, seen: Snapshot, now: Instant) -> Step {
-        if seen.started == 0 {
-            return Step::Drop(Reason::Stopping);
-        }
-        let deadline = now + self.limits.shutdown_timeout;
-        let grace_until = (now + CLOSE_GRACE).min(deadline);
-        self.phase = Phase::Closing {
-            grace_until,
-            deadline: Some(deadline),
-        };
-        Step::ShutDown(grace_until)
-    }
-}
-
 /// The socket together with its `max_connections` permit: the permit returns when the socket
 /// closes, also after an upgrade has moved it out of hyper.
 pub(super) struct Permitted {
@@ -535,6 +400,3 @@ impl hyper::body::Body for CountedBody {
         self.body.size_hint()
     }
 }
-
-#[cfg(test)]
-mod tests;

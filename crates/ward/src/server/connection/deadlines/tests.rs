@@ -1,6 +1,8 @@
 //! The deadlines of one connection, driven by request counts and instants (no sockets, no
 //! sleeping).
 
+use std::time::Duration;
+
 use super::*;
 
 fn limits() -> ConnectionLimits {
