@@ -106,6 +106,10 @@ fn load_config(path: &Path) -> anyhow::Result<Config> {
         .map_err(|errors| anyhow::anyhow!("invalid configuration:\n{errors}"))
 }
 
+/// How long the admin listener may take to close its connections once the gateway has
+/// drained.
+const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
+
 async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
     ward::telemetry::init(&config.telemetry, std::io::stdout)
@@ -116,6 +120,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
             "server.insecure_dev = true: cookies lose __Host- and Secure; never use this in production"
         );
     }
+    ward::server::raise_descriptor_limit(config.server.max_connections);
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
@@ -148,9 +153,17 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let served = ward::server::run(listener, state, shutdown_signal()).await;
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
-        task.await
-            .context("admin listener task")?
-            .context("admin listener")?;
+        // The gateway has used its shutdown_timeout already: an admin client still holding a
+        // connection gets a moment, not a veto over the exit.
+        match tokio::time::timeout(ADMIN_DRAIN, task).await {
+            Ok(joined) => joined
+                .context("admin listener task")?
+                .context("admin listener")?,
+            Err(_) => tracing::warn!(
+                event = "shutdown_incomplete",
+                "admin connections still open; stopping without them"
+            ),
+        }
     }
     served?;
     tracing::info!(event = "stopped", "ward stopped");

@@ -20,6 +20,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_connections;
+#[cfg(test)]
 mod tests_proxy_limits;
 #[cfg(test)]
 mod tests_store_admin;

@@ -75,6 +75,32 @@ pub struct ServerConfig {
     /// (connections are handed to them in turn). Absent: one per CPU core Ward may use.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub workers: Option<u16>,
+    /// Most client connections open at once (WebSockets included); at the cap Ward stops
+    /// accepting until one closes, so it never runs out of file descriptors. At least 1.
+    #[serde(default = "defaults::max_connections")]
+    pub max_connections: u32,
+    /// From accept to the first complete request head, whatever the protocol (for HTTP/2:
+    /// preface, SETTINGS and the first HEADERS); a connection that has not asked by then is
+    /// closed. Greater than zero.
+    #[serde(
+        default = "defaults::header_read_timeout",
+        with = "crate::config::duration"
+    )]
+    pub header_read_timeout: Duration,
+    /// A connection with no request in flight (HTTP/1 keep-alive, HTTP/2 without an open
+    /// stream) for this long is closed (HTTP/2 with a GOAWAY). Greater than zero.
+    #[serde(
+        default = "defaults::conn_idle_timeout",
+        with = "crate::config::duration"
+    )]
+    pub idle_timeout: Duration,
+    /// On SIGTERM: how long in-flight requests may take to finish before what is still open
+    /// is closed and Ward exits. Greater than zero.
+    #[serde(
+        default = "defaults::shutdown_timeout",
+        with = "crate::config::duration"
+    )]
+    pub shutdown_timeout: Duration,
 }
 
 /// `[oidc]`: the identity provider and Ward's client registration at it.
@@ -373,6 +399,18 @@ mod defaults {
         "info".to_owned()
     }
     pub fn route_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+    pub fn max_connections() -> u32 {
+        10_000
+    }
+    pub fn header_read_timeout() -> Duration {
+        Duration::from_secs(10)
+    }
+    pub fn conn_idle_timeout() -> Duration {
+        Duration::from_secs(60)
+    }
+    pub fn shutdown_timeout() -> Duration {
         Duration::from_secs(30)
     }
 }

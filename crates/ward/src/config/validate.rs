@@ -191,6 +191,21 @@ fn check_server(server: &ServerConfig, out: &mut Problems) {
             format!("{workers} is out of range: 1 to {MAX_WORKERS} (absent: one per CPU core)"),
         );
     }
+    if server.max_connections == 0 {
+        out.push(
+            "server.max_connections",
+            "must be at least 1 (it caps open client connections)",
+        );
+    }
+    for (key, value) in [
+        ("server.header_read_timeout", server.header_read_timeout),
+        ("server.idle_timeout", server.idle_timeout),
+        ("server.shutdown_timeout", server.shutdown_timeout),
+    ] {
+        if value.is_zero() {
+            out.push(key, "must be greater than zero");
+        }
+    }
     let url = &server.public_url;
     if let Err(reason) = origin_shape(url) {
         out.push("server.public_url", reason);

@@ -186,6 +186,24 @@ impl WardProcess {
         }
     }
 
+    /// Sends SIGTERM (the orderly stop a supervisor sends).
+    pub fn terminate(&self) {
+        let pid = self.child.id().expect("ward is running");
+        let sent = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .expect("run kill");
+        assert!(sent.success(), "kill -TERM {pid} failed");
+    }
+
+    /// Waits up to `within` for the process to exit; `None` if it is still running then.
+    pub async fn exited_within(&mut self, within: Duration) -> Option<std::process::ExitStatus> {
+        let status = tokio::time::timeout(within, self.child.wait()).await.ok()?;
+        self.drain_output().await;
+        Some(status.expect("reap ward"))
+    }
+
     /// SIGKILL (no chance to flush or clean up), then reaps the process.
     pub async fn kill_hard(&mut self) {
         self.child.start_kill().expect("send SIGKILL");

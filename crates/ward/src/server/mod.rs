@@ -1,0 +1,242 @@
+//! From a validated configuration to a serving gateway: build the state (keys, store, IdP
+//! discovery, routes), then serve on a bound listener until shutdown.
+//!
+//! - `accept.rs`: the acceptor and the serving workers, the `max_connections` permits, accept
+//!   errors backed off.
+//! - `connection.rs`: one connection from accept to close: HTTP/1 and HTTP/2 settings, the
+//!   head, idle and shutdown deadlines.
+//! - `descriptors.rs`: the file-descriptor limit raised at start.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use ward_store::{Clock, SessionStore, SystemClock};
+
+use crate::config::{AdminConfig, Config, SameSite, StoreKind};
+use crate::oidc::{ClientTokens, OidcClient, OidcError};
+use crate::proxy::{Proxy, ProxyError};
+use crate::session::cookie::CookieAttributes;
+use crate::session::keyring::{KeyRing, KeyRingError};
+use crate::session::seal::Sealer;
+use crate::session::{SessionManager, SessionSettings};
+use crate::site::StaticSite;
+use crate::state::{AppState, SharedState};
+
+mod accept;
+mod connection;
+mod descriptors;
+
+pub(crate) use accept::worker_index;
+use connection::ConnectionLimits;
+pub use descriptors::raise_descriptor_limit;
+
+/// How often expired records are swept from stores without native expiry.
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Discovery attempts at start before giving up (the IdP may be starting alongside Ward).
+const DISCOVERY_ATTEMPTS: u32 = 5;
+
+/// Why Ward cannot start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// `[crypto] keys` unusable.
+    #[error("crypto.keys")]
+    Keys(#[from] KeyRingError),
+    /// The store cannot be opened.
+    #[error("store")]
+    Store(#[from] ward_store::StoreError),
+    /// The IdP's metadata could not be loaded.
+    #[error("oidc")]
+    Oidc(#[from] OidcError),
+    /// A route is invalid.
+    #[error("routes")]
+    Routes(#[from] ProxyError),
+    /// The callback URL cannot be formed from `public_url`.
+    #[error("server.public_url: cannot form the callback URL")]
+    PublicUrl,
+}
+
+/// Opens the configured store (connecting to it for `redis` and `postgres`).
+pub async fn open_store(
+    config: &Config,
+    clock: Arc<dyn Clock>,
+) -> Result<Arc<dyn SessionStore>, ward_store::StoreError> {
+    Ok(match config.store.kind {
+        StoreKind::Memory => Arc::new(ward_store::memory::MemoryStore::new(clock)),
+        StoreKind::Embedded => Arc::new(ward_store_embedded::EmbeddedStore::open(
+            &config.store.path,
+            clock,
+        )?),
+        StoreKind::Cookie => Arc::new(crate::session::cookie_store::CookieStore::new(
+            &config.effective_cookie_name(),
+            session_cookie_attributes(config),
+            clock,
+        )),
+        StoreKind::Redis => {
+            let redis = Arc::new(
+                ward_store_redis::RedisStore::connect(
+                    store_url(config)?,
+                    &config.store.key_prefix,
+                    clock.clone(),
+                )
+                .await?,
+            );
+            match config.store.cache_ttl {
+                ttl if ttl.is_zero() => redis,
+                ttl => Arc::new(ward_store::CachedReads::new(redis, ttl, clock)),
+            }
+        }
+        StoreKind::Postgres => Arc::new(
+            ward_store_postgres::PostgresStore::connect(
+                store_url(config)?,
+                &config.store.key_prefix,
+                clock,
+            )
+            .await?,
+        ),
+    })
+}
+
+/// `[store] url`, which validation guarantees for the kinds that need it.
+fn store_url(config: &Config) -> Result<&str, ward_store::StoreError> {
+    config
+        .store
+        .url
+        .as_ref()
+        .map(|url| url.expose())
+        .ok_or_else(|| ward_store::StoreError::Unavailable("store.url is not set".into()))
+}
+
+/// `Secure` and `SameSite` of the session cookie, from `[server]` and `[session]`.
+fn session_cookie_attributes(config: &Config) -> CookieAttributes {
+    CookieAttributes {
+        secure: config.cookie_secure(),
+        same_site: match config.session.same_site {
+            SameSite::Strict => "Strict",
+            SameSite::Lax => "Lax",
+        },
+    }
+}
+
+/// Discovers the IdP, retrying briefly with backoff.
+pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClient, StartError> {
+    let redirect_uri = config
+        .server
+        .public_url
+        .join("/bff/callback")
+        .map_err(|_| StartError::PublicUrl)?;
+    let mut delay = Duration::from_millis(250);
+    let mut attempt = 1;
+    loop {
+        match OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone()).await {
+            Ok(client) => return Ok(client),
+            Err(err) if attempt < DISCOVERY_ATTEMPTS => {
+                tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
+                tokio::time::sleep(delay).await;
+                delay *= 2;
+                attempt += 1;
+            }
+            Err(err) => return Err(err.into()),
+        }
+    }
+}
+
+/// Builds everything the handlers share, on the configured store.
+pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<SharedState, StartError> {
+    let store = open_store(&config, clock.clone()).await?;
+    build_state_with_store(config, clock, store).await
+}
+
+/// Builds everything the handlers share, on a store the caller opened (tests inject faults).
+pub async fn build_state_with_store(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn SessionStore>,
+) -> Result<SharedState, StartError> {
+    let ring = KeyRing::from_config(&config.crypto.keys)?;
+    let oidc = discover(&config, clock.clone()).await?;
+    let proxy = Proxy::for_workers(
+        &config.routes,
+        &config.server.public_url,
+        config.effective_workers(),
+    )?
+    .with_max_request_body(config.server.max_request_body);
+    let site = config
+        .static_files
+        .as_ref()
+        .map(|s| StaticSite::new(&s.dir));
+    let settings = SessionSettings {
+        idle_timeout: config.session.idle_timeout.as_secs(),
+        absolute_timeout: config.session.absolute_timeout.as_secs(),
+        cookie_name: config.effective_cookie_name(),
+        cookie: session_cookie_attributes(&config),
+    };
+    let sessions = SessionManager::new(store, Sealer::new(ring), clock.clone(), settings);
+    let cookie_names = sessions.cookie_names();
+    let public_origin = config.server.public_url.origin().ascii_serialization();
+    let client_tokens = ClientTokens::new(clock.clone(), config.oidc.refresh_skew);
+    Ok(Arc::new(AppState {
+        config,
+        oidc,
+        client_tokens,
+        sessions,
+        proxy,
+        site,
+        clock,
+        cookie_names,
+        public_origin,
+    }))
+}
+
+/// Builds the state with the system clock.
+pub async fn build(config: Config) -> Result<SharedState, StartError> {
+    build_state(config, Arc::new(SystemClock)).await
+}
+
+/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
+/// for at most `server.shutdown_timeout` and closes whatever is still open.
+///
+/// Requests are served by `server.workers` threads (see [`Config::effective_workers`]): the
+/// calling task's runtime is worker 0 and accepts every connection; each further worker is a
+/// thread with its own single-threaded runtime. Connections are handed out in turn and stay on
+/// their worker for life, together with the upstream connections their requests use (one pool
+/// per worker), so a request never waits for another thread to be woken. Each connection holds
+/// one of `server.max_connections` permits and is watched by its own task for the head, idle
+/// and shutdown deadlines (`connection.rs`).
+pub async fn run(
+    listener: TcpListener,
+    state: SharedState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let sweeper = ward_store::spawn_sweeper(state.sessions.store().clone(), SWEEP_EVERY);
+    let workers = state.config.effective_workers();
+    let limits = ConnectionLimits::from_config(&state.config.server);
+    let result = accept::serve(
+        listener,
+        crate::app::router(state),
+        shutdown,
+        workers,
+        limits,
+    )
+    .await;
+    sweeper.abort();
+    // Wait for the sweeper to drop its store handle: after `run` returns, the store is
+    // released (an embedded file can be opened again, e.g. by `ward sessions`).
+    let _ = sweeper.await;
+    result
+}
+
+/// Serves the admin listener (health, readiness, session administration) for `state` on
+/// `listener` until `shutdown` resolves. Run it beside [`run`], on another socket.
+pub async fn run_admin(
+    listener: TcpListener,
+    state: SharedState,
+    admin: AdminConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let app = crate::admin::router(state, &admin);
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
