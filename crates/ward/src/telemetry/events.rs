@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 53] = [
+pub const CATALOGUE: [&str; 54] = [
     "accept_failed",
     "admin_auth_failed",
     "admin_listening",
@@ -46,6 +46,7 @@ pub const CATALOGUE: [&str; 53] = [
     "login_superseded",
     "not_ready",
     "oidc_discovered",
+    "pkce_s256_not_advertised",
     "proxy_bearer_unsendable",
     "proxy_path_refused",
     "proxy_route_mismatch",
