@@ -105,7 +105,9 @@ impl<S> Filter<S> for EventsOnly {
 
     fn callsite_enabled(&self, metadata: &'static Metadata<'static>) -> Interest {
         if Self::wanted(metadata) {
-            Interest::always()
+            // Not `always`: each event then passes `enabled`, which is what records this
+            // filter's verdict for the event's dispatch beside the log output's own.
+            Interest::sometimes()
         } else {
             Interest::never()
         }
@@ -252,5 +254,29 @@ mod tests {
     #[test]
     fn the_catalogue_is_sorted_and_without_duplicates() {
         assert!(CATALOGUE.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[test]
+    fn events_are_counted_even_when_the_log_level_hides_them() {
+        let config = crate::config::TelemetryConfig {
+            log_level: "error".to_owned(),
+            ..Default::default()
+        };
+        super::super::init(&config, std::io::sink).unwrap();
+        tracing::info!(event = "login_started");
+        tracing::info!(event = "login_succeeded", session = "abc");
+        tracing::warn!(event = "csrf_rejected", reason = "token", session = "abc");
+        tracing::info!(event = "session_ended", reason = "logout", session = "abc");
+        tracing::warn!(event = concat!("not_in_", "the_catalogue"));
+        let text = metrics::render();
+        for sample in [
+            "ward_security_events_total{event=\"login_started\"} 1\n",
+            "ward_security_events_total{event=\"other\"} 1\n",
+            "ward_logins_total{result=\"success\"} 1\n",
+            "ward_csrf_rejections_total{reason=\"token\"} 1\n",
+            "ward_sessions_active 0\n",
+        ] {
+            assert!(text.contains(sample), "no {sample:?}");
+        }
     }
 }
