@@ -342,3 +342,41 @@ token = "user"
     .unwrap();
     config
 }
+
+/// The alert rules load in Prometheus, and the dashboard and rules query only families Ward
+/// exposes.
+#[test]
+fn alert_rules_and_dashboard_use_only_ward_metrics() {
+    if !have("promtool") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = root.join("deploy/prometheus/ward-rules.yml");
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let exposed = ward::telemetry::metrics::render();
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/ward.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    let rules = std::fs::read_to_string(&rules).unwrap();
+    for text in [&dashboard, &rules] {
+        for (at, _) in text.match_indices("ward_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = name.trim_end_matches("_bucket");
+            assert!(
+                exposed.contains(&format!("# TYPE {family} ")),
+                "{name} is not a Ward metric"
+            );
+        }
+    }
+}
