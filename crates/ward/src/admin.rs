@@ -2,6 +2,9 @@
 //! its own (`[admin] listen`, loopback by default) and never on the public one.
 //!
 //! - `GET /healthz`: the process is up and serving.
+//! - `GET /metrics`: every metric family (SPEC §8) in the Prometheus text format
+//!   ([`telemetry::metrics`]); no token, so Prometheus scrapes it like the probes. Its labels
+//!   are bounded names, never a token, cookie or path.
 //! - `GET /readyz`: the IdP answers (its metadata is loaded, which it must be for the state to
 //!   exist, and its JWKS answered a fetch within the last few seconds) and the store answers a
 //!   ping in time; otherwise `503` naming only which check failed.
@@ -11,7 +14,7 @@
 //!   whether its query was well-formed.
 //!
 //! Every response carries Ward's security headers (`Cache-Control: no-store` …); errors use
-//! [`ApiError`]'s JSON shape. No `/metrics` yet.
+//! [`ApiError`]'s JSON shape.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,6 +35,7 @@ use crate::secret::SecretString;
 use crate::security::headers;
 use crate::session::admin::SessionAdmin;
 use crate::state::SharedState;
+use crate::telemetry::{self, Chain};
 
 /// How long `/readyz` waits for the store: a hung store is not ready, and the probe must
 /// answer before the orchestrator's own timeout.
@@ -58,6 +62,7 @@ pub fn router(state: SharedState, admin: &AdminConfig) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
         .route(
             "/admin/sessions",
             get(list_sessions).delete(revoke_sessions),
@@ -75,6 +80,17 @@ pub fn router(state: SharedState, admin: &AdminConfig) -> Router {
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
+}
+
+async fn metrics() -> Response<Body> {
+    (
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(telemetry::metrics::CONTENT_TYPE),
+        )],
+        telemetry::metrics::render(),
+    )
+        .into_response()
 }
 
 async fn readyz(State(state): State<Shared>) -> Response<Body> {
@@ -104,8 +120,7 @@ async fn store_ready(state: &Shared) -> bool {
             tracing::warn!(
                 event = "not_ready",
                 check = "store",
-                error = %err,
-                cause = ?std::error::Error::source(&err),
+                error = %Chain(&err),
                 "store ping failed"
             );
             false

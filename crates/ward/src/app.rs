@@ -18,7 +18,7 @@
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderValue, Response, header};
+use axum::http::{HeaderValue, Method, Response, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
@@ -29,8 +29,9 @@ use crate::error::ApiError;
 use crate::gateway;
 use crate::security::{cors, csrf, headers, limits};
 use crate::session::cookie_store;
-use crate::state::SharedState;
+use crate::state::{AppState, SharedState};
 use crate::telemetry::AccessLog;
+use crate::telemetry::metrics::{self, RouteSeries};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
 pub fn router(state: SharedState) -> Router {
@@ -75,7 +76,8 @@ async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -
     {
         return err.into_response();
     }
-    let log = AccessLog::begin(&mut req);
+    let route = metric_route(&state, &req);
+    let log = AccessLog::begin(&mut req, route);
     let allowed = cors::allowed_origin(&state.config.server.cors_origins, req.headers());
     if cors::is_preflight(req.method(), req.headers()) {
         let response = cors::preflight(allowed);
@@ -98,6 +100,23 @@ async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -
     cors::finish(response.headers_mut(), allowed);
     log.end(&response);
     response
+}
+
+/// The `route` label of a request (SPEC §8): the part of Ward that answers it, as
+/// `gateway::fallback` decides — a `/bff` endpoint, a proxy route's prefix, the static site —
+/// or `not_found`; never the raw path, so the label set stays bounded.
+fn metric_route(state: &AppState, req: &Request) -> &'static RouteSeries {
+    let path = req.uri().path();
+    if path == "/bff" || path.starts_with("/bff/") {
+        return metrics::endpoint_route(path).unwrap_or_else(metrics::not_found_route);
+    }
+    if let Some(route) = state.proxy.route_for(path) {
+        return route.metrics();
+    }
+    match &state.site {
+        Some(_) if matches!(*req.method(), Method::GET | Method::HEAD) => metrics::static_route(),
+        _ => metrics::not_found_route(),
+    }
 }
 
 /// With the stateless store: the request runs inside its cookie context (the store reads its

@@ -11,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::session::refresh::{self, RefreshError};
+use crate::telemetry::Chain;
 
 /// An error as the browser sees it: a status, a stable code, a fixed message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
@@ -159,7 +160,7 @@ pub fn refresh_failed(err: RefreshError, clear_session_cookie: &str) -> Response
 
 impl From<ward_store::StoreError> for ApiError {
     fn from(err: ward_store::StoreError) -> Self {
-        tracing::error!(event = "store_error", error = %err, cause = ?std::error::Error::source(&err), "session store failed");
+        tracing::error!(event = "store_error", error = %Chain(&err), "session store failed");
         Self::StoreUnavailable
     }
 }

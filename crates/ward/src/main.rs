@@ -2,6 +2,7 @@
 //! logging, then serve, check or generate a key. Everything else lives in the library.
 
 use std::collections::BTreeMap;
+use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -61,12 +62,19 @@ enum SessionsAction {
     },
 }
 
+/// Writes command output to stdout, returning the write's error instead of panicking as
+/// `println!` does when the reader has gone (`ward check | head -1`).
+macro_rules! say {
+    ($($arg:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    };
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Keygen => {
-            println!("{}", ward::session::keyring::KeyRing::generate_entry());
-            Ok(())
+            say!("{}", ward::session::keyring::KeyRing::generate_entry()).map_err(Into::into)
         }
         // Serving threads bring their own runtimes (`server::run`); this one is worker 0.
         Command::Serve => serving_runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
@@ -77,8 +85,10 @@ fn main() -> ExitCode {
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        // The reader of our output closed it early: what it wanted it has; nothing to report.
+        Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("ward: {err:#}");
+            let _ = writeln!(std::io::stderr().lock(), "ward: {err:#}");
             ExitCode::FAILURE
         }
     }
@@ -215,18 +225,24 @@ async fn sessions(path: &Path, action: SessionsAction) -> anyhow::Result<()> {
             let listed = sessions.list(&sub).await.context("listing sessions")?;
             if json {
                 for session in &listed {
-                    println!("{}", serde_json::to_string(session)?);
+                    say!("{}", serde_json::to_string(session)?)?;
                 }
             } else {
-                print!("{}", admin::table(&listed));
+                write!(std::io::stdout().lock(), "{}", admin::table(&listed))?;
             }
         }
         SessionsAction::Revoke { sub } => {
             let revoked = sessions.revoke(&sub).await.context("revoking sessions")?;
-            println!("revoked {revoked} session(s)");
+            say!("revoked {revoked} session(s)")?;
         }
     }
     Ok(())
+}
+
+/// Whether `err` is a write to a stdout whose reader has closed it.
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.downcast_ref::<std::io::Error>()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
 }
 
 /// Whether opening the store failed because another process holds the embedded file's lock.
@@ -244,27 +260,27 @@ fn is_held_by_another_process(err: &ward_store::StoreError) -> bool {
 
 async fn check(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    println!("configuration: {} is valid", path.display());
+    say!("configuration: {} is valid", path.display())?;
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
-    println!("routes: {} valid", config.routes.len());
+    say!("routes: {} valid", config.routes.len())?;
     let store = ward::server::open_store(&config, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
-    println!("store: {} reachable", store.kind());
+    say!("store: {} reachable", store.kind())?;
     if config.store.kind == ward::config::StoreKind::Cookie {
-        println!(
+        say!(
             "store: cookie (stateless) — unavailable in this mode: server-side revocation (a copied \
              cookie stays valid until it expires), back-channel logout, session administration, \
              and parallel logins of one browser (the later wins)"
-        );
+        )?;
     }
     ward::server::discover(&config, clock).await?;
-    println!("oidc: provider metadata loaded from {}", config.oidc.issuer);
-    println!(
+    say!("oidc: provider metadata loaded from {}", config.oidc.issuer)?;
+    say!(
         "\n# effective configuration (secrets masked)\n{}",
         config.to_masked_toml()
-    );
+    )?;
     Ok(())
 }
 

@@ -10,6 +10,7 @@ use crate::error::ApiError;
 use crate::security::return_url;
 use crate::session::record::LoginTransaction;
 use crate::state::SharedState;
+use crate::telemetry::Chain;
 
 /// Query of `/bff/callback`. Values are never logged.
 #[derive(Default)]
@@ -112,8 +113,7 @@ async fn finish(
         .exchange_code(code, &tx.pkce_verifier, &tx.nonce)
         .await
         .map_err(|err| {
-            let cause = std::error::Error::source(&err).map(ToString::to_string);
-            tracing::warn!(event = "login_rejected", reason = %err, cause = ?cause);
+            tracing::warn!(event = "login_rejected", reason = "code_exchange", error = %Chain(&err));
             ApiError::LoginFailed
         })?;
     // Never reuse a session the browser presented (fixation): end the one it held when the

@@ -44,6 +44,7 @@ async fn end(
         tracing::warn!(
             event = "csrf_rejected",
             endpoint = "logout",
+            reason = "token",
             session = session.log_id()
         );
         return Err(ApiError::CsrfFailed);

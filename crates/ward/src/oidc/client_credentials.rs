@@ -202,6 +202,7 @@ impl OidcClient {
         &self,
         scopes: &[String],
     ) -> Result<IssuedToken, OidcError> {
+        let _timer = crate::telemetry::metrics::idp_timer("client_credentials");
         let response = self
             .client
             .exchange_client_credentials()

@@ -78,6 +78,7 @@ pub(crate) async fn discover(
     issuer: &Url,
     http: &IdpHttpClient,
 ) -> Result<ProviderMetadata, DiscoveryError> {
+    let _timer = crate::telemetry::metrics::idp_timer("discovery");
     let mut mismatch = None;
     for candidate in issuer_spellings(issuer) {
         match ProviderMetadata::discover_async(candidate, http).await {

@@ -124,6 +124,7 @@ pub(crate) async fn revoke_refresh_token(
     credentials: &ClientCredentials,
     token: &SecretString,
 ) -> Result<(), EndpointError> {
+    let _timer = crate::telemetry::metrics::idp_timer("revocation");
     let request = revocation_request(endpoint, credentials, token).map_err(EndpointError::Build)?;
     let response = http.execute(request).await.map_err(EndpointError::Http)?;
     if response.status().is_success() {

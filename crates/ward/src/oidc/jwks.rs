@@ -191,6 +191,7 @@ async fn fetch(
     url: &JsonWebKeySetUrl,
     http: &IdpHttpClient,
 ) -> Result<(CoreJsonWebKeySet, u64), JwksError> {
+    let _timer = crate::telemetry::metrics::idp_timer("jwks");
     let request = http::Request::builder()
         .uri(url.as_str())
         .header(

@@ -291,13 +291,16 @@ impl OidcClient {
         if nonce.is_empty() {
             return Err(OidcError::IncompleteLogin("a nonce"));
         }
+        let timer = crate::telemetry::metrics::idp_timer("token");
         let response = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
             .request_async(&self.http)
             .await
-            .map_err(token_request_failed)?;
+            .map_err(token_request_failed);
+        drop(timer);
+        let response = response?;
         check_bearer(&response)?;
         let id_token = response
             .id_token()

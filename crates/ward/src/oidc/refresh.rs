@@ -111,12 +111,15 @@ impl OidcClient {
         original: &SecretString,
     ) -> Result<RefreshedTokens, OidcError> {
         let token = RefreshToken::new(refresh_token.expose().to_owned());
+        let timer = crate::telemetry::metrics::idp_timer("refresh");
         let response = self
             .client
             .exchange_refresh_token(&token)
             .request_async(&self.http)
             .await
-            .map_err(super::token_request_failed)?;
+            .map_err(super::token_request_failed);
+        drop(timer);
+        let response = response?;
         super::check_bearer(&response)?;
         let id_token = match response.id_token() {
             Some(id_token) => {

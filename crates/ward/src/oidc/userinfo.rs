@@ -18,6 +18,7 @@ pub(crate) async fn fetch(
     http: &IdpHttpClient,
     access_token: &SecretString,
 ) -> Result<Map<String, Value>, String> {
+    let _timer = crate::telemetry::metrics::idp_timer("userinfo");
     let metadata = metadata.clone().set_jwks(keys.clone());
     let client = CoreClient::from_provider_metadata(metadata, client_id.clone(), None);
     let request = client

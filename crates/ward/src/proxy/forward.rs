@@ -171,6 +171,7 @@ async fn exchange(
     route: &Route,
     req: Request<Body>,
 ) -> Result<Response<Incoming>, Failure> {
+    let _timer = route.metrics().upstream_timer();
     match tokio::time::timeout(route.timeout(), client.request(req)).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(err)) => Err(Failure::Client(err)),

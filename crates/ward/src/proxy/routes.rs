@@ -9,6 +9,7 @@ use url::{Position, Url};
 use super::ProxyError;
 use super::path;
 use crate::config::{RouteConfig, TokenMode};
+use crate::telemetry::metrics::RouteSeries;
 
 /// One compiled route.
 #[derive(Debug)]
@@ -25,6 +26,8 @@ pub struct Route {
     /// The route's own body limit; the proxy's default (`[server] max_request_body`) when
     /// `None`.
     max_request_body: Option<u64>,
+    /// Its metric series (`route` = the prefix), resolved once here, never per request.
+    metrics: &'static RouteSeries,
 }
 
 /// Where a route sends its requests.
@@ -51,6 +54,7 @@ impl Route {
             return Err(invalid("timeout must be greater than zero"));
         }
         Ok(Self {
+            metrics: crate::telemetry::metrics::route(&prefix),
             token: config.token,
             scopes: config.scopes.clone(),
             prefix,
@@ -59,6 +63,11 @@ impl Route {
             timeout: config.timeout,
             max_request_body: config.max_request_body,
         })
+    }
+
+    /// The route's metric series.
+    pub fn metrics(&self) -> &'static RouteSeries {
+        self.metrics
     }
 
     /// The normalised prefix, for logs and diagnostics.

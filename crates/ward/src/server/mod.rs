@@ -154,6 +154,7 @@ pub async fn build_state_with_store(
     clock: Arc<dyn Clock>,
     store: Arc<dyn SessionStore>,
 ) -> Result<SharedState, StartError> {
+    let store = crate::telemetry::InstrumentedStore::wrap(store);
     let ring = KeyRing::from_config(&config.crypto.keys)?;
     let oidc = discover(&config, clock.clone()).await?;
     let proxy = Proxy::for_workers(

@@ -50,6 +50,7 @@ use super::manager::{LoadedSession, SessionManager};
 use super::record::SessionData;
 use crate::oidc::{OidcClient, OidcError, RefreshedTokens};
 use crate::secret::SecretString;
+use crate::telemetry::Chain;
 
 /// Store namespace of refresh locks.
 const LOCK_NS: &str = "l";
@@ -455,7 +456,6 @@ impl SessionManager {
         current: &LoadedSession,
         err: &OidcError,
     ) -> Result<Outcome, StoreError> {
-        let cause = std::error::Error::source(err).map(ToString::to_string);
         if err.ends_session() {
             self.delete(current).await?;
             let reason = if err.is_invalid_grant() {
@@ -467,8 +467,7 @@ impl SessionManager {
                 event = "refresh_failed",
                 reason,
                 session = current.log_id(),
-                error = %err,
-                cause = ?cause,
+                error = %Chain(err),
                 "refresh refused; session ended"
             );
             return Ok(Outcome::Ended);
@@ -484,8 +483,7 @@ impl SessionManager {
             event = "refresh_failed",
             reason,
             session = current.log_id(),
-            error = %err,
-            cause = ?cause,
+            error = %Chain(err),
             "refresh failed; session kept"
         );
         Ok(Outcome::Failed)

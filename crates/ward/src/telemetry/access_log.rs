@@ -1,4 +1,5 @@
-//! The access log: one line per request, written when the response is ready.
+//! The access log: one line per request, written when the response is ready, and the request's
+//! count and latency in the route's metric series.
 
 use std::time::Instant;
 
@@ -6,20 +7,24 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{Method, Response};
 
+use super::metrics::RouteSeries;
 use crate::endpoints::SessionLogId;
 
-/// One line per request: method, path (never the query: it may hold a code), status, latency,
-/// session log id, trace id. Fields are copied only when the `ward::access` target is enabled.
+/// One line per request: route (the bounded metric label), method, path (never the query: it
+/// may hold a code), status, latency, session log id, trace id. Fields are copied only when the
+/// `ward::access` target is enabled; the metrics are recorded either way.
 pub struct AccessLog {
     started: Instant,
-    fields: Option<(Method, String, String)>,
+    route: &'static RouteSeries,
+    method: Method,
+    fields: Option<(String, String)>,
 }
 
 impl AccessLog {
     /// Gives the request a valid W3C trace context (the browser's when it is well-formed, a
     /// new one otherwise; the proxy passes it upstream and the log names it) and notes what the
-    /// log line will say.
-    pub fn begin(req: &mut Request) -> Self {
+    /// log line will say; `route` is the series the request counts in.
+    pub fn begin(req: &mut Request, route: &'static RouteSeries) -> Self {
         let started = Instant::now();
         crate::proxy::trace::keep_or_start(req.headers_mut());
         let fields = tracing::enabled!(target: "ward::access", tracing::Level::INFO).then(|| {
@@ -30,13 +35,22 @@ impl AccessLog {
                 .and_then(|v| v.get(3..35))
                 .unwrap_or("")
                 .to_owned();
-            (req.method().clone(), req.uri().path().to_owned(), trace_id)
+            (req.uri().path().to_owned(), trace_id)
         });
-        Self { started, fields }
+        Self {
+            started,
+            route,
+            // Standard methods are inline constants: cloning one does not allocate.
+            method: req.method().clone(),
+            fields,
+        }
     }
 
     pub fn end(self, response: &Response<Body>) {
-        let Some((method, path, trace_id)) = self.fields else {
+        let elapsed = self.started.elapsed();
+        let status = response.status().as_u16();
+        self.route.record(&self.method, status, elapsed);
+        let Some((path, trace_id)) = self.fields else {
             return;
         };
         let session = response
@@ -44,12 +58,15 @@ impl AccessLog {
             .get::<SessionLogId>()
             .map(|s| s.0.as_str())
             .unwrap_or("");
+        // Whole microseconds as milliseconds: three decimals, never a float's long tail.
+        let latency_ms = u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX) as f64 / 1000.0;
         tracing::info!(
             target: "ward::access",
-            method = %method,
+            route = self.route.name(),
+            method = %self.method,
             path = %path,
-            status = response.status().as_u16(),
-            latency_ms = self.started.elapsed().as_secs_f64() * 1000.0,
+            status,
+            latency_ms,
             session,
             trace_id,
             "request"

@@ -5,11 +5,20 @@
 //! shows Ward's own detail without risking a token in a dependency's frame dump.
 
 mod access_log;
+mod chain;
+pub mod events;
+pub mod metrics;
+mod process;
+mod store;
 
 pub use access_log::AccessLog;
+pub use chain::Chain;
+pub use store::InstrumentedStore;
 
-use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -35,7 +44,10 @@ pub fn filter(log_level: &str) -> Result<EnvFilter, tracing_subscriber::filter::
     EnvFilter::try_new(directives)
 }
 
-/// Installs the global subscriber writing to `writer` (stdout in production).
+/// Installs the global subscriber writing to `writer` (stdout in production): the log lines
+/// under `log_level`, and beside them, under a filter of its own, the counting of catalogued
+/// events ([`events::EventCounter`]), so `log_level = "error"` hides events without uncounting
+/// them.
 pub fn init<W>(
     config: &TelemetryConfig,
     writer: W,
@@ -43,17 +55,22 @@ pub fn init<W>(
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&config.log_level)?)
-        .with_writer(writer);
-    match config.log_format {
-        LogFormat::Json => builder
+    let filter = filter(&config.log_level)?;
+    let output = tracing_subscriber::fmt::layer().with_writer(writer);
+    let output = match config.log_format {
+        LogFormat::Json => output
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
-    }
+            .with_filter(filter)
+            .boxed(),
+        LogFormat::Pretty => output.with_filter(filter).boxed(),
+    };
+    tracing_subscriber::registry()
+        .with(output)
+        .with(events::EventCounter.with_filter(events::EventCounter::filter()))
+        .try_init()?;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,0 +1,382 @@
+//! `/metrics` of the real `ward serve` (SPEC §7, §8): served by the admin listener without a
+//! token, valid for `promtool check metrics`, scraped by a real Prometheus server, counting a
+//! login, and holding no token, cookie, code or CSRF token in any label after a whole session.
+//!
+//! `promtool` and `prometheus` come from Debian's `prometheus` package (`scripts/test`
+//! installs it). Without them the test fails under `CI=true` and is skipped, loudly, elsewhere.
+
+#[path = "support/secrets.rs"]
+mod secrets;
+#[path = "support/served.rs"]
+mod served;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use secrets::{WalkedLogin, id_token_hint, last_bearer, leaked};
+use served::{PATIENCE, Served, free_port, wait_until_serving};
+use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions};
+
+/// The key ring entry of this test (test-only key).
+const KEY: &str = "met1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
+/// The admin token of this test.
+const ADMIN_TOKEN: &str = "metrics-admin-token-0123456789abcdef";
+
+/// Whether `tool` is on the PATH; under `CI=true` its absence fails the test.
+fn have(tool: &str) -> bool {
+    let found = Command::new(tool)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !found {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "{tool} is not installed (Debian package prometheus; scripts/test installs it)"
+        );
+        eprintln!("SKIPPED: {tool} is not installed (Debian package prometheus)");
+    }
+    found
+}
+
+/// A Prometheus server scraping `target` every second, on loopback, its data in a temp dir;
+/// killed on drop.
+struct Prometheus {
+    child: Child,
+    url: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("prometheus.yml");
+        std::fs::write(
+            &config,
+            format!(
+                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
+                 scrape_configs:\n  - job_name: ward\n    static_configs:\n      - targets: ['{target}']\n"
+            ),
+        )
+        .unwrap();
+        let port = free_port();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", config.display()))
+            .arg(format!(
+                "--storage.tsdb.path={}",
+                dir.path().join("data").display()
+            ))
+            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start prometheus");
+        Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+        }
+    }
+
+    /// Polls the query API until `query` has a sample, and returns its value (bounded wait:
+    /// the scrape is an event we cannot be told about).
+    async fn value_of(&self, query: &str) -> f64 {
+        let browser = Browser::new().unwrap();
+        let url = format!("{}/api/v1/query?query={}", self.url, query_escape(query));
+        let deadline = Instant::now() + PATIENCE;
+        loop {
+            if let Ok(reply) = browser.get(&url).await
+                && reply.status == 200
+                && let Some(value) = reply.json().ok().and_then(|body| {
+                    body["data"]["result"][0]["value"][1]
+                        .as_str()
+                        .and_then(|v| v.parse().ok())
+                })
+            {
+                return value;
+            }
+            assert!(Instant::now() < deadline, "prometheus never had {query}");
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn query_escape(query: &str) -> String {
+    url::form_urlencoded::byte_serialize(query.as_bytes()).collect()
+}
+
+/// `promtool check metrics` on `exposition`: its complaints, empty when valid.
+fn promtool_check(exposition: &str) -> String {
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(exposition.as_bytes())
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    let complaints = format!(
+        "{}{}",
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+    if output.status.success() {
+        complaints
+    } else {
+        format!("exit {:?}: {complaints}", output.status)
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
+    if !have("promtool") || !have("prometheus") {
+        return;
+    }
+    let port = free_port();
+    let admin_port = free_port();
+    let origin = format!("http://localhost:{port}");
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let idp = Idp::start(IdpOptions::new(origin.clone()))
+        .await
+        .expect("start the IdP");
+    let upstream = EchoUpstream::start().await.expect("start the upstream");
+    let dir = tempfile::tempdir().unwrap();
+    let config = write_config(dir.path(), port, admin_port, &idp, &upstream);
+    let served = Served::start(&config);
+    wait_until_serving(&served, &origin).await;
+    let prometheus = Prometheus::start(&format!("127.0.0.1:{admin_port}"));
+
+    let browser = Browser::new().unwrap();
+    probes_need_no_token_and_admin_does(&admin).await;
+    let login = WalkedLogin::walk(&browser, &origin, "alice", || served.output_so_far()).await;
+    let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
+    let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
+    let api = browser
+        .get(format!("{origin}/api/things?x=1"))
+        .await
+        .unwrap();
+    assert_eq!(api.status, 200);
+    let access_token = last_bearer(&upstream);
+    let refused = browser
+        .post(format!("{origin}/api/things"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    let logout = browser
+        .post(format!("{origin}/bff/logout"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status, 200);
+    let id_token = id_token_hint(&logout);
+
+    let scrape = Browser::new()
+        .unwrap()
+        .get(format!("{admin}/metrics"))
+        .await
+        .unwrap();
+    assert_eq!(scrape.status, 200);
+    let text = scrape.text();
+    assert_eq!(promtool_check(&text), "", "promtool check metrics");
+    for sample in [
+        "ward_logins_total{result=\"success\"} 1\n",
+        "ward_csrf_rejections_total{reason=\"token\"} 1\n",
+        "ward_http_requests_total{route=\"/api\",method=\"GET\",status=\"200\"} 1\n",
+        "ward_http_requests_total{route=\"/api\",method=\"POST\",status=\"403\"} 1\n",
+        "ward_http_requests_total{route=\"/bff/callback\",method=\"GET\",status=\"302\"} 1\n",
+        "ward_upstream_request_duration_seconds_count{route=\"/api\"} 1\n",
+        "ward_idp_request_duration_seconds_count{endpoint=\"token\"} 1\n",
+        "ward_security_events_total{event=\"login_succeeded\"} 1\n",
+        "ward_security_events_total{event=\"other\"} 0\n",
+        "ward_sessions_active 0\n",
+    ] {
+        assert!(text.contains(sample), "no {sample:?} in\n{text}");
+    }
+    assert!(!text.contains("/api/things"), "a raw path became a label");
+    let secrets = login
+        .with(csrf, access_token, id_token)
+        .named_with_configured(KEY);
+    let found = leaked(&text, &secrets);
+    assert!(found.is_empty(), "/metrics holds: {found:?}");
+    assert!(!text.contains("eyJ"), "/metrics holds something JWT-shaped");
+    assert!(!text.contains(ADMIN_TOKEN));
+
+    let logins = prometheus
+        .value_of("ward_logins_total{result=\"success\"}")
+        .await;
+    assert_eq!(logins, 1.0, "the login as Prometheus scraped it");
+    drop(prometheus);
+    let (status, _, stderr) = served.terminate();
+    assert!(status.success(), "{stderr}");
+}
+
+/// `/healthz`, `/readyz`, `/metrics` answer without a token; `/admin/*` does not.
+async fn probes_need_no_token_and_admin_does(admin: &str) {
+    let browser = Browser::new().unwrap();
+    for path in ["/healthz", "/readyz", "/metrics"] {
+        let reply = browser.get(format!("{admin}{path}")).await.unwrap();
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+    }
+    let refused = browser
+        .get(format!("{admin}/admin/sessions?sub=alice"))
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 401);
+}
+
+/// `ward check | head -1`, made deterministic: the reader closes the pipe before Ward writes
+/// its first line. The closed pipe ends the command quietly, exit status 0, no panic.
+#[test]
+fn check_and_keygen_into_a_closed_pipe_exit_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("ward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:0"
+public_url = "http://localhost:8080"
+[oidc]
+issuer = "http://127.0.0.1:9/"
+client_id = "bff"
+client_secret = "bff-secret"
+[store]
+kind = "memory"
+[crypto]
+keys = ["{KEY}"]
+"#
+        ),
+    )
+    .unwrap();
+    let config = config.display().to_string();
+    for args in [vec!["check", "--config", config.as_str()], vec!["keygen"]] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_ward"))
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start ward");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        assert!(
+            output.status.success(),
+            "{args:?}: exit {:?}: {stderr}",
+            output.status
+        );
+    }
+}
+
+/// Writes `ward.toml` into `dir`: public listener on `port`, admin on `admin_port`, an
+/// embedded store, one user route `/api`.
+fn write_config(
+    dir: &Path,
+    port: u16,
+    admin_port: u16,
+    idp: &Idp,
+    upstream: &EchoUpstream,
+) -> PathBuf {
+    let config = dir.join("ward.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://localhost:{port}"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+
+[store]
+kind = "embedded"
+path = "data/ward.db"
+
+[crypto]
+keys = ["{KEY}"]
+
+[logout]
+id_token_hint = true
+
+[admin]
+listen = "127.0.0.1:{admin_port}"
+token = "{ADMIN_TOKEN}"
+
+[telemetry]
+log_format = "json"
+log_level = "info"
+
+[[routes]]
+prefix = "/api"
+upstream = "{api}"
+token = "user"
+"#,
+            issuer = idp.issuer(),
+            api = upstream.url(),
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The alert rules load in Prometheus, and the dashboard and rules query only families Ward
+/// exposes.
+#[test]
+fn alert_rules_and_dashboard_use_only_ward_metrics() {
+    if !have("promtool") {
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let rules = root.join("deploy/prometheus/ward-rules.yml");
+    let checked = Command::new("promtool")
+        .args(["check", "rules"])
+        .arg(&rules)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+    let exposed = ward::telemetry::metrics::render();
+    let dashboard = std::fs::read_to_string(root.join("deploy/grafana/ward.json")).unwrap();
+    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
+    let rules = std::fs::read_to_string(&rules).unwrap();
+    for text in [&dashboard, &rules] {
+        for (at, _) in text.match_indices("ward_") {
+            let name: String = text[at..]
+                .chars()
+                .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                .collect();
+            let family = name.trim_end_matches("_bucket");
+            assert!(
+                exposed.contains(&format!("# TYPE {family} ")),
+                "{name} is not a Ward metric"
+            );
+        }
+    }
+}
