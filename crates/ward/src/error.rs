@@ -48,6 +48,12 @@ pub enum ApiError {
     /// 431: the request's header fields are larger than Ward reads.
     #[error("request header fields too large")]
     HeadersTooLarge,
+    /// 429: a rate limit is reached; `Retry-After` says for how many more seconds (≥ 1).
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a request would be accepted, rounded up.
+        retry_after: u32,
+    },
     /// 502: the upstream or the IdP could not be reached or answered badly.
     #[error("upstream unavailable")]
     UpstreamUnavailable,
@@ -77,6 +83,7 @@ impl ApiError {
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -98,6 +105,7 @@ impl ApiError {
             Self::PayloadTooLarge => "payload_too_large",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::StoreUnavailable => "store_unavailable",
@@ -111,10 +119,18 @@ impl IntoResponse for ApiError {
         let body = json!({ "error": self.code(), "message": self.to_string() });
         let mut response = (self.status(), Json(body)).into_response();
         crate::security::headers::apply(response.headers_mut());
-        if self == Self::StoreUnavailable {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match self {
+            Self::StoreUnavailable => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::RateLimited { retry_after } => {
+                response
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
+            }
+            _ => {}
         }
         response
     }

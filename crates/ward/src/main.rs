@@ -236,6 +236,7 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
     println!("routes: {} valid", config.routes.len());
+    println!("{}", ward::config::describe_rate_limits(&config.rate_limit));
     let store = ward::server::open_store(&config, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
     println!("store: {} reachable", store.kind());
