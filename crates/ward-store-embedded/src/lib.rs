@@ -41,7 +41,8 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
 use ward_store::read_cache::{Lookup, ReadCache, WriteGuard};
 use ward_store::{
-    BoxError, Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+    BoxError, Clock, Indexes, LocalRateLimits, RateLimits, Record, RecordInfo, SessionStore,
+    StoreError, Sweep, UnixTime,
 };
 
 pub use format::FormatError;
@@ -59,6 +60,10 @@ pub struct EmbeddedStore {
     db: Arc<Database>,
     clock: Arc<dyn Clock>,
     cache: Arc<ReadCache>,
+    /// One process owns the database file (redb locks it), so the rate limits it shares
+    /// between Ward's workers are that process's, in memory: counting hits is no reason
+    /// to write to disk.
+    rate: Arc<LocalRateLimits>,
 }
 
 impl std::fmt::Debug for EmbeddedStore {
@@ -97,6 +102,7 @@ impl EmbeddedStore {
             db: Arc::new(db),
             clock,
             cache: Arc::new(ReadCache::new(READ_CACHE_TTL)),
+            rate: Arc::new(LocalRateLimits::new(ward_store::memory::STORE_RATE_KEYS)),
         })
     }
 
@@ -334,6 +340,10 @@ impl SessionStore for EmbeddedStore {
 
     fn sweeper(&self) -> Option<&dyn Sweep> {
         Some(self)
+    }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        Some(&*self.rate)
     }
 }
 

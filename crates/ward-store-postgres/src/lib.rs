@@ -31,6 +31,7 @@
 
 mod connect;
 mod error;
+mod rate;
 mod schema;
 
 use std::future::Future;
@@ -41,7 +42,9 @@ use async_trait::async_trait;
 use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
-use ward_store::{Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
+use ward_store::{
+    Clock, Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+};
 
 pub use error::{ConnectError, CorruptRow};
 pub use schema::NewerSchema;
@@ -346,6 +349,10 @@ impl SessionStore for PostgresStore {
     fn sweeper(&self) -> Option<&dyn Sweep> {
         Some(self)
     }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        Some(self)
+    }
 }
 
 #[async_trait]
@@ -388,9 +395,22 @@ impl Sweep for PostgresStore {
                     .map_err(unavailable)?;
                 removed += batch;
                 if batch < SWEEP_BATCH as u64 {
-                    return Ok(removed);
+                    break;
                 }
             }
+            // Rate-limit windows that count nothing any more (not records: not in the count).
+            let rates = client
+                .prepare_cached(&self.sql.rate_sweep)
+                .await
+                .map_err(unavailable)?;
+            let now_ms = i64::try_from(self.clock.now_millis()).unwrap_or(i64::MAX);
+            while client
+                .execute(&rates, &[&now_ms])
+                .await
+                .map_err(unavailable)?
+                >= SWEEP_BATCH as u64
+            {}
+            Ok(removed)
         })
         .await
     }

@@ -15,7 +15,7 @@ use ward_store::StoreError;
 use crate::error::{unavailable, undecodable};
 
 /// The schema this build writes. Raised by each migration added to [`migrate`].
-pub(crate) const SCHEMA_VERSION: i32 = 1;
+pub(crate) const SCHEMA_VERSION: i32 = 2;
 
 /// The longest identifier prefix used: PostgreSQL truncates identifiers at 63 bytes, and
 /// the longest name this crate builds on the prefix adds 19 (`record_index_by_key`).
@@ -76,7 +76,11 @@ pub(crate) struct Sql {
     pub keys_by_index: String,
     pub list_by_index: String,
     pub sweep: String,
+    pub rate_hit: String,
+    pub rate_sweep: String,
     pub create: Vec<String>,
+    /// Version 2: the rate-limit windows.
+    pub create_v2: Vec<String>,
     pub version_table: String,
     pub read_version: String,
     pub write_version: String,
@@ -92,6 +96,7 @@ impl Sql {
         let index = prefix.table("record_index");
         let version = prefix.table("schema_version");
         let (columns, replace) = (INSERT_COLUMNS, REPLACE_COLUMNS);
+        let rates = prefix.table("rate_windows");
         Self {
             upsert: format!(
                 "INSERT INTO {records} {columns} ON CONFLICT (key) DO UPDATE {replace}"
@@ -143,6 +148,12 @@ impl Sql {
                 "DELETE FROM {records} WHERE key IN (SELECT key FROM {records} \
                  WHERE expires_at <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
             ),
+            rate_hit: rate_hit(&rates),
+            rate_sweep: format!(
+                "DELETE FROM {rates} WHERE key IN (SELECT key FROM {rates} \
+                 WHERE expires_at_ms <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
+            ),
+            create_v2: create_rate_tables(prefix, &rates),
             create: create_tables(prefix, &records, &index),
             version_table: format!(
                 "CREATE TABLE IF NOT EXISTS {version} (version integer NOT NULL)"
@@ -186,6 +197,61 @@ fn create_tables(prefix: &TablePrefix, records: &str, index: &str) -> Vec<String
     ]
 }
 
+/// The rate-limit table (schema version 2) and the index its sweep reads.
+fn create_rate_tables(prefix: &TablePrefix, rates: &str) -> Vec<String> {
+    vec![
+        // One row per limited key: its sliding window as parallel arrays of
+        // (sub-window, count) pairs (`ward_store::rate`), and the last hit's answer.
+        format!(
+            "CREATE TABLE IF NOT EXISTS {rates} (\
+             key bytea PRIMARY KEY, sub_windows bigint[] NOT NULL, \
+             counts integer[] NOT NULL, allowed boolean NOT NULL, \
+             expires_at_ms bigint NOT NULL)"
+        ),
+        format!(
+            "CREATE INDEX IF NOT EXISTS {} ON {rates} (expires_at_ms)",
+            prefix.table("rate_windows_expiry")
+        ),
+    ]
+}
+
+/// One hit on a sliding window, in one statement: `$1` key, `$2` the current sub-window, `$3`
+/// the limit, `$4` how many sub-windows before the newest still count, `$5` when the row
+/// may be swept (milliseconds). `ON CONFLICT DO UPDATE` locks the key's row, so concurrent
+/// hits on a key queue and each sees the last one's counts. In the update every expression
+/// reads the row as it was: the newest sub-window is the later of the caller's and the
+/// stored ones (an instance whose clock runs behind never counts less), older pairs are
+/// dropped, and the hit is counted in the newest when the total is below the limit.
+/// Returns `allowed` and the pairs that still count, for the caller's `Retry-After`.
+fn rate_hit(rates: &str) -> String {
+    format!(
+        "INSERT INTO {rates} AS r (key, sub_windows, counts, allowed, expires_at_ms) \
+         VALUES ($1, ARRAY[$2::bigint], ARRAY[1], $3::bigint >= 1, $5::bigint) \
+         ON CONFLICT (key) DO UPDATE SET (sub_windows, counts, allowed, expires_at_ms) = ( \
+           SELECT array_agg(k.s ORDER BY k.s), \
+                  array_agg(k.c + CASE WHEN k.s = w.newest AND w.total < $3::bigint \
+                                  THEN 1 ELSE 0 END ORDER BY k.s), \
+                  w.total < $3::bigint, \
+                  greatest(r.expires_at_ms, $5::bigint) \
+           FROM ( \
+             SELECT n.newest, \
+                    (SELECT coalesce(sum(u.c), 0) FROM unnest(r.sub_windows, r.counts) \
+                     AS u(s, c) WHERE u.s >= n.newest - $4::bigint) AS total \
+             FROM (SELECT greatest($2::bigint, (SELECT max(m) FROM unnest(r.sub_windows) \
+                   AS m)) AS newest) AS n \
+           ) AS w \
+           CROSS JOIN LATERAL ( \
+             SELECT u.s, u.c FROM unnest(r.sub_windows, r.counts) AS u(s, c) \
+             WHERE u.s >= w.newest - $4::bigint AND u.s <> w.newest \
+             UNION ALL \
+             SELECT w.newest, coalesce((SELECT sum(u.c) FROM unnest(r.sub_windows, r.counts) \
+                    AS u(s, c) WHERE u.s = w.newest), 0)::integer \
+           ) AS k \
+           GROUP BY w.newest, w.total) \
+         RETURNING allowed, sub_windows, counts"
+    )
+}
+
 /// The schema in the database is newer than this build understands.
 #[derive(Debug, thiserror::Error)]
 #[error("the session tables have schema version {found}; this build knows up to {SCHEMA_VERSION}")]
@@ -218,8 +284,9 @@ pub(crate) async fn migrate(
         .map_err(unavailable)?;
     let found: Option<i32> = row.try_get(0).map_err(undecodable)?;
     match found.unwrap_or(0) {
-        0 => {
-            for statement in &sql.create {
+        found @ (0 | 1) => {
+            let fresh = if found == 0 { &sql.create[..] } else { &[] };
+            for statement in fresh.iter().chain(&sql.create_v2) {
                 txn.batch_execute(statement).await.map_err(unavailable)?;
             }
             txn.execute(&sql.write_version, &[&SCHEMA_VERSION])

@@ -7,6 +7,7 @@
 //! | `P r:<key>`   | HASH | one record: `f` format (`1`), `exp`, `c`, `u` (unix seconds), `g` write generation, `idx` its index list, `v` the sealed value; native TTL ≈ `exp` |
 //! | `P i:<index>` | ZSET | member `<generation><key>`, score `exp`; TTL ≥ its longest-lived member |
 //! | `P x`         | ZSET | member `<key>`, score `exp`: the candidates of [`sweep_expired`] |
+//! | `P q:<key>`   | HASH | a rate limit's sliding window: field = sub-window index, value = hits; native TTL = until it counts nothing |
 //!
 //! Format 1 is the `f` field; a record with another or no `f` is refused as corrupt, never
 //! guessed at. The generation is 16 lowercase hex digits, fixed width, so an index member
@@ -69,6 +70,11 @@ impl Keys {
     /// The ZSET of the records carrying `index`.
     pub(crate) fn index(&self, index: &str) -> Vec<u8> {
         self.join(b"i:", index.as_bytes())
+    }
+
+    /// The HASH of the sliding window of rate-limit key `key` (`ward_store::rate`).
+    pub(crate) fn rate(&self, key: &str) -> Vec<u8> {
+        self.join(b"q:", key.as_bytes())
     }
 
     /// The ZSET the sweep reads.

@@ -36,6 +36,9 @@
 //!   needed: records and indexes spread over the masters by their own keys. The one shared key
 //!   is the sweep's expiry set (`P x`), which every write updates. A prefix containing `{…}`
 //!   would pin all of Ward's keys to one slot: it works, without spreading load.
+//! - **Rate limits** ([`RateLimits`](ward_store::RateLimits)): one HASH per limited key,
+//!   `P q:<key>`, changed by one script per hit (one round trip, one slot); the key is a
+//!   keyed hash (never an address). Its native TTL ends it once it counts nothing.
 //! - **Revocation** (`delete`, index lookups) takes effect for every Ward instance at once,
 //!   since all read the same Redis.
 //! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls.
@@ -55,6 +58,7 @@ mod address;
 mod conn;
 mod error;
 mod layout;
+mod rate;
 mod scripts;
 mod store;
 mod sweep;

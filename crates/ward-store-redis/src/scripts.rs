@@ -140,3 +140,54 @@ return 0
 "#,
     )
 });
+
+/// One hit on a sliding window (`ward_store::rate`). `KEYS[1]` HASH: field = sub-window
+/// index, value = hits counted in it; `ARGV`: the current sub-window, how many sub-windows
+/// before the newest still count, the limit, the key's TTL in milliseconds.
+///
+/// The newest sub-window is the later of the caller's and the newest stored (another
+/// instance's clock may run ahead): never less than was counted. Older fields are deleted;
+/// the rest are summed; below the limit the hit is counted in the newest. Reply
+/// `{accepted 0|1, sub-window, count, …}` with the pairs that still count, for the caller's
+/// `Retry-After`. A replay (retry after a dropped connection) may count a hit twice: the
+/// error is on the side of refusing, never of a larger budget.
+pub(crate) static RATE_HIT: LazyLock<Script> = LazyLock::new(|| {
+    Script::new(
+        r#"
+local key = KEYS[1]
+local newest_field = ARGV[1]
+local newest = tonumber(ARGV[1])
+local reach = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local flat = redis.call('HGETALL', key)
+for i = 1, #flat, 2 do
+  local s = tonumber(flat[i])
+  if s > newest then newest, newest_field = s, flat[i] end
+end
+local total, reply = 0, {0}
+for i = 1, #flat, 2 do
+  if tonumber(flat[i]) < newest - reach then
+    redis.call('HDEL', key, flat[i])
+  else
+    total = total + tonumber(flat[i + 1])
+    table.insert(reply, flat[i])
+    table.insert(reply, flat[i + 1])
+  end
+end
+if total < limit then
+  local count = redis.call('HINCRBY', key, newest_field, 1)
+  reply[1] = 1
+  local found = false
+  for i = 2, #reply, 2 do
+    if reply[i] == newest_field then reply[i + 1] = tostring(count) found = true end
+  end
+  if not found then
+    table.insert(reply, newest_field)
+    table.insert(reply, tostring(count))
+  end
+end
+redis.call('PEXPIRE', key, ARGV[4])
+return reply
+"#,
+    )
+});

@@ -7,7 +7,9 @@ use async_trait::async_trait;
 use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use redis::{Cmd, RedisResult, ScriptInvocation, Value, cmd};
-use ward_store::{Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
+use ward_store::{
+    Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+};
 
 use crate::RedisStore;
 use crate::error::{corrupt, from_redis, is_dropped};
@@ -370,6 +372,10 @@ impl SessionStore for RedisStore {
     }
 
     fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
         Some(self)
     }
 }

@@ -9,6 +9,13 @@ use crate::UnixTime;
 pub trait Clock: Send + Sync + 'static {
     /// Now, in seconds since the Unix epoch.
     fn now(&self) -> UnixTime;
+
+    /// Now, in milliseconds since the Unix epoch: rate-limit windows need sub-second steps
+    /// (a `1s` window has 33 ms sub-windows). A clock without a finer source reports the
+    /// start of its current second.
+    fn now_millis(&self) -> u64 {
+        self.now().saturating_mul(1000)
+    }
 }
 
 /// The operating system's wall clock.
@@ -22,26 +29,43 @@ impl Clock for SystemClock {
             .map(|d| d.as_secs())
             .unwrap_or(0)
     }
+
+    fn now_millis(&self) -> u64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+            .unwrap_or(0)
+    }
 }
 
-/// A clock that only moves when told to (tests).
+/// A clock that only moves when told to (tests). It counts milliseconds, so tests can step
+/// through rate-limit sub-windows; [`now`](Clock::now) is the whole seconds of that.
 #[derive(Debug)]
 pub struct ManualClock(AtomicU64);
 
 impl ManualClock {
-    /// A clock reading `start`.
+    /// A clock reading `start` (unix seconds).
     pub fn new(start: UnixTime) -> Self {
-        Self(AtomicU64::new(start))
+        Self(AtomicU64::new(start.saturating_mul(1000)))
     }
 
     /// Moves the clock forward by `secs`.
     pub fn advance(&self, secs: u64) {
-        self.0.fetch_add(secs, Ordering::SeqCst);
+        self.advance_millis(secs.saturating_mul(1000));
+    }
+
+    /// Moves the clock forward by `millis`.
+    pub fn advance_millis(&self, millis: u64) {
+        self.0.fetch_add(millis, Ordering::SeqCst);
     }
 }
 
 impl Clock for ManualClock {
     fn now(&self) -> UnixTime {
+        self.0.load(Ordering::SeqCst) / 1000
+    }
+
+    fn now_millis(&self) -> u64 {
         self.0.load(Ordering::SeqCst)
     }
 }

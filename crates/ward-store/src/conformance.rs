@@ -21,13 +21,15 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-use crate::{Indexes, Record, SessionStore, StoreError, Sweep, UnixTime};
+use crate::{Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 mod cases;
 mod locks;
+mod rates;
 mod versions;
 pub use cases::*;
 pub use locks::*;
+pub use rates::*;
 pub use versions::*;
 
 #[doc(hidden)]
@@ -106,6 +108,10 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     fn sweeper(&self) -> Option<&dyn Sweep> {
         self.store.sweeper()
     }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        self.store.rate_limits()
+    }
 }
 
 /// Calls `callback!(<its arguments> case, case, …)` with the name of every conformance case:
@@ -144,6 +150,9 @@ macro_rules! for_each_conformance_case {
             lock_release_by_a_non_owner_keeps_the_lock,
             lock_renewal_extends_it_past_its_first_expiry,
             lock_of_a_dead_holder_frees_by_expiry,
+            rate_limit_accepts_at_most_the_limit_in_any_window,
+            rate_limit_keys_are_independent_and_reopen_after_retry_after,
+            rate_limit_counts_every_concurrent_hit_once,
         }
     };
 }

@@ -8,6 +8,8 @@
 //!   compare-and-swap on their bytes); [`Indexes`] and [`Sweep`] are separate capabilities.
 //! - [`lock::Lease`]: a lock with an owner, built on the compare-and-swap core.
 //! - [`memory::MemoryStore`]: the in-process backend (tests, single instance, nothing persisted).
+//! - [`rate`]: sliding-window rate limits; [`RateLimits`] is the capability of a store that
+//!   shares them between instances, [`LocalRateLimits`] the in-process one.
 //! - [`Clock`]: injected time, so expiry is testable without sleeping.
 //! - [`CachedReads`]: a shared store with reads reused in process for a bounded time
 //!   ([`read_cache`]; the embedded store uses the same cache, exactly).
@@ -22,6 +24,7 @@ mod cached;
 mod clock;
 pub mod lock;
 pub mod memory;
+pub mod rate;
 pub mod read_cache;
 mod sweeper;
 
@@ -30,6 +33,7 @@ pub mod conformance;
 
 pub use cached::CachedReads;
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use rate::{LocalRateLimits, RateDecision, RateLimits, RateRule};
 pub use sweeper::spawn_sweeper;
 
 use async_trait::async_trait;
@@ -98,8 +102,8 @@ impl std::fmt::Debug for Record {
 /// already hashed; values are sealed bytes. Every method is atomic with respect to the others
 /// on one key.
 ///
-/// Optional capabilities are separate traits, reached through [`indexes`](Self::indexes) and
-/// [`sweeper`](Self::sweeper); locks are built on the compare-and-swap core ([`lock`]).
+/// Optional capabilities are separate traits, reached through [`indexes`](Self::indexes),
+/// [`sweeper`](Self::sweeper) and [`rate_limits`](Self::rate_limits); locks are built on the compare-and-swap core ([`lock`]).
 ///
 /// **Versions.** The sealed bytes of a record are its version: every seal draws a fresh random
 /// nonce, so two writes never store the same bytes. [`replace_if`](Self::replace_if) and
@@ -169,6 +173,12 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Removal of expired records; `None` for a store that has nothing to sweep.
     fn sweeper(&self) -> Option<&dyn Sweep> {
+        None
+    }
+
+    /// Rate limits shared by every instance on this store; `None` for a store that cannot
+    /// count (the stateless cookie store).
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
         None
     }
 }

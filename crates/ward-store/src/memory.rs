@@ -12,12 +12,19 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use async_trait::async_trait;
 
+use crate::rate::{LocalRateLimits, RateLimits};
 use crate::{Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
+
+/// Keys the store's rate limits hold, all limits together (see [`LocalRateLimits`]): about
+/// 200 bytes each, so some 50 MB at most, however many addresses an attacker rotates through.
+pub const STORE_RATE_KEYS: usize = 262_144;
 
 /// An in-memory [`SessionStore`].
 pub struct MemoryStore {
     clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
+    /// The store lives in one process, so its shared rate limits are that process's.
+    rate: LocalRateLimits,
 }
 
 impl std::fmt::Debug for MemoryStore {
@@ -81,6 +88,7 @@ impl MemoryStore {
         Self {
             clock,
             inner: Mutex::new(Inner::default()),
+            rate: LocalRateLimits::new(STORE_RATE_KEYS),
         }
     }
 
@@ -183,6 +191,10 @@ impl SessionStore for MemoryStore {
 
     fn sweeper(&self) -> Option<&dyn Sweep> {
         Some(self)
+    }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        Some(&self.rate)
     }
 }
 

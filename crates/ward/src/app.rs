@@ -4,10 +4,14 @@
 //! 1. head checks — a URI over 8 KiB (414), header fields over 32 KiB (431), or a missing or
 //!    repeated `Host` (400) stop before anything else, the access log included, copies them
 //!    (`security::limits`);
-//! 2. the access log's start — it sees the final status of everything, including refusals
-//!    below;
-//! 3. CORS — preflights answered (or refused) by Ward, never by an upstream;
-//! 4. cross-site refusal — unsafe requests from another site stop here, before any endpoint
+//! 2. the `login` rate limit — `/bff/login`, `/bff/callback` and `/bff/login/password` per
+//!    client address, before the endpoint creates a login transaction or reads the store
+//!    (`429` with `Retry-After`, logged as the `rate_limited` event, not by the access log:
+//!    a flood costs one line per request, not two); the other limits depend on the session
+//!    and count where it is loaded (`gateway`, `security::rate_limit`);
+//! 3. the access log's start — it sees the final status of everything below;
+//! 4. CORS — preflights answered (or refused) by Ward, never by an upstream;
+//! 5. cross-site refusal — unsafe requests from another site stop here, before any endpoint
 //!    or route (the session's CSRF token is checked later, where the session is loaded).
 //!
 //! Then the router: `/bff/*` endpoints, each answering with Ward's security headers, and the
@@ -15,9 +19,11 @@
 //! upstream), then static files, then `404 not_found`. One layer rather than one per check:
 //! every layer costs each request a boxed future and a clone of the service below it.
 
+use std::net::SocketAddr;
+
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, Response, header};
 use axum::middleware::{self, Next};
 use axum::response::IntoResponse;
@@ -27,6 +33,7 @@ use crate::config::StoreKind;
 use crate::endpoints;
 use crate::error::ApiError;
 use crate::gateway;
+use crate::security::rate_limit::{LimitName, Subject};
 use crate::security::{cors, csrf, headers, limits};
 use crate::session::cookie_store;
 use crate::state::{AppState, SharedState};
@@ -70,11 +77,25 @@ pub fn router(state: SharedState) -> Router {
 }
 
 /// The outer ring of every request (see the module doc).
-async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -> Response<Body> {
+async fn front(
+    State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response<Body> {
     if let Err(err) = limits::check_head(req.uri(), req.headers())
         .and_then(|()| limits::check_host(req.version(), req.headers()))
     {
         return err.into_response();
+    }
+    if is_login_path(req.uri().path()) && state.rate_limits.is_on(LimitName::Login) {
+        let client = state.rate_limits.client(peer.ip(), req.headers());
+        let counted = state
+            .rate_limits
+            .check(LimitName::Login, Subject::Client(client));
+        if let Err(err) = counted.await {
+            return err.into_response();
+        }
     }
     let route = metric_route(&state, &req);
     let log = AccessLog::begin(&mut req, route);
@@ -117,6 +138,11 @@ fn metric_route(state: &AppState, req: &Request) -> &'static RouteSeries {
         Some(_) if matches!(*req.method(), Method::GET | Method::HEAD) => metrics::static_route(),
         _ => metrics::not_found_route(),
     }
+}
+
+/// The endpoints that share the `login` budget (SPEC §7): each starts or completes a login.
+fn is_login_path(path: &str) -> bool {
+    matches!(path, "/bff/login" | "/bff/callback" | "/bff/login/password")
 }
 
 /// With the stateless store: the request runs inside its cookie context (the store reads its

@@ -43,15 +43,18 @@ pub enum ApiError {
     /// 413: request body too large.
     #[error("payload too large")]
     PayloadTooLarge,
-    /// Too many requests (or pending logins) from one client or session (429).
-    #[error("too many requests")]
-    RateLimited,
     /// 414: the request target is longer than Ward reads.
     #[error("URI too long")]
     UriTooLong,
     /// 431: the request's header fields are larger than Ward reads.
     #[error("request header fields too large")]
     HeadersTooLarge,
+    /// 429: a rate limit is reached; `Retry-After` says for how many more seconds (≥ 1).
+    #[error("too many requests")]
+    RateLimited {
+        /// Seconds until a request would be accepted, rounded up.
+        retry_after: u32,
+    },
     /// 502: the upstream or the IdP could not be reached or answered badly.
     #[error("upstream unavailable")]
     UpstreamUnavailable,
@@ -79,9 +82,9 @@ impl ApiError {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
             Self::UriTooLong => StatusCode::URI_TOO_LONG,
             Self::HeadersTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            Self::RateLimited { .. } => StatusCode::TOO_MANY_REQUESTS,
             Self::UpstreamUnavailable => StatusCode::BAD_GATEWAY,
             Self::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -101,9 +104,9 @@ impl ApiError {
             Self::NotFound => "not_found",
             Self::MethodNotAllowed => "method_not_allowed",
             Self::PayloadTooLarge => "payload_too_large",
-            Self::RateLimited => "rate_limited",
             Self::UriTooLong => "uri_too_long",
             Self::HeadersTooLarge => "headers_too_large",
+            Self::RateLimited { .. } => "rate_limited",
             Self::UpstreamUnavailable => "upstream_unavailable",
             Self::UpstreamTimeout => "upstream_timeout",
             Self::StoreUnavailable => "store_unavailable",
@@ -123,11 +126,10 @@ impl IntoResponse for ApiError {
                     .headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            // A caller that knows when the client may try again replaces this default.
-            Self::RateLimited => {
+            Self::RateLimited { retry_after } => {
                 response
                     .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from_static("60"));
+                    .insert(header::RETRY_AFTER, HeaderValue::from(retry_after.max(1)));
             }
             _ => {}
         }

@@ -3,9 +3,9 @@
 //! The map, following a request:
 //! - [`server`] builds the shared [`state`] from a validated [`config`] (key ring, store,
 //!   IdP discovery, routes) and serves [`app::router`].
-//! - [`app`] orders the layers: access log → `/bff` [`endpoints`] (with [`security`] headers)
-//!   → the gateway fallback: [`proxy`] routes (fetch metadata, session, CSRF, then upstream),
-//!   then the static [`site`], then 404.
+//! - [`app`] orders the layers: head limits → login rate limit → access log → `/bff`
+//!   [`endpoints`] (with [`security`] headers) → the gateway fallback: [`proxy`] routes (fetch
+//!   metadata, session, rate limits, CSRF, then upstream), then the static [`site`], then 404.
 //! - [`endpoints`] run the login flow with [`oidc`] and keep state in [`session`]: the cookie,
 //!   sealing at rest (AES-256-GCM under a key needing the cookie), the manager over a
 //!   `ward_store::SessionStore` backend.

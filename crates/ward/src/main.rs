@@ -265,6 +265,7 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
     say!("routes: {} valid", config.routes.len())?;
+    say!("{}", ward::config::describe_rate_limits(&config.rate_limit))?;
     let store = ward::server::open_store(&config, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
     say!("store: {} reachable", store.kind())?;

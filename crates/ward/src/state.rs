@@ -7,6 +7,7 @@ use ward_store::Clock;
 use crate::config::Config;
 use crate::oidc::{ClientTokens, OidcClient};
 use crate::proxy::Proxy;
+use crate::security::rate_limit::RateLimiting;
 use crate::session::SessionManager;
 use crate::site::StaticSite;
 
@@ -22,6 +23,8 @@ pub struct AppState {
     pub sessions: SessionManager,
     /// The API proxy.
     pub proxy: Proxy,
+    /// The rate limits of `[rate_limit]`.
+    pub rate_limits: RateLimiting,
     /// The SPA's files, when `[static]` is configured.
     pub site: Option<StaticSite>,
     /// Time.

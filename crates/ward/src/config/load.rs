@@ -11,6 +11,7 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
+use super::RateLimitConfig;
 use super::errors::{ConfigError, ConfigErrors, Problems};
 use super::model::*;
 use super::secrets::{self, KeyEntry};
@@ -102,6 +103,7 @@ struct Parsed {
     logout: Option<LogoutConfig>,
     store: Option<StoreConfig>,
     keys: Option<Vec<KeyEntry>>,
+    rate_limit: Option<RateLimitConfig>,
     /// `Some(None)`: no `[static]`.
     static_files: Option<Option<StaticConfig>>,
     telemetry: Option<TelemetryConfig>,
@@ -135,6 +137,7 @@ impl Parsed {
             section("crypto"),
             section("telemetry"),
         );
+        let rate_limit = section("rate_limit");
         let statics = table.remove("static");
         let admin = table.remove("admin");
         let routes = table.remove("routes");
@@ -149,6 +152,8 @@ impl Parsed {
             logout: logout.and_then(|t| sections::deserialize("logout", t, &[], problems)),
             store: parse_store(store, base_dir, problems),
             keys: parse_crypto(crypto, base_dir, problems),
+            rate_limit: rate_limit
+                .and_then(|t| sections::deserialize("rate_limit", t, &[], problems)),
             static_files: parse_static(statics, base_dir, problems),
             telemetry: telemetry.and_then(|t| sections::deserialize("telemetry", t, &[], problems)),
             admin: parse_admin(admin, base_dir, problems),
@@ -167,6 +172,7 @@ impl Parsed {
             logout: self.logout.as_ref(),
             store: self.store.as_ref(),
             keys: self.keys.as_deref(),
+            rate_limit: self.rate_limit.as_ref(),
             static_files: self.static_files.as_ref().map(Option::as_ref),
             telemetry: self.telemetry.as_ref(),
             admin: self.admin.as_ref().map(Option::as_ref),
@@ -191,6 +197,7 @@ impl Parsed {
             logout: self.logout?,
             store: self.store?,
             crypto: CryptoConfig { keys },
+            rate_limit: self.rate_limit?,
             static_files: self.static_files?,
             telemetry: self.telemetry?,
             admin: self.admin?,

@@ -34,6 +34,9 @@ pub struct Config {
     pub store: StoreConfig,
     /// `[crypto]`
     pub crypto: CryptoConfig,
+    /// `[rate_limit]`
+    #[serde(default)]
+    pub rate_limit: super::RateLimitConfig,
     /// `[static]`: serve the SPA's files.
     #[serde(default, rename = "static", skip_serializing_if = "Option::is_none")]
     pub static_files: Option<StaticConfig>,

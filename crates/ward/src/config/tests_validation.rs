@@ -351,3 +351,87 @@ fn workers_out_of_range_are_refused() {
         assert!(errors.contains(expected), "{value}: {errors}");
     }
 }
+
+#[test]
+fn rate_limits_are_on_by_default_with_the_documented_values() {
+    let config = load_ok(&config_text(""), &[]);
+    let minute = Duration::from_secs(60);
+    let limit = |limit| {
+        Some(Limit {
+            limit,
+            window: minute,
+        })
+    };
+    assert_eq!(config.rate_limit.login, limit(20));
+    assert_eq!(config.rate_limit.api, limit(600));
+    assert_eq!(config.rate_limit.anonymous, limit(300));
+    assert_eq!(config.rate_limit.invalid_session, limit(30));
+    assert_eq!(config.rate_limit.backend, RateLimitBackend::Local);
+    let shown = describe_rate_limits(&config.rate_limit);
+    assert!(
+        shown.contains("rate limit login: 20 per 1m per client address"),
+        "{shown}"
+    );
+}
+
+#[test]
+fn a_rate_limit_can_be_turned_off_or_changed_from_the_environment() {
+    let config = load_ok(
+        &config_text("[rate_limit]\nanonymous = \"off\"\nbackend = \"store\""),
+        &[("WARD_RATE_LIMIT__LOGIN", "{ limit = 5, window = \"30s\" }")],
+    );
+    assert_eq!(config.rate_limit.anonymous, None);
+    assert_eq!(
+        config.rate_limit.login,
+        Some(Limit {
+            limit: 5,
+            window: Duration::from_secs(30)
+        })
+    );
+    assert_eq!(config.rate_limit.backend, RateLimitBackend::Store);
+    assert!(describe_rate_limits(&config.rate_limit).contains("rate limit anonymous: off"));
+}
+
+#[test]
+fn rate_limit_problems_are_reported_all_at_once() {
+    // Values: every limit and window, with the other sections' problems.
+    let lines = problems_with(
+        "[session]\nidle_timeout = \"0s\"\n[rate_limit]\nlogin = { limit = 0, window = \"1m\" }\n\
+         api = { limit = 10, window = \"0s\" }\nanonymous = { limit = 0, window = \"2d\" }",
+    );
+    for expected in [
+        "rate_limit.login.limit: at least 1",
+        "rate_limit.api.window: longer than zero",
+        "rate_limit.anonymous.limit: at least 1",
+        "rate_limit.anonymous.window: at most 1d",
+        "session.idle_timeout",
+    ] {
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected)),
+            "no {expected:?} in {lines:#?}"
+        );
+    }
+    // Types and unknown keys: every one, though the section then skips its value checks.
+    let lines = problems_with(
+        "[rate_limit]\nanonymous = \"on\"\n\
+         invalid_session = { limit = 3, window = \"1m\", burst = 2 }\nbackend = \"redis\"",
+    );
+    for expected in [
+        "rate_limit.anonymous: invalid value",
+        "rate_limit.invalid_session.burst: unknown key",
+        "rate_limit.backend: unknown variant",
+    ] {
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected)),
+            "no {expected:?} in {lines:#?}"
+        );
+    }
+}
+
+#[test]
+fn a_shared_rate_limit_needs_a_store_that_keeps_state() {
+    assert_problem(
+        "[store]\nkind = \"cookie\"\n[rate_limit]\nbackend = \"store\"",
+        "rate_limit.backend: \"store\" needs a store that keeps state",
+    );
+}

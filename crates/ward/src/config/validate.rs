@@ -12,10 +12,12 @@ use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use url::Url;
 
+use super::RateLimitConfig;
 use super::duration;
 use super::effective::{cookie_prefix, is_loopback_host, is_secure_origin};
 use super::errors::{ConfigErrors, Problems};
 use super::model::*;
+use super::rate_limit::check_rate_limit;
 use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
 use super::store::check_store;
@@ -54,6 +56,7 @@ pub(crate) struct Draft<'a> {
     pub(crate) logout: Option<&'a LogoutConfig>,
     pub(crate) store: Option<&'a StoreConfig>,
     pub(crate) keys: Option<&'a [KeyEntry]>,
+    pub(crate) rate_limit: Option<&'a RateLimitConfig>,
     /// `Some(None)` when `[static]` is absent, `None` when it failed to deserialize.
     pub(crate) static_files: Option<Option<&'a StaticConfig>>,
     pub(crate) telemetry: Option<&'a TelemetryConfig>,
@@ -84,6 +87,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
         logout: Some(&config.logout),
         store: Some(&config.store),
         keys: Some(&keys),
+        rate_limit: Some(&config.rate_limit),
         static_files: Some(config.static_files.as_ref()),
         telemetry: Some(&config.telemetry),
         admin: Some(config.admin.as_ref()),
@@ -126,6 +130,9 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     }
     if let Some(keys) = draft.keys {
         check_keys(keys, out);
+    }
+    if let Some(rate_limit) = draft.rate_limit {
+        check_rate_limit(rate_limit, draft.store, out);
     }
     if let Some(Some(static_files)) = draft.static_files {
         check_static_dir(&static_files.dir, out);

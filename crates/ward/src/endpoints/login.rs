@@ -65,7 +65,10 @@ pub async fn login(
     let client = client_ip::client_ip(peer.ip(), &headers, state.config.server.trusted_proxy_hops);
     match state.sessions.begin_login(&binding, client, &tx).await {
         Ok(()) => {}
-        Err(TooManyPendingLogins::Refused) => return Err(ApiError::RateLimited),
+        Err(TooManyPendingLogins::Refused) => {
+            // Room comes back as the oldest of them expire or finish: at most LOGIN_TTL.
+            return Err(ApiError::RateLimited { retry_after: 60 });
+        }
         Err(TooManyPendingLogins::Store(err)) => return Err(err.into()),
     }
     tracing::info!(event = "login_started");

@@ -1,7 +1,9 @@
 //! `POST /bff/logout`: end the session here and at the IdP (SPEC §2).
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
@@ -18,10 +20,15 @@ use crate::state::SharedState;
 /// answers `200 {"logoutUrl"}`. Idempotent without a session.
 pub async fn logout(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let cookies = cookie_header::joined(&headers);
     let Some(session) = state.sessions.load(cookies.as_deref()).await? else {
+        if state.sessions.has_session_cookie(cookies.as_deref()) {
+            let limits = &state.rate_limits;
+            limits.cookie_named_no_session(peer.ip(), &headers).await?;
+        }
         // Nothing to end here or at the IdP.
         return logged_out(&state, "/".to_owned());
     };

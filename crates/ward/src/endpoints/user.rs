@@ -1,7 +1,9 @@
 //! `GET /bff/user`: the SPA pulls its login state (SPEC §1 step 1 and 4).
 
+use std::net::SocketAddr;
+
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
@@ -22,12 +24,17 @@ pub struct UserQuery {
 /// `401 unauthenticated` without a valid session; `200` with profile, claims and CSRF token.
 pub async fn user(
     State(state): State<SharedState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     query: Result<Query<UserQuery>, axum::extract::rejection::QueryRejection>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let Query(query) = query.map_err(|_| ApiError::BadRequest)?;
     let cookies = cookie_header::joined(&headers);
     let Some(mut session) = state.sessions.load(cookies.as_deref()).await? else {
+        if state.sessions.has_session_cookie(cookies.as_deref()) {
+            let limits = &state.rate_limits;
+            limits.cookie_named_no_session(peer.ip(), &headers).await?;
+        }
         return Err(ApiError::Unauthenticated);
     };
     if query.slide != Some(false) && !state.sessions.slide(&mut session).await? {

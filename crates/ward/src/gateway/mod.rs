@@ -3,7 +3,9 @@
 //! For a request that matches a `[[routes]]` prefix, in order:
 //! 1. cross-site refusal for requests riding a session cookie, WebSocket origin check;
 //! 2. the session: loaded when the route needs it (`user`), or when a presented one matters
-//!    (`user-optional`, unsafe methods) — a store that cannot answer is `503`;
+//!    (`user-optional`, unsafe methods) — a store that cannot answer is `503`; then the rate
+//!    limits (`security::rate_limit`): `invalid_session` when a cookie named no live
+//!    session, then `api` per session or `anonymous` per client address for the rest;
 //! 3. the CSRF token on unsafe methods (before any byte goes upstream);
 //! 4. refresh of a near-expiry access token (`session::refresh`), then the idle timer;
 //! 5. the bearer the route's token mode names (session, Ward's client token, or none);
@@ -27,6 +29,7 @@ use crate::endpoints::SessionLogId;
 use crate::error::{self, ApiError};
 use crate::proxy::{ForwardContext, Route, websocket};
 use crate::secret::bearer_value;
+use crate::security::rate_limit::{LimitName, Subject};
 use crate::security::{client_ip, csrf};
 use crate::session::LoadedSession;
 use crate::session::refresh::RefreshError;
@@ -86,12 +89,15 @@ async fn admit_route(
     // `user-optional` loads a presented session too; a store it cannot read fails closed (503),
     // while a cookie that names no usable session just means an anonymous request.
     let wants_session = csrf::is_unsafe(req.method()) || route.token == TokenMode::UserOptional;
-    let session = if route.token == TokenMode::User || (wants_session && has_cookie) {
+    let loads = route.token == TokenMode::User || (wants_session && has_cookie);
+    let session = if loads {
         state.sessions.load(cookies.as_deref()).await?
     } else {
         None
     };
+    let named_nothing = session.is_none() && has_cookie && loads;
     drop(cookies);
+    count(state, session.as_ref(), named_nothing, peer, req.headers()).await?;
     if route.token == TokenMode::User && session.is_none() {
         return Err(ApiError::Unauthenticated);
     }
@@ -106,6 +112,33 @@ async fn admit_route(
         response.extensions_mut().insert(log_id);
     }
     Ok(response)
+}
+
+/// The rate limits of step 2: a request is counted once against `api` (its session) or
+/// `anonymous` (its client address, whatever cookie it carries that was not loaded), and
+/// once more against `invalid_session` when its cookie named no live session.
+async fn count(
+    state: &AppState,
+    session: Option<&LoadedSession>,
+    named_nothing: bool,
+    peer: SocketAddr,
+    headers: &axum::http::HeaderMap,
+) -> Result<(), ApiError> {
+    let limits = &state.rate_limits;
+    if named_nothing {
+        limits.cookie_named_no_session(peer.ip(), headers).await?;
+    }
+    match session {
+        Some(session) => {
+            let key = Subject::Session(&session.key);
+            limits.check(LimitName::Api, key).await
+        }
+        None if limits.is_on(LimitName::Anonymous) => {
+            let client = Subject::Client(limits.client(peer.ip(), headers));
+            limits.check(LimitName::Anonymous, client).await
+        }
+        None => Ok(()),
+    }
 }
 
 /// Steps 3 to 6, with the session loaded (or not needed).

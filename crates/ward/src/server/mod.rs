@@ -17,6 +17,7 @@ use ward_store::{Clock, SessionStore, SystemClock};
 use crate::config::{AdminConfig, Config, SameSite, StoreKind};
 use crate::oidc::{ClientTokens, OidcClient, OidcError};
 use crate::proxy::{Proxy, ProxyError};
+use crate::security::rate_limit::RateLimiting;
 use crate::session::cookie::CookieAttributes;
 use crate::session::keyring::{KeyRing, KeyRingError};
 use crate::session::seal::Sealer;
@@ -52,6 +53,9 @@ pub enum StartError {
     /// A route is invalid.
     #[error("routes")]
     Routes(#[from] ProxyError),
+    /// `[rate_limit]` cannot count where it is told to.
+    #[error("rate_limit")]
+    RateLimit(#[from] crate::security::rate_limit::RateLimitSetupError),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
     PublicUrl,
@@ -173,6 +177,14 @@ pub async fn build_state_with_store(
         cookie_name: config.effective_cookie_name(),
         cookie: session_cookie_attributes(&config),
     };
+    // Addresses become store keys under the primary key's index key, as `sub`/`sid` do.
+    let rate_limits = RateLimiting::new(
+        &config.rate_limit,
+        config.server.trusted_proxy_hops,
+        &store,
+        ring.primary().index_key().clone(),
+        clock.clone(),
+    )?;
     let sessions = SessionManager::new(store, Sealer::new(ring), clock.clone(), settings);
     let cookie_names = sessions.cookie_names();
     let public_origin = config.server.public_url.origin().ascii_serialization();
@@ -183,6 +195,7 @@ pub async fn build_state_with_store(
         client_tokens,
         sessions,
         proxy,
+        rate_limits,
         site,
         clock,
         cookie_names,

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 61] = [
+pub const CATALOGUE: [&str; 63] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -56,6 +56,8 @@ pub const CATALOGUE: [&str; 61] = [
     "proxy_bearer_unsendable",
     "proxy_path_refused",
     "proxy_route_mismatch",
+    "rate_limit_unavailable",
+    "rate_limited",
     "refresh_failed",
     "refresh_lock_kept",
     "refresh_lock_lost",

@@ -5,7 +5,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
-use ward_store::{Indexes, Record, SessionStore, StoreError, Sweep};
+use ward_store::{
+    Indexes, RateDecision, RateLimits, RateRule, Record, SessionStore, StoreError, Sweep,
+};
 
 /// The switch of a [`FlakyStore`]; `deletes` fails only deletes (a store that fails mid-way).
 #[derive(Clone, Default)]
@@ -102,6 +104,11 @@ impl SessionStore for FlakyStore {
     fn sweeper(&self) -> Option<&dyn Sweep> {
         self.inner.sweeper().is_some().then_some(self)
     }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        // Counting fails with the store during an outage, like every other call.
+        self.inner.rate_limits().map(|_| self as &dyn RateLimits)
+    }
 }
 
 #[async_trait]
@@ -129,5 +136,21 @@ impl Sweep for FlakyStore {
     async fn sweep_expired(&self) -> Result<u64, StoreError> {
         self.outage.check()?;
         self.inner.sweeper().expect("checked").sweep_expired().await
+    }
+}
+
+#[async_trait]
+impl RateLimits for FlakyStore {
+    async fn hit(
+        &self,
+        key: &str,
+        rule: RateRule,
+        now_ms: u64,
+    ) -> Result<RateDecision, StoreError> {
+        self.outage.check()?;
+        match self.inner.rate_limits() {
+            Some(limits) => limits.hit(key, rule, now_ms).await,
+            None => unreachable!("offered only when the inner store counts"),
+        }
     }
 }
