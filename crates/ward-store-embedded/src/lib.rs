@@ -100,8 +100,8 @@ impl EmbeddedStore {
         tables::create_all(&db).map_err(|e| classify(e, at))?;
         Ok(Self {
             db: Arc::new(db),
+            cache: Arc::new(ReadCache::new(READ_CACHE_TTL, clock.clone())),
             clock,
-            cache: Arc::new(ReadCache::new(READ_CACHE_TTL)),
             rate: Arc::new(LocalRateLimits::new(ward_store::memory::STORE_RATE_KEYS)),
         })
     }

@@ -38,7 +38,7 @@ impl CachedReads {
     pub fn new(inner: Arc<dyn SessionStore>, ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
             inner,
-            cache: Arc::new(ReadCache::new(ttl)),
+            cache: Arc::new(ReadCache::new(ttl, clock.clone())),
             clock,
         }
     }
@@ -175,15 +175,23 @@ mod tests {
 
     /// Two handles on one store, as two Ward instances on one Redis: `cached` with the cache,
     /// `other` writing past it.
-    fn handles() -> (CachedReads, Arc<dyn SessionStore>) {
+    fn handles() -> (CachedReads, Arc<dyn SessionStore>, Arc<ManualClock>) {
         let clock = Arc::new(ManualClock::new(NOW));
         let shared: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(clock.clone()));
-        (CachedReads::new(shared.clone(), TTL, clock), shared)
+        (
+            CachedReads::new(shared.clone(), TTL, clock.clone()),
+            shared,
+            clock,
+        )
     }
 
-    #[tokio::test(start_paused = true)]
+    fn advance(clock: &ManualClock, by: Duration) {
+        clock.advance_millis(u64::try_from(by.as_millis()).unwrap());
+    }
+
+    #[tokio::test]
     async fn another_processes_write_is_seen_once_the_time_to_live_has_passed() {
-        let (cached, other) = handles();
+        let (cached, other, clock) = handles();
         other.put("s:k", record(b"v1")).await.unwrap();
         assert_eq!(
             cached.get("s:k").await.unwrap().as_deref(),
@@ -195,13 +203,13 @@ mod tests {
             Some(&b"v1"[..]),
             "within the time to live the value read before is reused"
         );
-        tokio::time::advance(TTL).await;
+        advance(&clock, TTL);
         assert_eq!(
             cached.get("s:k").await.unwrap().as_deref(),
             Some(&b"v2"[..])
         );
         assert!(other.delete("s:k").await.unwrap());
-        tokio::time::advance(TTL).await;
+        advance(&clock, TTL);
         assert_eq!(
             cached.get("s:k").await.unwrap(),
             None,
@@ -209,9 +217,9 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn a_current_read_never_answers_from_the_cache() {
-        let (cached, other) = handles();
+        let (cached, other, _) = handles();
         other.put("s:k", record(b"v1")).await.unwrap();
         assert_eq!(
             cached.get("s:k").await.unwrap().as_deref(),
@@ -224,9 +232,9 @@ mod tests {
         );
     }
 
-    #[tokio::test(start_paused = true)]
+    #[tokio::test]
     async fn this_handles_writes_and_deletes_are_seen_at_once() {
-        let (cached, _other) = handles();
+        let (cached, _other, _) = handles();
         cached.put("s:k", record(b"v1")).await.unwrap();
         assert_eq!(
             cached.get("s:k").await.unwrap().as_deref(),

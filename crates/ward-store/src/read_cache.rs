@@ -15,22 +15,22 @@
 //! - the record's own expiry, when known, is checked on every hit.
 //!
 //! Bounded: entries live the time to live given to [`ReadCache::new`], at most [`CAPACITY`]
-//! are kept. Time is tokio's clock, so tests can pause and advance it.
+//! are kept. Time is the store's injected [`Clock`] (in milliseconds), so tests advance it.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use tokio::time::Instant;
-
-use crate::UnixTime;
+use crate::{Clock, UnixTime};
 
 /// Most entries kept.
 pub const CAPACITY: usize = 10_000;
 
 /// See the module docs.
 pub struct ReadCache {
-    ttl: Duration,
+    /// Time to live in milliseconds.
+    ttl: u64,
+    clock: Arc<dyn Clock>,
     inner: Mutex<Inner>,
 }
 
@@ -49,13 +49,15 @@ struct Inner {
     writing: HashMap<String, usize>,
     /// Moves on every write's start and end.
     generation: u64,
-    last_purge: Option<Instant>,
+    /// When expired entries were last dropped (milliseconds).
+    last_purge: Option<u64>,
 }
 
 struct Entry {
     value: Vec<u8>,
     expires_at: UnixTime,
-    at: Instant,
+    /// When it was read (milliseconds).
+    at: u64,
 }
 
 /// The outcome of [`ReadCache::lookup`].
@@ -67,20 +69,26 @@ pub enum Lookup {
 }
 
 impl ReadCache {
-    /// A cache whose entries live `ttl`.
-    pub fn new(ttl: Duration) -> Self {
+    /// A cache whose entries live `ttl` on `clock`.
+    pub fn new(ttl: Duration, clock: Arc<dyn Clock>) -> Self {
         Self {
-            ttl,
+            ttl: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
+            clock,
             inner: Mutex::default(),
         }
     }
 
+    fn fresh(&self, entry: &Entry, now_ms: u64) -> bool {
+        now_ms.saturating_sub(entry.at) < self.ttl
+    }
+
     /// The cached value of `key` while fresh, live at `now` and not being written.
     pub fn lookup(&self, key: &str, now: UnixTime) -> Lookup {
+        let now_ms = self.clock.now_millis();
         let inner = self.lock();
         if !inner.writing.contains_key(key)
             && let Some(entry) = inner.entries.get(key)
-            && entry.at.elapsed() < self.ttl
+            && self.fresh(entry, now_ms)
             && now < entry.expires_at
         {
             return Lookup::Hit(entry.value.clone(), entry.expires_at);
@@ -91,17 +99,18 @@ impl ReadCache {
     /// Caches what a read that began at `generation` found, unless any write began or ended
     /// since.
     pub fn insert(&self, generation: u64, key: &str, value: &[u8], expires_at: UnixTime) {
-        let now = Instant::now();
+        let now = self.clock.now_millis();
         let mut inner = self.lock();
         if inner.generation != generation || inner.writing.contains_key(key) {
             return;
         }
         let purge_due = inner
             .last_purge
-            .is_none_or(|at| now.duration_since(at) >= self.ttl);
+            .is_none_or(|at| now.saturating_sub(at) >= self.ttl);
         if purge_due || inner.entries.len() >= CAPACITY {
-            let ttl = self.ttl;
-            inner.entries.retain(|_, e| now.duration_since(e.at) < ttl);
+            inner
+                .entries
+                .retain(|_, e| now.saturating_sub(e.at) < self.ttl);
             inner.last_purge = Some(now);
         }
         if inner.entries.len() >= CAPACITY {
@@ -167,6 +176,11 @@ impl Drop for WriteGuard {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ManualClock;
+
+    fn cache() -> ReadCache {
+        ReadCache::new(Duration::from_secs(1), Arc::new(ManualClock::new(0)))
+    }
 
     fn hit(cache: &ReadCache, key: &str, now: UnixTime) -> Option<Vec<u8>> {
         match cache.lookup(key, now) {
@@ -184,7 +198,7 @@ mod tests {
 
     #[test]
     fn a_read_value_is_served_until_it_expires() {
-        let cache = ReadCache::new(Duration::from_secs(1));
+        let cache = cache();
         let g = generation(&cache, "k");
         cache.insert(g, "k", b"v", 100);
         assert_eq!(hit(&cache, "k", 99).as_deref(), Some(&b"v"[..]));
@@ -193,7 +207,7 @@ mod tests {
 
     #[test]
     fn a_write_under_way_bypasses_the_cache_and_drops_the_entry() {
-        let cache = Arc::new(ReadCache::new(Duration::from_secs(1)));
+        let cache = Arc::new(cache());
         let g = generation(&cache, "k");
         cache.insert(g, "k", b"old", 100);
         let guard = cache.writing("k");
@@ -207,7 +221,7 @@ mod tests {
 
     #[test]
     fn a_read_that_overlapped_a_write_is_not_cached() {
-        let cache = Arc::new(ReadCache::new(Duration::from_secs(1)));
+        let cache = Arc::new(cache());
         let before = generation(&cache, "k");
         drop(cache.writing("other"));
         cache.insert(before, "k", b"maybe-stale", 100);
@@ -216,7 +230,7 @@ mod tests {
 
     #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
-        let cache = ReadCache::new(Duration::from_secs(1));
+        let cache = cache();
         for i in 0..CAPACITY + 10 {
             let key = format!("k{i}");
             let g = generation(&cache, &key);
