@@ -15,6 +15,7 @@ mod secrets;
 mod sections;
 pub mod size;
 mod store;
+mod telemetry;
 mod validate;
 
 #[cfg(test)]
@@ -25,6 +26,8 @@ mod tests_connections;
 mod tests_proxy_limits;
 #[cfg(test)]
 mod tests_store_admin;
+#[cfg(test)]
+mod tests_telemetry;
 #[cfg(test)]
 mod tests_validation;
 
