@@ -1,15 +1,29 @@
-//! Logging: `tracing` with JSON (default) or pretty lines, filtered by `[telemetry] log_level`.
+//! Logging: `tracing` with JSON (default) or pretty lines, filtered by `[telemetry] log_level`;
+//! traces: the spans of [`spans`] exported over OTLP when `otlp_endpoint` is set ([`otlp`]).
+//!
+//! The two are separate layers with their own filters: the log layer never sees the trace
+//! spans (target [`spans::TARGET`]), and the OTLP layer sees nothing else, so no log event
+//! becomes a span event and, without OTLP, the trace spans are disabled callsites.
 //!
 //! Dependencies' debug/trace output (hyper, h2, reqwest, rustls) can describe wire traffic; it
 //! is capped at `info` unless the filter names those crates explicitly, so `log_level = "debug"`
 //! shows Ward's own detail without risking a token in a dependency's frame dump.
 
 mod access_log;
+pub mod otlp;
+pub mod spans;
+mod traced_store;
 
 pub use access_log::AccessLog;
+pub use otlp::OtlpPipeline;
+pub use traced_store::TracedStore;
 
-use tracing_subscriber::EnvFilter;
+use tracing::Level;
+use tracing_subscriber::filter::Targets;
 use tracing_subscriber::fmt::MakeWriter;
+use tracing_subscriber::layer::SubscriberExt as _;
+use tracing_subscriber::util::SubscriberInitExt as _;
+use tracing_subscriber::{EnvFilter, Layer as _};
 
 use crate::config::{LogFormat, TelemetryConfig};
 
@@ -32,28 +46,49 @@ pub fn filter(log_level: &str) -> Result<EnvFilter, tracing_subscriber::filter::
             directives.push_str(&format!(",{krate}=info"));
         }
     }
+    if !log_level.contains(spans::TARGET) {
+        // The trace spans belong to the OTLP layer alone.
+        directives.push_str(&format!(",{}=off", spans::TARGET));
+    }
     EnvFilter::try_new(directives)
 }
 
-/// Installs the global subscriber writing to `writer` (stdout in production).
+/// Installs the global subscriber writing logs to `writer` (stdout in production) and, when
+/// `otlp_endpoint` is set, the OTLP trace layer, whose pipeline is returned for shutdown. Runs
+/// inside a tokio runtime.
 pub fn init<W>(
     config: &TelemetryConfig,
     writer: W,
-) -> Result<(), Box<dyn std::error::Error + Send + Sync>>
+) -> Result<Option<OtlpPipeline>, Box<dyn std::error::Error + Send + Sync>>
 where
     W: for<'a> MakeWriter<'a> + Send + Sync + 'static,
 {
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter(&config.log_level)?)
-        .with_writer(writer);
-    match config.log_format {
-        LogFormat::Json => builder
+    let logs = match config.log_format {
+        LogFormat::Json => tracing_subscriber::fmt::layer()
             .json()
             .flatten_event(true)
             .with_current_span(false)
-            .try_init(),
-        LogFormat::Pretty => builder.try_init(),
+            .with_writer(writer)
+            .boxed(),
+        LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     }
+    .with_filter(filter(&config.log_level)?);
+    let pipeline = OtlpPipeline::build(config)?;
+    let traces = pipeline.as_ref().map(|pipeline| {
+        // Only the attributes `spans` sets: no source locations, thread names or timings.
+        tracing_opentelemetry::layer()
+            .with_tracer(pipeline.tracer())
+            .with_location(false)
+            .with_threads(false)
+            .with_target(false)
+            .with_tracked_inactivity(false)
+            .with_filter(Targets::new().with_target(spans::TARGET, Level::INFO))
+    });
+    tracing_subscriber::registry()
+        .with(logs)
+        .with(traces)
+        .try_init()?;
+    Ok(pipeline)
 }
 
 #[cfg(test)]
