@@ -29,8 +29,9 @@ use crate::error::ApiError;
 use crate::gateway;
 use crate::security::{cors, csrf, headers, limits};
 use crate::session::cookie_store;
-use crate::state::SharedState;
-use crate::telemetry::AccessLog;
+use crate::state::{AppState, SharedState};
+use crate::telemetry::{AccessLog, otlp, spans};
+use tracing::{Instrument as _, Span};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
 pub fn router(state: SharedState) -> Router {
@@ -75,6 +76,44 @@ async fn front(State(state): State<SharedState>, mut req: Request, next: Next) -
     {
         return err.into_response();
     }
+    // The server span, before the access log so that both name Ward's own trace id; without
+    // OTLP no span is created at all.
+    let span = if otlp::enabled() {
+        let span = spans::server(&req, http_route(&state, req.uri().path()));
+        spans::adopt_request(&span, req.headers_mut());
+        span
+    } else {
+        Span::none()
+    };
+    let response = checked(state, req, next).instrument(span.clone()).await;
+    spans::record_status(&span, response.status().as_u16());
+    response
+}
+
+/// The bounded `http.route` of a path: an endpoint, a route prefix, or `/*` (static files, 404).
+fn http_route<'a>(state: &'a AppState, path: &str) -> &'a str {
+    const ENDPOINTS: [&str; 6] = [
+        "/bff/user",
+        "/bff/login",
+        "/bff/callback",
+        "/bff/logout",
+        "/bff/client.js",
+        "/bff/backchannel-logout",
+    ];
+    if let Some(endpoint) = ENDPOINTS.iter().find(|e| **e == path) {
+        return endpoint;
+    }
+    if path == "/bff" || path.starts_with("/bff/") {
+        return "/bff/*";
+    }
+    state
+        .proxy
+        .route_for(path)
+        .map_or("/*", |route| route.prefix())
+}
+
+/// Steps 2 to 4 of [`front`].
+async fn checked(state: SharedState, mut req: Request, next: Next) -> Response<Body> {
     let log = AccessLog::begin(&mut req);
     let allowed = cors::allowed_origin(&state.config.server.cors_origins, req.headers());
     if cors::is_preflight(req.method(), req.headers()) {

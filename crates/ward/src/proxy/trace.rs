@@ -25,6 +25,12 @@ pub(crate) fn keep_or_start(headers: &mut HeaderMap) {
     headers.insert(TRACEPARENT, new_traceparent());
 }
 
+/// Sets `traceparent` to Ward's own value, dropping any `tracestate` of another parent.
+pub(crate) fn set(headers: &mut HeaderMap, traceparent: HeaderValue) {
+    headers.remove(TRACESTATE);
+    headers.insert(TRACEPARENT, traceparent);
+}
+
 /// W3C Trace Context version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower-case, ids not all zero.
 pub(crate) fn is_valid_traceparent(value: &[u8]) -> bool {
     let [b'0', b'0', b'-', rest @ ..] = value else {

@@ -172,6 +172,8 @@ pub async fn build_state_with_store(
         cookie_name: config.effective_cookie_name(),
         cookie: session_cookie_attributes(&config),
     };
+    // Spans around store operations, when traces are exported.
+    let store = crate::telemetry::TracedStore::wrap(store);
     let sessions = SessionManager::new(store, Sealer::new(ring), clock.clone(), settings);
     let cookie_names = sessions.cookie_names();
     let public_origin = config.server.public_url.origin().ascii_serialization();
