@@ -41,6 +41,66 @@ async fn grpc_export_has_one_tree_per_request_and_no_secret() {
     traced_session(Receiver::grpc().await, "grpc").await;
 }
 
+/// With `sampling_ratio = 0` a browser's sampled `traceparent` forces nothing: no span of the
+/// request is exported, and the upstream gets Ward's own, unsampled trace context.
+#[tokio::test]
+async fn a_browser_cannot_force_sampling() {
+    let receiver = Receiver::http().await;
+    let mut stack = Stack::start_sampled(&receiver.endpoint, "http", "0.0").await;
+    let origin = stack.ward.origin.clone();
+    let browser = Browser::new().unwrap();
+    WalkedLogin::walk(&browser, &origin, "alice", || stack.ward.output.text()).await;
+    let api = browser
+        .request(reqwest::Method::GET, format!("{origin}/api/things"))
+        .header("traceparent", BROWSER_TRACEPARENT)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status, 200);
+    let sent = stack.upstream.last().expect("the upstream was called");
+    let traceparent = sent.header("traceparent").expect("traceparent");
+    assert!(!traceparent.contains(BROWSER_TRACE), "{traceparent}");
+    assert!(traceparent.ends_with("-00"), "unsampled: {traceparent}");
+    // Shutdown flushes whatever was queued: once Ward has exited, all it would export is in.
+    stack.ward.terminate();
+    let status = stack.ward.exited_within(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let spans = spans_of(&receiver);
+    assert!(
+        spans.iter().all(|s| s.kind != SPAN_KIND_SERVER),
+        "a sampled-out request was exported: {:?}",
+        spans.iter().map(|s| &s.name).collect::<Vec<_>>()
+    );
+}
+
+/// With a batch delay far beyond the test, the spans of a request still reach the collector:
+/// SIGTERM flushes them before Ward exits.
+#[tokio::test]
+async fn shutdown_flushes_the_queued_spans() {
+    let receiver = Receiver::grpc().await;
+    let mut stack = Stack::start_with(&receiver.endpoint, "grpc", "1.0", "600000").await;
+    let reply = Browser::new()
+        .unwrap()
+        .get(stack.ward.url("/bff/user"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 401);
+    stack.ward.terminate();
+    let status = stack.ward.exited_within(Duration::from_secs(30)).await;
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let spans = spans_of(&receiver);
+    let user = server_span(&spans, "/bff/user").expect("flushed at shutdown");
+    assert_eq!(user.name, "GET /bff/user");
+    assert_eq!(
+        attr(&user.attributes, "http.response.status_code").as_deref(),
+        Some("401")
+    );
+}
+
+fn spans_of(receiver: &Receiver) -> Vec<Span> {
+    receiver.spans().into_iter().map(|(_, s)| s).collect()
+}
+
 #[tokio::test]
 async fn a_collector_that_never_answers_neither_slows_nor_fails_requests() {
     let blackhole = Blackhole::start().await;
@@ -63,6 +123,15 @@ struct Stack {
 
 impl Stack {
     async fn start(endpoint: &str, protocol: &str) -> Self {
+        Self::start_with(endpoint, protocol, "1.0", "100").await
+    }
+
+    async fn start_sampled(endpoint: &str, protocol: &str, ratio: &str) -> Self {
+        Self::start_with(endpoint, protocol, ratio, "100").await
+    }
+
+    /// `batch_delay_ms`: `OTEL_BSP_SCHEDULE_DELAY`, how long finished spans wait for export.
+    async fn start_with(endpoint: &str, protocol: &str, ratio: &str, batch_delay_ms: &str) -> Self {
         let port = free_port();
         let origin = format!("http://localhost:{port}");
         let idp = Idp::start(IdpOptions::new(origin.clone()))
@@ -70,12 +139,12 @@ impl Stack {
             .expect("start the IdP");
         let upstream = EchoUpstream::start().await.expect("start the upstream");
         let dir = tempfile::tempdir().unwrap();
-        let config = write_config(dir.path(), port, &idp, &upstream, endpoint, protocol);
+        let config = write_config(dir.path(), port, &idp, &upstream, endpoint, protocol, ratio);
         let ward = WardProcess::start_with_env(
             dir.path(),
             &config,
             port,
-            &[("OTEL_BSP_SCHEDULE_DELAY", "100")],
+            &[("OTEL_BSP_SCHEDULE_DELAY", batch_delay_ms)],
         )
         .await;
         Self {
@@ -131,7 +200,7 @@ async fn traced_session(receiver: Receiver, protocol: &str) {
     assert!(arrived, "spans never arrived\n{}", stack.ward.output.text());
     let all = receiver.spans();
     assert!(all.iter().all(|(service, _)| service == "ward-under-test"));
-    let spans: Vec<Span> = all.into_iter().map(|(_, s)| s).collect();
+    let spans = spans_of(&receiver);
 
     let api_span = server_span(&spans, "/api/things").unwrap();
     let callback_span = server_span(&spans, "/bff/callback").expect("callback span");
@@ -296,6 +365,7 @@ fn write_config(
     upstream: &EchoUpstream,
     endpoint: &str,
     protocol: &str,
+    ratio: &str,
 ) -> PathBuf {
     let config = dir.join("ward.toml");
     std::fs::write(
@@ -327,7 +397,7 @@ log_level = "info"
 otlp_endpoint = "{endpoint}"
 otlp_protocol = "{protocol}"
 service_name = "ward-under-test"
-sampling_ratio = 1.0
+sampling_ratio = {ratio}
 
 [[routes]]
 prefix = "/api"

@@ -104,6 +104,12 @@ mod tests {
         assert!(!explicit.contains("hyper=info"));
     }
 
+    #[test]
+    fn the_log_layer_never_sees_the_trace_spans() {
+        assert!(filter_string("trace").contains("ward::trace=off"));
+        assert!(filter_string("info,ward=debug").contains("ward::trace=off"));
+    }
+
     fn filter_string(level: &str) -> String {
         filter(level).unwrap().to_string()
     }

@@ -91,7 +91,8 @@ pub fn upstream(method: &Method, uri: &Uri, route: &str) -> Span {
 }
 
 /// The client span of one IdP call; `name` is `idp token`, `idp refresh`, `idp userinfo`,
-/// `idp jwks`, `idp revocation`, `idp client_credentials` or `idp discovery`.
+/// `idp jwks`, `idp revocation` or `idp client_credentials`. (Discovery runs once at start,
+/// before any request, and has no span.)
 pub fn idp(name: &'static str) -> Span {
     tracing::info_span!(
         target: TARGET,
@@ -164,4 +165,54 @@ fn browser_context(value: &HeaderValue) -> Option<SpanContext> {
         true,
         TraceState::default(),
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_browser_context_is_remote_and_never_sampled() {
+        let value =
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01");
+        let context = browser_context(&value).expect("well-formed");
+        assert_eq!(
+            context.trace_id().to_string(),
+            "4bf92f3577b34da6a3ce929d0e0e4736"
+        );
+        assert_eq!(context.span_id().to_string(), "00f067aa0ba902b7");
+        assert!(context.is_remote());
+        assert!(
+            !context.is_sampled(),
+            "the browser's sampled flag is not trusted"
+        );
+        for bad in [
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "garbage",
+        ] {
+            assert!(
+                browser_context(&HeaderValue::from_static(bad)).is_none(),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn without_a_trace_layer_spans_are_disabled_and_headers_untouched() {
+        let span = server(&Request::get("/api/x?code=1").body(()).unwrap(), "/api");
+        assert!(span.is_disabled());
+        assert!(traceparent(&span).is_none());
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            HeaderValue::from_static("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"),
+        );
+        headers.insert(TRACESTATE, HeaderValue::from_static("v=1"));
+        adopt_request(&span, &mut headers);
+        assert!(
+            headers.contains_key(TRACESTATE),
+            "pass-through kept when traces are off"
+        );
+    }
 }
