@@ -134,9 +134,12 @@ impl Stack {
     async fn start_with(endpoint: &str, protocol: &str, ratio: &str, batch_delay_ms: &str) -> Self {
         let port = free_port();
         let origin = format!("http://localhost:{port}");
-        let idp = Idp::start(IdpOptions::new(origin.clone()))
-            .await
-            .expect("start the IdP");
+        // Refresh tokens on every login, access tokens inside the 60 s refresh skew: each API
+        // call refreshes (an `idp refresh` span), each logout revokes (`idp revocation`).
+        let mut options = IdpOptions::new(origin.clone());
+        options.always_refresh = true;
+        options.at_ttl = Some(30);
+        let idp = Idp::start(options).await.expect("start the IdP");
         let upstream = EchoUpstream::start().await.expect("start the upstream");
         let dir = tempfile::tempdir().unwrap();
         let config = write_config(dir.path(), port, &idp, &upstream, endpoint, protocol, ratio);
@@ -213,6 +216,19 @@ async fn traced_session(receiver: Receiver, protocol: &str) {
         tree(&spans, api_span)
     );
     eprintln!("upstream received traceparent: {upstream_traceparent}");
+    let logout_span = server_span(&spans, "/bff/logout").unwrap();
+    eprintln!(
+        "--- {protocol}: POST /bff/logout ---\n{}",
+        tree(&spans, logout_span)
+    );
+    let logout_children: Vec<&str> = children(&spans, logout_span)
+        .iter()
+        .map(|s| s.name.as_str())
+        .collect();
+    assert!(
+        logout_children.contains(&"idp revocation"),
+        "{logout_children:?}"
+    );
     assert_the_api_tree(&spans, api_span, &upstream_traceparent);
     assert_the_callback_tree(&spans, callback_span);
 
@@ -276,6 +292,9 @@ fn assert_the_api_tree(spans: &[Span], api: &Span, upstream_traceparent: &str) {
     );
     let kids = children(spans, api);
     let names: Vec<&str> = kids.iter().map(|s| s.name.as_str()).collect();
+    for expected in ["idp refresh", "session seal"] {
+        assert!(names.contains(&expected), "no {expected} in {names:?}");
+    }
     assert!(names.iter().any(|n| n.starts_with("store ")), "{names:?}");
     let upstream = kids
         .iter()
