@@ -37,8 +37,9 @@ use crate::security::rate_limit::{LimitName, Subject};
 use crate::security::{cors, csrf, headers, limits};
 use crate::session::cookie_store;
 use crate::state::{AppState, SharedState};
-use crate::telemetry::AccessLog;
 use crate::telemetry::metrics::{self, RouteSeries};
+use crate::telemetry::{AccessLog, otlp, spans};
+use tracing::{Instrument as _, Span};
 
 /// The whole HTTP surface of Ward. Serve it with `ConnectInfo<SocketAddr>`.
 pub fn router(state: SharedState) -> Router {
@@ -97,7 +98,32 @@ async fn front(
             return err.into_response();
         }
     }
+    // One bounded name for the part of Ward that answers: the metrics' `route` label, the
+    // access log's `route` and the server span's `http.route`.
     let route = metric_route(&state, &req);
+    // The server span, before the access log so that both name Ward's own trace id; without
+    // OTLP no span is created at all.
+    let span = if otlp::enabled() {
+        let span = spans::server(&req, route.name());
+        spans::adopt_request(&span, req.headers_mut());
+        span
+    } else {
+        Span::none()
+    };
+    let response = checked(state, route, req, next)
+        .instrument(span.clone())
+        .await;
+    spans::record_status(&span, response.status().as_u16());
+    response
+}
+
+/// Steps 3 to 5 of [`front`].
+async fn checked(
+    state: SharedState,
+    route: &'static RouteSeries,
+    mut req: Request,
+    next: Next,
+) -> Response<Body> {
     let log = AccessLog::begin(&mut req, route);
     let allowed = cors::allowed_origin(&state.config.server.cors_origins, req.headers());
     if cors::is_preflight(req.method(), req.headers()) {

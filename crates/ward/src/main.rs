@@ -122,7 +122,7 @@ const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    ward::telemetry::init(&config.telemetry, std::io::stdout)
+    let traces = ward::telemetry::init(&config.telemetry, std::io::stdout)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     if config.server.insecure_dev {
         tracing::warn!(
@@ -174,6 +174,10 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
                 "admin connections still open; stopping without them"
             ),
         }
+    }
+    if let Some(traces) = traces {
+        // Bounded: a collector that is down costs the exit at most `SHUTDOWN_FLUSH`.
+        traces.shutdown().await;
     }
     served?;
     tracing::info!(event = "stopped", "ward stopped");
@@ -278,6 +282,17 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     }
     ward::server::discover(&config, clock).await?;
     say!("oidc: provider metadata loaded from {}", config.oidc.issuer)?;
+    let telemetry = &config.telemetry;
+    match &telemetry.otlp_endpoint {
+        Some(endpoint) => say!(
+            "telemetry: traces exported over OTLP/{:?} to {endpoint} as service {:?}, sampling \
+             ratio {}",
+            telemetry.otlp_protocol,
+            telemetry.service_name,
+            telemetry.sampling_ratio
+        )?,
+        None => say!("telemetry: traces off (no otlp_endpoint)")?,
+    }
     say!(
         "\n# effective configuration (secrets masked)\n{}",
         config.to_masked_toml()

@@ -140,6 +140,7 @@ fn install_the_json_subscriber() -> Capture {
         &TelemetryConfig {
             log_format: LogFormat::Json,
             log_level: "debug".into(),
+            ..TelemetryConfig::default()
         },
         capture.clone(),
     )

@@ -2,7 +2,7 @@
 //!
 //! Only variables of that shape are read (`WARD_CONFIG` and the like are someone else's).
 //! A value is a string, except for keys of [`Shape::Structured`] where a TOML array, integer,
-//! boolean or inline table is parsed as such (`WARD_CRYPTO__KEYS='["k1:…"]'`). An override of a
+//! float, boolean or inline table is parsed as such (`WARD_CRYPTO__KEYS='["k1:…"]'`). An override of a
 //! secret replaces both of its forms from the file: `WARD_OIDC__CLIENT_SECRET` wins over the
 //! file's `client_secret_file`, so a deployment can override without editing the file.
 
@@ -109,9 +109,13 @@ fn typed_value(section: &str, key: &str, text: &str) -> Value {
         return Value::String(text.to_owned());
     }
     match text.parse::<Value>() {
-        Ok(value @ (Value::Array(_) | Value::Integer(_) | Value::Boolean(_) | Value::Table(_))) => {
-            value
-        }
+        Ok(
+            value @ (Value::Array(_)
+            | Value::Integer(_)
+            | Value::Float(_)
+            | Value::Boolean(_)
+            | Value::Table(_)),
+        ) => value,
         _ => Value::String(text.to_owned()),
     }
 }

@@ -16,6 +16,7 @@ mod secrets;
 mod sections;
 pub mod size;
 mod store;
+mod telemetry;
 mod validate;
 
 #[cfg(test)]
@@ -26,6 +27,8 @@ mod tests_connections;
 mod tests_proxy_limits;
 #[cfg(test)]
 mod tests_store_admin;
+#[cfg(test)]
+mod tests_telemetry;
 #[cfg(test)]
 mod tests_validation;
 

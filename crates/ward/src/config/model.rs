@@ -281,6 +281,30 @@ pub struct TelemetryConfig {
     /// `tracing` filter directive, e.g. `info` or `ward=debug`.
     #[serde(default = "defaults::log_level")]
     pub log_level: String,
+    /// OTLP collector base URL (as `OTEL_EXPORTER_OTLP_ENDPOINT`; `/v1/traces` is appended for
+    /// HTTP). Absent: no traces are exported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub otlp_endpoint: Option<Url>,
+    /// OTLP transport.
+    #[serde(default)]
+    pub otlp_protocol: OtlpProtocol,
+    /// `service.name` of the exported resource.
+    #[serde(default = "defaults::service_name")]
+    pub service_name: String,
+    /// Share of new traces recorded, in `[0, 1]` (parent-based ratio sampler).
+    #[serde(default = "defaults::sampling_ratio")]
+    pub sampling_ratio: f64,
+}
+
+/// OTLP transport.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OtlpProtocol {
+    /// OTLP over gRPC (default port 4317).
+    #[default]
+    Grpc,
+    /// OTLP over HTTP with protobuf bodies (default port 4318).
+    Http,
 }
 
 /// Log line format.
@@ -400,6 +424,12 @@ mod defaults {
     }
     pub fn log_level() -> String {
         "info".to_owned()
+    }
+    pub fn service_name() -> String {
+        "ward".to_owned()
+    }
+    pub fn sampling_ratio() -> f64 {
+        1.0
     }
     pub fn route_timeout() -> Duration {
         Duration::from_secs(30)

@@ -21,6 +21,7 @@ use super::rate_limit::check_rate_limit;
 use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
 use super::store::check_store;
+use super::telemetry::check_telemetry;
 use crate::secret::SecretString;
 
 /// The session cookie name every fresh install gets; in a plain-http `insecure_dev` setup its
@@ -137,13 +138,8 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     if let Some(Some(static_files)) = draft.static_files {
         check_static_dir(&static_files.dir, out);
     }
-    if let Some(telemetry) = draft.telemetry
-        && let Err(error) = tracing_subscriber::EnvFilter::try_new(&telemetry.log_level)
-    {
-        out.push(
-            "telemetry.log_level",
-            format!("not a tracing filter: {error}"),
-        );
+    if let Some(telemetry) = draft.telemetry {
+        check_telemetry(telemetry, out);
     }
     if let Some(Some(admin)) = draft.admin {
         check_admin(admin, draft.server, out);

@@ -12,6 +12,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use openidconnect::{OAuth2TokenResponse, Scope};
 use ward_store::Clock;
@@ -208,6 +209,7 @@ impl OidcClient {
             .exchange_client_credentials()
             .add_scopes(scopes.iter().cloned().map(Scope::new))
             .request_async(&self.http)
+            .instrument(crate::telemetry::spans::idp("idp client_credentials"))
             .await
             .map_err(|err| OidcError::TokenRequest(Box::new(EndpointError::from_request(err))))?;
         // RFC 6749 §5.1: the token type is case-insensitive; Ward only speaks Bearer.

@@ -10,6 +10,7 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use openidconnect::core::CoreIdToken;
 use openidconnect::{ErrorResponseType, RequestTokenError, StandardErrorResponse};
+use tracing::Instrument as _;
 use url::Url;
 use url::form_urlencoded::{Serializer, byte_serialize};
 
@@ -126,7 +127,11 @@ pub(crate) async fn revoke_refresh_token(
 ) -> Result<(), EndpointError> {
     let _timer = crate::telemetry::metrics::idp_timer("revocation");
     let request = revocation_request(endpoint, credentials, token).map_err(EndpointError::Build)?;
-    let response = http.execute(request).await.map_err(EndpointError::Http)?;
+    let response = http
+        .execute(request)
+        .instrument(crate::telemetry::spans::idp("idp revocation"))
+        .await
+        .map_err(EndpointError::Http)?;
     if response.status().is_success() {
         return Ok(());
     }

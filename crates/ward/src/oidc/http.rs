@@ -91,6 +91,8 @@ impl IdpHttpClient {
             .await
             .map_err(HttpError::from_reqwest)?;
         let status = response.status();
+        // The IdP call's span (`telemetry::spans::idp`) when one is current.
+        tracing::Span::current().record("http.response.status_code", status.as_u16());
         if status.is_server_error() {
             return Err(HttpError::ServerError(status));
         }

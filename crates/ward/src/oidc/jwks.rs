@@ -14,6 +14,7 @@
 
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Duration;
+use tracing::Instrument as _;
 
 use openidconnect::JsonWebKeySetUrl;
 use openidconnect::core::CoreJsonWebKeySet;
@@ -200,7 +201,10 @@ async fn fetch(
         )
         .body(Vec::new())
         .map_err(JwksError::Request)?;
-    let response = http.execute(request).await?;
+    let response = http
+        .execute(request)
+        .instrument(crate::telemetry::spans::idp("idp jwks"))
+        .await?;
     if response.status() != http::StatusCode::OK {
         return Err(JwksError::Status(response.status()));
     }

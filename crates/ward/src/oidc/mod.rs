@@ -23,8 +23,10 @@ mod refresh;
 mod tests;
 mod userinfo;
 
+use crate::telemetry::spans;
 use std::error::Error as StdError;
 use std::sync::Arc;
+use tracing::Instrument as _;
 
 use openidconnect::core::{CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreResponseType};
 use openidconnect::{
@@ -297,6 +299,7 @@ impl OidcClient {
             .exchange_code(AuthorizationCode::new(code.to_owned()))
             .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
             .request_async(&self.http)
+            .instrument(spans::idp("idp token"))
             .await
             .map_err(token_request_failed);
         drop(timer);

@@ -11,6 +11,7 @@
 
 use openidconnect::core::CoreIdToken;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
+use tracing::Instrument as _;
 
 use super::endpoint::EndpointError;
 use std::collections::BTreeSet;
@@ -116,6 +117,7 @@ impl OidcClient {
             .client
             .exchange_refresh_token(&token)
             .request_async(&self.http)
+            .instrument(crate::telemetry::spans::idp("idp refresh"))
             .await
             .map_err(super::token_request_failed);
         drop(timer);

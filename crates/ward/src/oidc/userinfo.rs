@@ -4,6 +4,7 @@
 use openidconnect::core::{CoreClient, CoreGenderClaim, CoreJsonWebKeySet};
 use openidconnect::{AccessToken, AdditionalClaims, ClientId, UserInfoClaims, UserInfoError};
 use serde_json::{Map, Value};
+use tracing::Instrument as _;
 
 use super::discovery::ProviderMetadata;
 use super::http::{HttpError, IdpHttpClient};
@@ -26,6 +27,7 @@ pub(crate) async fn fetch(
         .map_err(|err| err.to_string())?;
     let claims: UserInfoClaims<AllClaims, CoreGenderClaim> = request
         .request_async(http)
+        .instrument(crate::telemetry::spans::idp("idp userinfo"))
         .await
         .map_err(|err| summary(&err))?;
     match serde_json::to_value(&claims) {

@@ -16,6 +16,8 @@ use super::ProxyError;
 use super::routes::Route;
 use crate::error::ApiError;
 use crate::security::limits::LimitedBody;
+use crate::telemetry::spans;
+use tracing::Instrument as _;
 
 /// The pooled clients of every route, one per serving worker (`server::run`), so that a request
 /// and the upstream connection it uses are driven by the same thread. TLS (with the system's
@@ -166,17 +168,36 @@ impl Failure {
     }
 }
 
+/// One exchange in its client span, whose id is the parent id of the `traceparent` the
+/// upstream receives (when traces are exported; otherwise the span is disabled and the
+/// header is the one `trace::keep_or_start` left).
 async fn exchange(
     client: &UpstreamClient,
     route: &Route,
-    req: Request<Body>,
+    mut req: Request<Body>,
 ) -> Result<Response<Incoming>, Failure> {
     let _timer = route.metrics().upstream_timer();
-    match tokio::time::timeout(route.timeout(), client.request(req)).await {
+    let span = if crate::telemetry::otlp::enabled() {
+        spans::upstream(req.method(), req.uri(), route.prefix())
+    } else {
+        tracing::Span::none()
+    };
+    if let Some(traceparent) = spans::traceparent(&span) {
+        super::trace::set(req.headers_mut(), traceparent);
+    }
+    let sent = tokio::time::timeout(route.timeout(), client.request(req));
+    let result = match sent.instrument(span.clone()).await {
         Ok(Ok(response)) => Ok(response),
         Ok(Err(err)) => Err(Failure::Client(err)),
         Err(_elapsed) => Err(Failure::Timeout),
+    };
+    match &result {
+        Ok(response) => spans::record_status(&span, response.status().as_u16()),
+        Err(Failure::Client(err)) if err.is_connect() => spans::record_error(&span, "connect"),
+        Err(Failure::Client(_)) => spans::record_error(&span, "exchange"),
+        Err(Failure::Timeout) => spans::record_error(&span, "timeout"),
     }
+    result
 }
 
 /// An error and its sources, `: `-separated, for one log field.

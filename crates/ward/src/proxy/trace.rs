@@ -1,6 +1,8 @@
-//! W3C Trace Context towards the upstream: a well-formed browser `traceparent` is kept as the
-//! parent, anything else is replaced by a fresh one, so every upstream request is traceable and
-//! no malformed value reaches an upstream's parser.
+//! W3C Trace Context towards the upstream when Ward exports no traces: a well-formed browser
+//! `traceparent` is kept as the parent, anything else is replaced by a fresh one, so every
+//! upstream request is traceable and no malformed value reaches an upstream's parser. With OTLP
+//! on, the server span has already replaced the browser's value by Ward's (the browser's is a
+//! link, never a parent: `telemetry::spans`), and the upstream span sets its own ([`set`]).
 
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 
@@ -23,6 +25,12 @@ pub(crate) fn keep_or_start(headers: &mut HeaderMap) {
     }
     headers.remove(TRACESTATE);
     headers.insert(TRACEPARENT, new_traceparent());
+}
+
+/// Sets `traceparent` to Ward's own value, dropping any `tracestate` of another parent.
+pub(crate) fn set(headers: &mut HeaderMap, traceparent: HeaderValue) {
+    headers.remove(TRACESTATE);
+    headers.insert(TRACEPARENT, traceparent);
 }
 
 /// W3C Trace Context version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower-case, ids not all zero.

@@ -177,6 +177,8 @@ pub async fn build_state_with_store(
         cookie_name: config.effective_cookie_name(),
         cookie: session_cookie_attributes(&config),
     };
+    // Spans around store operations, when traces are exported.
+    let store = crate::telemetry::TracedStore::wrap(store);
     // Addresses become store keys under the primary key's index key, as `sub`/`sid` do.
     let rate_limits = RateLimiting::new(
         &config.rate_limit,

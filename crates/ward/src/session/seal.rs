@@ -79,6 +79,7 @@ impl Sealer {
     ///
     /// Panics only if the OS CSPRNG fails or `plaintext` exceeds AES-GCM's 64 GiB limit.
     pub fn seal(&self, store_key: &str, binding: &[u8], plaintext: &[u8]) -> Vec<u8> {
+        let _span = crate::telemetry::spans::crypto("session seal").entered();
         let server_key = self.ring.primary();
         let kid = server_key.kid().as_bytes();
         let nonce = random::bytes::<NONCE_LEN>();
@@ -111,6 +112,7 @@ impl Sealer {
         binding: &[u8],
         sealed: &[u8],
     ) -> Result<Opened, SealError> {
+        let _span = crate::telemetry::spans::crypto("session open").entered();
         let parts = Parts::parse(sealed)?;
         let server_key = self.ring.find(parts.kid).ok_or(SealError::UnknownKey)?;
         let mut body = Zeroizing::new(parts.body.to_vec());

@@ -21,9 +21,10 @@ pub struct AccessLog {
 }
 
 impl AccessLog {
-    /// Gives the request a valid W3C trace context (the browser's when it is well-formed, a
-    /// new one otherwise; the proxy passes it upstream and the log names it) and notes what the
-    /// log line will say; `route` is the series the request counts in.
+    /// Gives the request a valid W3C trace context (with OTLP on, the server span's, set before;
+    /// otherwise the browser's when it is well-formed, a new one if not; the proxy passes it
+    /// upstream and the log names it) and notes what the log line will say; `route` is the
+    /// series the request counts in.
     pub fn begin(req: &mut Request, route: &'static RouteSeries) -> Self {
         let started = Instant::now();
         crate::proxy::trace::keep_or_start(req.headers_mut());

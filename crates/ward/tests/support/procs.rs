@@ -116,7 +116,18 @@ impl WardProcess {
     /// Starts `ward serve --config <config>` in `dir`, listening on `port`, without inherited
     /// `WARD_*` variables, and waits until it answers.
     pub async fn start(dir: &Path, config: &Path, port: u16) -> Self {
+        Self::start_with_env(dir, config, port, &[]).await
+    }
+
+    /// [`start`](Self::start) with extra environment variables (e.g. `OTEL_BSP_*`).
+    pub async fn start_with_env(
+        dir: &Path,
+        config: &Path,
+        port: u16,
+        env: &[(&str, &str)],
+    ) -> Self {
         let mut command = Command::new(env!("CARGO_BIN_EXE_ward"));
+        command.envs(env.iter().copied());
         command
             .arg("serve")
             .arg("--config")
