@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 63] = [
+pub const CATALOGUE: [&str; 64] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -75,6 +75,7 @@ pub const CATALOGUE: [&str; 63] = [
     "shutdown_incomplete",
     "stopped",
     "store_error",
+    "telemetry_flush_failed",
     "upstream_failed",
     "userinfo_failed",
     "websocket_closed",

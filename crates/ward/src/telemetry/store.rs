@@ -7,7 +7,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use ward_store::{Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
+use ward_store::{
+    Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+};
 
 use super::metrics;
 
@@ -99,6 +101,10 @@ impl SessionStore for InstrumentedStore {
     fn sweeper(&self) -> Option<&dyn Sweep> {
         self.inner.sweeper().map(|_| self as &dyn Sweep)
     }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        self.inner.rate_limits()
+    }
 }
 
 #[async_trait]
@@ -158,6 +164,10 @@ mod tests {
             .unwrap();
         assert_eq!(keys, vec!["k".to_owned()]);
         assert!(store.sweeper().is_some());
+        assert!(
+            store.rate_limits().is_some(),
+            "rate limits count in the backend"
+        );
         assert_eq!(store.kind(), "memory");
         let text = metrics::render();
         assert!(text.contains("ward_store_operation_duration_seconds_count{op=\"put\"} "));

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
-use ward_store::{Indexes, Record, SessionStore, StoreError, Sweep, UnixTime};
+use ward_store::{Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 use super::spans;
 
@@ -112,5 +112,9 @@ impl SessionStore for TracedStore {
 
     fn sweeper(&self) -> Option<&dyn Sweep> {
         self.inner.sweeper()
+    }
+
+    fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        self.inner.rate_limits()
     }
 }
