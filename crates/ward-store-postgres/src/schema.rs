@@ -142,17 +142,9 @@ impl Sql {
                  FROM {index} i JOIN {records} r ON r.key = i.key \
                  WHERE i.\"index\" = $1 AND r.expires_at > $2 ORDER BY r.key"
             ),
-            // SKIP LOCKED: concurrent sweepers (several Ward instances) split the work instead
-            // of queueing behind each other.
-            sweep: format!(
-                "DELETE FROM {records} WHERE key IN (SELECT key FROM {records} \
-                 WHERE expires_at <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
-            ),
+            sweep: sweep_batch(&records, "expires_at"),
             rate_hit: rate_hit(&rates),
-            rate_sweep: format!(
-                "DELETE FROM {rates} WHERE key IN (SELECT key FROM {rates} \
-                 WHERE expires_at_ms <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
-            ),
+            rate_sweep: sweep_batch(&rates, "expires_at_ms"),
             create_v2: create_rate_tables(prefix, &rates),
             create: create_tables(prefix, &records, &index),
             version_table: format!(
@@ -195,6 +187,15 @@ fn create_tables(prefix: &TablePrefix, records: &str, index: &str) -> Vec<String
             prefix.table("record_index_by_key")
         ),
     ]
+}
+
+/// One batch of a sweep of `table` by its expiry `column` ($1 = now). SKIP LOCKED: concurrent
+/// sweepers (several Ward instances) split the work instead of queueing behind each other.
+fn sweep_batch(table: &str, column: &str) -> String {
+    format!(
+        "DELETE FROM {table} WHERE key IN (SELECT key FROM {table} \
+         WHERE {column} <= $1 LIMIT {SWEEP_BATCH} FOR UPDATE SKIP LOCKED)"
+    )
 }
 
 /// The rate-limit table (schema version 2) and the index its sweep reads.

@@ -123,28 +123,40 @@ async fn a_dump_of_the_tables_holds_only_the_keys_indexes_and_sealed_bytes_put()
             .expect("dump");
         assert!(!rows.is_empty(), "{name} is empty");
         for row in &rows {
-            for (i, column) in row.columns().iter().enumerate() {
-                let t = column.type_();
-                if *t == Type::BYTEA {
-                    let cell: Vec<u8> = row.get(i);
-                    assert!(bytes.contains(&cell), "{name}.{}: {cell:?}", column.name());
-                    seen.insert(cell);
-                } else if *t == Type::INT8 {
-                    let cell: i64 = row.get(i);
-                    assert!(times.contains(&cell), "{name}.{}: {cell}", column.name());
-                } else if *t == Type::INT4 && name.ends_with("schema_version") {
-                    assert_eq!(
-                        row.get::<_, i32>(i),
-                        2,
-                        "schema version 2: with the rate windows"
-                    );
-                } else {
-                    panic!("{name}.{} has unexpected type {t}", column.name());
-                }
+            for i in 0..row.columns().len() {
+                check_cell(name, row, i, (&bytes, &times), &mut seen);
             }
         }
     }
     assert_eq!(seen, bytes, "something put is missing from the dump");
+}
+
+/// One cell of a dump: bytes put, a time put, or the schema version, and no other type.
+fn check_cell(
+    name: &str,
+    row: &tokio_postgres::Row,
+    i: usize,
+    (bytes, times): (&BTreeSet<Vec<u8>>, &BTreeSet<i64>),
+    seen: &mut BTreeSet<Vec<u8>>,
+) {
+    let column = &row.columns()[i];
+    let t = column.type_();
+    if *t == Type::BYTEA {
+        let cell: Vec<u8> = row.get(i);
+        assert!(bytes.contains(&cell), "{name}.{}: {cell:?}", column.name());
+        seen.insert(cell);
+    } else if *t == Type::INT8 {
+        let cell: i64 = row.get(i);
+        assert!(times.contains(&cell), "{name}.{}: {cell}", column.name());
+    } else if *t == Type::INT4 && name.ends_with("schema_version") {
+        assert_eq!(
+            row.get::<_, i32>(i),
+            2,
+            "schema version 2: with the rate windows"
+        );
+    } else {
+        panic!("{name}.{} has unexpected type {t}", column.name());
+    }
 }
 
 #[tokio::test]

@@ -1,34 +1,26 @@
 //! Holding up under connection abuse (SPEC §8 "Connections", "Graceful shutdown"): silent and
 //! half-open connections are dropped at `header_read_timeout`, idle ones at `idle_timeout`
-//! (HTTP/1 and HTTP/2 alike), at most `max_connections` are open, and on SIGTERM the real
-//! binary finishes what is in flight and exits within `shutdown_timeout` whatever clients hold.
+//! (HTTP/1 and HTTP/2 alike), and at most `max_connections` are open (SIGTERM with clients
+//! holding connections: `connections_shutdown.rs`).
 //! Every wait is for an event (EOF, a response, the exit) with a bounded deadline.
 
 mod common;
-#[path = "support/procs.rs"]
-mod procs;
+#[path = "support/raw_h2.rs"]
+mod raw_h2;
+
+use raw_h2::{H2_PREFACE, H2_SETTINGS, closed_by_peer, raw_h2_after_one_request};
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::extract::State;
-use axum::routing::get;
 use bytes::Bytes;
 use common::{Options, Ward};
 use http_body_util::{BodyExt, Empty};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
-use ward_testkit::{Idp, IdpOptions};
-
-/// The HTTP/2 client connection preface (RFC 9113 §3.4).
-const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-/// An empty SETTINGS frame: length 0, type 4, no flags, stream 0.
-const H2_SETTINGS: &[u8] = &[0, 0, 0, 4, 0, 0, 0, 0, 0];
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
 
 /// Enough descriptors for a few hundred sockets on each end in this process.
 fn raise_test_descriptor_limit() {
@@ -61,52 +53,6 @@ fn address(origin: &str) -> SocketAddr {
         .parse()
         .expect("a number");
     SocketAddr::from(([127, 0, 0, 1], port))
-}
-
-/// Reads (and discards) until the peer closes; the time that took, or `None` past `deadline`.
-async fn closed_by_peer(
-    mut stream: TcpStream,
-    since: Instant,
-    deadline: Instant,
-) -> Option<Duration> {
-    let mut buf = [0u8; 4096];
-    loop {
-        let read = tokio::time::timeout_at(deadline.into(), stream.read(&mut buf)).await;
-        match read {
-            Err(_) => return None,
-            // EOF, or a reset: closed either way.
-            Ok(Ok(0)) | Ok(Err(_)) => return Some(since.elapsed()),
-            Ok(Ok(_)) => {}
-        }
-    }
-}
-
-/// A `GET /bff/user` HTTP/2 HEADERS frame on stream 1 (HPACK: static-table `:method GET` and
-/// `:scheme http`, literal `:path` and `:authority`), ending the stream.
-fn h2_get_user() -> Vec<u8> {
-    let mut block = vec![0x82, 0x86, 0x04, 9];
-    block.extend_from_slice(b"/bff/user");
-    block.extend_from_slice(&[0x01, 9]);
-    block.extend_from_slice(b"localhost");
-    let len = u32::try_from(block.len()).expect("small");
-    let mut frame = len.to_be_bytes()[1..].to_vec();
-    // HEADERS, END_STREAM | END_HEADERS, stream 1.
-    frame.extend_from_slice(&[0x01, 0x05, 0, 0, 0, 1]);
-    frame.extend_from_slice(&block);
-    frame
-}
-
-/// A raw HTTP/2 client that asks once and then answers nothing (no SETTINGS ack, no PING ack).
-async fn raw_h2_after_one_request(addr: SocketAddr) -> TcpStream {
-    let mut stream = TcpStream::connect(addr).await.expect("connect");
-    let mut hello = H2_PREFACE.to_vec();
-    hello.extend_from_slice(H2_SETTINGS);
-    hello.extend_from_slice(&h2_get_user());
-    stream
-        .write_all(&hello)
-        .await
-        .expect("send preface and request");
-    stream
 }
 
 /// An HTTP/1.1 connection (hyper's client) that has been answered once and is kept alive.
@@ -142,15 +88,9 @@ async fn ask(sender: &mut hyper::client::conn::http1::SendRequest<Empty<Bytes>>)
     status
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_and_half_open_connections_are_closed_at_the_header_read_timeout_while_others_are_served()
- {
-    raise_test_descriptor_limit();
-    let header_read_timeout = Duration::from_secs(1);
-    let ward = ward_with(&[("header_read_timeout", "1s")]).await;
-    let addr = address(&ward.origin);
-
-    let opened = Instant::now();
+/// 200 connections that send nothing, 20 that stop inside the HTTP/2 preface and 20 that send
+/// the preface and SETTINGS but no request, each named by what it sent.
+async fn silent_connections(addr: SocketAddr) -> Vec<(&'static str, TcpStream)> {
     let mut held = Vec::new();
     for _ in 0..200 {
         held.push((
@@ -169,6 +109,38 @@ async fn silent_and_half_open_connections_are_closed_at_the_header_read_timeout_
         stream.write_all(H2_SETTINGS).await.expect("write");
         held.push(("an HTTP/2 preface and SETTINGS", stream));
     }
+    held
+}
+
+/// The fastest and slowest close of `waits`; panics naming a connection still open after
+/// `patience`.
+async fn closing_times(
+    waits: Vec<tokio::task::JoinHandle<(&'static str, Option<Duration>)>>,
+    patience: Duration,
+) -> (Duration, Duration) {
+    let mut slowest = Duration::ZERO;
+    let mut fastest = Duration::MAX;
+    for wait in waits {
+        let (kind, closed) = wait.await.expect("reader task");
+        let after = closed.unwrap_or_else(|| {
+            panic!("a connection with {kind} was still open {patience:?} after opening")
+        });
+        slowest = slowest.max(after);
+        fastest = fastest.min(after);
+    }
+    (fastest, slowest)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_half_open_connections_are_closed_at_the_header_read_timeout_while_others_are_served()
+ {
+    raise_test_descriptor_limit();
+    let header_read_timeout = Duration::from_secs(1);
+    let ward = ward_with(&[("header_read_timeout", "1s")]).await;
+    let addr = address(&ward.origin);
+
+    let opened = Instant::now();
+    let held = silent_connections(addr).await;
     let count = held.len();
     let deadline = opened + header_read_timeout + Duration::from_secs(5);
     let waits: Vec<_> = held
@@ -193,19 +165,7 @@ async fn silent_and_half_open_connections_are_closed_at_the_header_read_timeout_
         "answered in {answered_in:?}"
     );
 
-    let mut slowest = Duration::ZERO;
-    let mut fastest = Duration::MAX;
-    for wait in waits {
-        let (kind, closed) = wait.await.expect("reader task");
-        let after = closed.unwrap_or_else(|| {
-            panic!(
-                "a connection with {kind} was still open {:?} after opening",
-                deadline - opened
-            )
-        });
-        slowest = slowest.max(after);
-        fastest = fastest.min(after);
-    }
+    let (fastest, slowest) = closing_times(waits, deadline - opened).await;
     // Not before the timeout (the rule closed them, not an accident), and not long after.
     assert!(
         fastest >= header_read_timeout - Duration::from_millis(100),
@@ -355,234 +315,4 @@ async fn idle_http1_and_http2_connections_are_closed_after_the_idle_timeout() {
         "idle connections closed after: HTTP/1 {h1_after:?}, HTTP/2 {h2_after:?}, raw HTTP/2 {raw_after:?}"
     );
     ward.stop().await;
-}
-
-/// An upstream whose `/hold` answers once released, reporting each arrival.
-struct HoldingUpstream {
-    addr: SocketAddr,
-    arrived: mpsc::UnboundedReceiver<()>,
-    release: watch::Sender<bool>,
-}
-
-impl HoldingUpstream {
-    async fn start() -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let addr = listener.local_addr().expect("address");
-        let (arrived_tx, arrived) = mpsc::unbounded_channel();
-        let release = watch::channel(false).0;
-        let app = Router::new()
-            .route("/hold", get(hold))
-            .with_state((arrived_tx, release.clone()));
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        Self {
-            addr,
-            arrived,
-            release,
-        }
-    }
-}
-
-async fn hold(
-    State((arrived, release)): State<(mpsc::UnboundedSender<()>, watch::Sender<bool>)>,
-) -> &'static str {
-    let _ = arrived.send(());
-    let mut released = release.subscribe();
-    let _ = released.wait_for(|released| *released).await;
-    "released"
-}
-
-/// A `ward serve` child with a `/up` route to `upstream` and `shutdown_timeout`.
-async fn ward_process(
-    dir: &std::path::Path,
-    idp: &Idp,
-    port: u16,
-    upstream: SocketAddr,
-    shutdown_timeout: &str,
-) -> procs::WardProcess {
-    let config = dir.join("ward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-shutdown_timeout = "{shutdown_timeout}"
-
-[oidc]
-issuer = "{issuer}"
-client_id = "bff"
-client_secret = "bff-secret"
-
-[store]
-kind = "memory"
-
-[crypto]
-keys = ["{key}"]
-
-[telemetry]
-log_level = "info"
-
-[[routes]]
-prefix = "/up"
-upstream = "http://{upstream}"
-token = "none"
-strip_prefix = true
-"#,
-            issuer = idp.issuer(),
-            key = common::TEST_KEY,
-        ),
-    )
-    .expect("write the config");
-    procs::WardProcess::start(dir, &config, port).await
-}
-
-/// Waits (bounded) until the process has logged `needle`.
-async fn logged(ward: &procs::WardProcess, needle: &str) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while !ward.output.text().contains(needle) {
-        assert!(
-            Instant::now() < deadline,
-            "no {needle} in\n{}",
-            ward.output.text()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_with_idle_http2_connections_held_finishes_the_request_in_flight_and_exits_in_time()
-{
-    let shutdown_timeout = Duration::from_secs(3);
-    let port = procs::free_port();
-    let idp = Idp::start(IdpOptions::new(format!("http://localhost:{port}")))
-        .await
-        .expect("start the IdP");
-    let mut upstream = HoldingUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut ward = ward_process(dir.path(), &idp, port, upstream.addr, "3s").await;
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-
-    // Idle HTTP/2 connections: hyper's client, and raw ones that acknowledge nothing.
-    let mut idle = Vec::new();
-    for _ in 0..5 {
-        let stream = TcpStream::connect(addr).await.expect("connect");
-        let (mut sender, conn) =
-            hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream))
-                .await
-                .expect("HTTP/2 handshake");
-        let conn = tokio::spawn(async move {
-            let _ = conn.await;
-        });
-        let request = hyper::Request::get(ward.url("/bff/user"))
-            .body(Empty::<Bytes>::new())
-            .expect("request");
-        let response = sender.send_request(request).await.expect("answer");
-        assert_eq!(response.status(), 401);
-        response.into_body().collect().await.expect("body");
-        idle.push((sender, conn));
-    }
-    let mut raw = Vec::new();
-    for _ in 0..5 {
-        raw.push(raw_h2_after_one_request(addr).await);
-    }
-
-    // A request in flight: the upstream holds it.
-    let in_flight = tokio::spawn(
-        reqwest::Client::new()
-            .get(ward.url("/up/hold"))
-            .timeout(Duration::from_secs(30))
-            .send(),
-    );
-    tokio::time::timeout(Duration::from_secs(10), upstream.arrived.recv())
-        .await
-        .expect("the request reached the upstream");
-
-    let signalled = Instant::now();
-    ward.terminate();
-    logged(&ward, "\"shutdown\"").await;
-    let raw_closed: Vec<_> = raw
-        .into_iter()
-        .map(|stream| {
-            tokio::spawn(closed_by_peer(
-                stream,
-                signalled,
-                signalled + shutdown_timeout + Duration::from_secs(5),
-            ))
-        })
-        .collect();
-    upstream.release.send_replace(true);
-    let reply = in_flight
-        .await
-        .expect("client task")
-        .expect("the request in flight at SIGTERM is answered");
-    assert_eq!(reply.status(), 200);
-    assert_eq!(reply.text().await.expect("body"), "released");
-
-    let status = ward
-        .exited_within(shutdown_timeout + Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|| panic!("ward still running after SIGTERM\n{}", ward.output.text()));
-    let exited_after = signalled.elapsed();
-    assert!(status.success(), "{status:?}\n{}", ward.output.text());
-    assert!(
-        exited_after <= shutdown_timeout + Duration::from_millis(500),
-        "exited {exited_after:?} after SIGTERM"
-    );
-    for (_, conn) in idle {
-        tokio::time::timeout(Duration::from_secs(1), conn)
-            .await
-            .expect("hyper's HTTP/2 connection ended")
-            .expect("client task");
-    }
-    for closed in raw_closed {
-        closed
-            .await
-            .expect("reader task")
-            .expect("the raw HTTP/2 connection was closed");
-    }
-    eprintln!("ward exited {exited_after:?} after SIGTERM with 10 idle HTTP/2 connections held");
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_request_still_in_flight_at_the_shutdown_timeout_is_cut_and_ward_exits() {
-    let shutdown_timeout = Duration::from_secs(2);
-    let port = procs::free_port();
-    let idp = Idp::start(IdpOptions::new(format!("http://localhost:{port}")))
-        .await
-        .expect("start the IdP");
-    let mut upstream = HoldingUpstream::start().await;
-    let dir = tempfile::tempdir().expect("temp dir");
-    let mut ward = ward_process(dir.path(), &idp, port, upstream.addr, "2s").await;
-
-    let in_flight = tokio::spawn(
-        reqwest::Client::new()
-            .get(ward.url("/up/hold"))
-            .timeout(Duration::from_secs(30))
-            .send(),
-    );
-    tokio::time::timeout(Duration::from_secs(10), upstream.arrived.recv())
-        .await
-        .expect("the request reached the upstream");
-    let signalled = Instant::now();
-    ward.terminate();
-    let status = ward
-        .exited_within(shutdown_timeout + Duration::from_secs(5))
-        .await
-        .unwrap_or_else(|| panic!("ward still running after SIGTERM\n{}", ward.output.text()));
-    let exited_after = signalled.elapsed();
-    assert!(status.success(), "{status:?}\n{}", ward.output.text());
-    assert!(
-        exited_after >= shutdown_timeout - Duration::from_millis(100),
-        "exited {exited_after:?} after SIGTERM: before the request could finish"
-    );
-    assert!(
-        exited_after <= shutdown_timeout + Duration::from_secs(1),
-        "exited {exited_after:?} after SIGTERM"
-    );
-    let cut = in_flight.await.expect("client task");
-    assert!(cut.is_err(), "the held request was answered: {cut:?}");
-    eprintln!("ward exited {exited_after:?} after SIGTERM with a request held upstream");
 }

@@ -166,28 +166,7 @@ async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
     let browser = Browser::new().unwrap();
     probes_need_no_token_and_admin_does(&admin).await;
     let login = WalkedLogin::walk(&browser, &origin, "alice", || served.output_so_far()).await;
-    let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
-    let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
-    let api = browser
-        .get(format!("{origin}/api/things?x=1"))
-        .await
-        .unwrap();
-    assert_eq!(api.status, 200);
-    let access_token = last_bearer(&upstream);
-    let refused = browser
-        .post(format!("{origin}/api/things"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refused.status, 403);
-    let logout = browser
-        .post(format!("{origin}/bff/logout"))
-        .header("x-csrf-token", &csrf)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status, 200);
-    let id_token = id_token_hint(&logout);
+    let (csrf, access_token, id_token) = use_and_log_out(&browser, &origin, &upstream).await;
 
     let scrape = Browser::new()
         .unwrap()
@@ -197,21 +176,7 @@ async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
     assert_eq!(scrape.status, 200);
     let text = scrape.text();
     assert_eq!(promtool_check(&text), "", "promtool check metrics");
-    for sample in [
-        "ward_logins_total{result=\"success\"} 1\n",
-        "ward_csrf_rejections_total{reason=\"token\"} 1\n",
-        "ward_http_requests_total{route=\"/api\",method=\"GET\",status=\"200\"} 1\n",
-        "ward_http_requests_total{route=\"/api\",method=\"POST\",status=\"403\"} 1\n",
-        "ward_http_requests_total{route=\"/bff/callback\",method=\"GET\",status=\"302\"} 1\n",
-        "ward_upstream_request_duration_seconds_count{route=\"/api\"} 1\n",
-        "ward_idp_request_duration_seconds_count{endpoint=\"token\"} 1\n",
-        "ward_security_events_total{event=\"login_succeeded\"} 1\n",
-        "ward_security_events_total{event=\"other\"} 0\n",
-        "ward_sessions_active 0\n",
-    ] {
-        assert!(text.contains(sample), "no {sample:?} in\n{text}");
-    }
-    assert!(!text.contains("/api/things"), "a raw path became a label");
+    assert_the_walk_was_counted(&text);
     let secrets = login
         .with(csrf, access_token, id_token)
         .named_with_configured(KEY);
@@ -227,6 +192,58 @@ async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
     drop(prometheus);
     let (status, _, stderr) = served.terminate();
     assert!(status.success(), "{stderr}");
+}
+
+/// After the login: one API call, one POST refused without the CSRF token, the logout. The
+/// CSRF token, the access token the upstream saw and the ID token of the logout URL.
+async fn use_and_log_out(
+    browser: &Browser,
+    origin: &str,
+    upstream: &EchoUpstream,
+) -> (String, String, String) {
+    let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
+    let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
+    let api = browser
+        .get(format!("{origin}/api/things?x=1"))
+        .await
+        .unwrap();
+    assert_eq!(api.status, 200);
+    let access_token = last_bearer(upstream);
+    let refused = browser
+        .post(format!("{origin}/api/things"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refused.status, 403);
+    let logout = browser
+        .post(format!("{origin}/bff/logout"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status, 200);
+    let id_token = id_token_hint(&logout);
+    (csrf, access_token, id_token)
+}
+
+/// The scrape counts the walk: the login, the refusal, each route's requests, the upstream
+/// and IdP calls, the events, no session left; and no raw path became a label.
+fn assert_the_walk_was_counted(text: &str) {
+    for sample in [
+        "ward_logins_total{result=\"success\"} 1\n",
+        "ward_csrf_rejections_total{reason=\"token\"} 1\n",
+        "ward_http_requests_total{route=\"/api\",method=\"GET\",status=\"200\"} 1\n",
+        "ward_http_requests_total{route=\"/api\",method=\"POST\",status=\"403\"} 1\n",
+        "ward_http_requests_total{route=\"/bff/callback\",method=\"GET\",status=\"302\"} 1\n",
+        "ward_upstream_request_duration_seconds_count{route=\"/api\"} 1\n",
+        "ward_idp_request_duration_seconds_count{endpoint=\"token\"} 1\n",
+        "ward_security_events_total{event=\"login_succeeded\"} 1\n",
+        "ward_security_events_total{event=\"other\"} 0\n",
+        "ward_sessions_active 0\n",
+    ] {
+        assert!(text.contains(sample), "no {sample:?} in\n{text}");
+    }
+    assert!(!text.contains("/api/things"), "a raw path became a label");
 }
 
 /// `/healthz`, `/readyz`, `/metrics` answer without a token; `/admin/*` does not.

@@ -159,13 +159,10 @@ impl Stack {
     }
 }
 
-async fn traced_session(receiver: Receiver, protocol: &str) {
-    let stack = Stack::start(&receiver.endpoint, protocol).await;
-    let origin = stack.ward.origin.clone();
-    let browser = Browser::new().unwrap();
-    let login = WalkedLogin::walk(&browser, &origin, "alice", || stack.ward.output.text()).await;
-    let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
-    let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
+/// An API call carrying a browser's `traceparent` and `tracestate`; the `traceparent` the
+/// upstream received (the browser's `tracestate` never reaches it).
+async fn api_call_with_a_browser_context(browser: &Browser, stack: &Stack) -> String {
+    let origin = &stack.ward.origin;
     let api = browser
         .request(reqwest::Method::GET, format!("{origin}/api/things?page=2"))
         .header("traceparent", BROWSER_TRACEPARENT)
@@ -175,12 +172,22 @@ async fn traced_session(receiver: Receiver, protocol: &str) {
         .unwrap();
     assert_eq!(api.status, 200);
     let sent = stack.upstream.last().expect("the upstream was called");
-    let upstream_traceparent = sent.header("traceparent").expect("traceparent").to_owned();
     assert_eq!(
         sent.header("tracestate"),
         None,
         "browser tracestate dropped"
     );
+    sent.header("traceparent").expect("traceparent").to_owned()
+}
+
+async fn traced_session(receiver: Receiver, protocol: &str) {
+    let stack = Stack::start(&receiver.endpoint, protocol).await;
+    let origin = stack.ward.origin.clone();
+    let browser = Browser::new().unwrap();
+    let login = WalkedLogin::walk(&browser, &origin, "alice", || stack.ward.output.text()).await;
+    let me = browser.get(format!("{origin}/bff/user")).await.unwrap();
+    let csrf = me.json().unwrap()["csrfToken"].as_str().unwrap().to_owned();
+    let upstream_traceparent = api_call_with_a_browser_context(&browser, &stack).await;
     let access_token = last_bearer(&stack.upstream);
     let logout = browser
         .post(format!("{origin}/bff/logout"))
@@ -207,20 +214,15 @@ async fn traced_session(receiver: Receiver, protocol: &str) {
 
     let api_span = server_span(&spans, "/api/things").unwrap();
     let callback_span = server_span(&spans, "/bff/callback").expect("callback span");
-    eprintln!(
-        "--- {protocol}: GET /bff/callback ---\n{}",
-        tree(&spans, callback_span)
-    );
-    eprintln!(
-        "--- {protocol}: GET /api/things ---\n{}",
-        tree(&spans, api_span)
-    );
-    eprintln!("upstream received traceparent: {upstream_traceparent}");
     let logout_span = server_span(&spans, "/bff/logout").unwrap();
-    eprintln!(
-        "--- {protocol}: POST /bff/logout ---\n{}",
-        tree(&spans, logout_span)
-    );
+    for (request, span) in [
+        ("GET /bff/callback", callback_span),
+        ("GET /api/things", api_span),
+        ("POST /bff/logout", logout_span),
+    ] {
+        eprintln!("--- {protocol}: {request} ---\n{}", tree(&spans, span));
+    }
+    eprintln!("upstream received traceparent: {upstream_traceparent}");
     let logout_children: Vec<&str> = children(&spans, logout_span)
         .iter()
         .map(|s| s.name.as_str())
@@ -235,8 +237,12 @@ async fn traced_session(receiver: Receiver, protocol: &str) {
     let secrets = login
         .with(csrf, access_token, id_token)
         .named_with_configured(KEY);
-    let dump = receiver.dump();
-    let found = leaked(&dump, &secrets);
+    assert_no_secret_in(&receiver.dump(), &secrets);
+}
+
+/// No secret of the walk, nothing JWT-shaped, no query and no browser `tracestate` in `dump`.
+fn assert_no_secret_in(dump: &str, secrets: &[secrets::Secret]) {
+    let found = leaked(dump, secrets);
     assert!(found.is_empty(), "exported spans hold: {found:?}");
     assert!(
         !dump.contains("eyJ"),

@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
@@ -52,17 +52,11 @@ pub(super) async fn serve(
     let builder = connection::builder(&limits);
     let (closing_tx, closing) = watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
-    let (alive, mut all_ended) = mpsc::channel::<Infallible>(1);
+    let (alive, all_ended) = mpsc::channel::<Infallible>(1);
     let lifecycle = Lifecycle { closing, alive };
-    let mut others = Vec::with_capacity(workers.saturating_sub(1));
-    for index in 1..workers {
-        others.push(Worker::start(
-            index,
-            app.clone(),
-            limits,
-            lifecycle.clone(),
-        )?);
-    }
+    let others = (1..workers)
+        .map(|index| Worker::start(index, app.clone(), limits, lifecycle.clone()))
+        .collect::<std::io::Result<Vec<_>>>()?;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut failures = AcceptFailures::default();
     let mut next = 0usize;
@@ -95,13 +89,8 @@ pub(super) async fn serve(
         };
         let turn = next % workers;
         next = next.wrapping_add(1);
-        let accepted = match turn.checked_sub(1).and_then(|i| others.get(i)) {
-            Some(worker) => match worker.hand_over(accepted) {
-                Ok(()) => continue,
-                // That worker is gone (its runtime could not start): serve it here.
-                Err(accepted) => accepted,
-            },
-            None => accepted,
+        let Some(accepted) = hand_over(&others, turn, accepted) else {
+            continue;
         };
         let global = lifecycle.alive.clone();
         connection::spawn(accepted, &app, &builder, limits, lifecycle.clone(), global);
@@ -109,8 +98,32 @@ pub(super) async fn serve(
     drop(listener);
     let _ = closing_tx.send(true);
     drop(lifecycle);
-    // Workers stop taking connections, close theirs gracefully, and end. Connection tasks
-    // drop their sockets at `shutdown_timeout` themselves; the bound is for a stuck worker.
+    drain(others, all_ended, limits).await;
+    Ok(())
+}
+
+/// Gives `accepted` to the worker whose `turn` it is (0: the acceptor's own runtime); what
+/// comes back is for the acceptor to serve.
+fn hand_over(
+    others: &[Worker],
+    turn: usize,
+    accepted: Accepted<TcpStream>,
+) -> Option<Accepted<TcpStream>> {
+    match turn.checked_sub(1).and_then(|i| others.get(i)) {
+        // A worker that is gone (its runtime could not start) gives it back: served here.
+        Some(worker) => worker.hand_over(accepted).err(),
+        None => Some(accepted),
+    }
+}
+
+/// Waits for every connection and worker to end. Workers stop taking connections, close
+/// theirs gracefully, and end; connection tasks drop their sockets at `shutdown_timeout`
+/// themselves; the bound here is for a stuck worker.
+async fn drain(
+    others: Vec<Worker>,
+    mut all_ended: mpsc::Receiver<Infallible>,
+    limits: ConnectionLimits,
+) {
     let ended: Vec<_> = others.into_iter().map(Worker::finish).collect();
     let drained = async {
         let _ = all_ended.recv().await;
@@ -127,7 +140,6 @@ pub(super) async fn serve(
             "connections still open past server.shutdown_timeout; stopping without them"
         );
     }
-    Ok(())
 }
 
 /// One connection's permit; at the cap, waits for a connection to close (logging that once).
@@ -268,10 +280,7 @@ impl Worker {
     }
 
     /// Gives `accepted` to this worker, or back when the worker has ended.
-    fn hand_over(
-        &self,
-        accepted: Accepted<tokio::net::TcpStream>,
-    ) -> Result<(), Accepted<tokio::net::TcpStream>> {
+    fn hand_over(&self, accepted: Accepted<TcpStream>) -> Result<(), Accepted<TcpStream>> {
         let handoff = match accepted.try_map(tokio::net::TcpStream::into_std) {
             Ok(handoff) => handoff,
             Err(err) => {

@@ -16,6 +16,8 @@
 //! histogram samples between scrapes. The text format 0.0.4 of a fixed set of atomics is a
 //! few lines, so Ward writes it itself and depends on nothing more.
 
+mod exposition;
+
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
@@ -431,145 +433,7 @@ pub(crate) fn sessions_changed(delta: i64) {
     METRICS.sessions_active.fetch_add(delta, Relaxed);
 }
 
-/// The exposition (Prometheus text format 0.0.4) of every family.
-pub fn render() -> String {
-    let m = &*METRICS;
-    let mut out = String::with_capacity(32 * 1024);
-    let routes: Vec<&'static RouteSeries> =
-        m.routes.read().unwrap_or_else(|p| p.into_inner()).clone();
-
-    family(
-        &mut out,
-        "ward_http_requests_total",
-        "counter",
-        "HTTP requests answered on the public listener, by route, method and status.",
-    );
-    for series in &routes {
-        let requests = series.requests.read().unwrap_or_else(|p| p.into_inner());
-        let mut keys: Vec<_> = requests.keys().copied().collect();
-        keys.sort_unstable();
-        for key @ (method, status) in keys {
-            let _ = writeln!(
-                out,
-                "ward_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{status}\"}} {}",
-                escape(&series.name),
-                METHODS[usize::from(method)],
-                requests[&key].load(Relaxed)
-            );
-        }
-    }
-    family(
-        &mut out,
-        "ward_http_request_duration_seconds",
-        "histogram",
-        "Time from a request's head to its response head, by route.",
-    );
-    for series in &routes {
-        let labels = format!("route=\"{}\"", escape(&series.name));
-        series
-            .duration
-            .render(&mut out, "ward_http_request_duration_seconds", &labels);
-    }
-    family(
-        &mut out,
-        "ward_upstream_request_duration_seconds",
-        "histogram",
-        "Time from sending a request upstream to its response head, by route.",
-    );
-    for series in &routes {
-        let labels = format!("route=\"{}\"", escape(&series.name));
-        series
-            .upstream
-            .render(&mut out, "ward_upstream_request_duration_seconds", &labels);
-    }
-    family(
-        &mut out,
-        "ward_idp_request_duration_seconds",
-        "histogram",
-        "Duration of calls to the IdP, by endpoint.",
-    );
-    m.idp
-        .render(&mut out, "ward_idp_request_duration_seconds", "endpoint");
-    family(
-        &mut out,
-        "ward_logins_total",
-        "counter",
-        "Completed or refused logins, by result.",
-    );
-    m.logins.render(&mut out, "ward_logins_total", "result");
-    family(
-        &mut out,
-        "ward_refreshes_total",
-        "counter",
-        "Access token refreshes, by result (success or the failure reason).",
-    );
-    m.refreshes
-        .render(&mut out, "ward_refreshes_total", "result");
-    family(
-        &mut out,
-        "ward_sessions_active",
-        "gauge",
-        "Sessions made by this instance minus those it ended (logout, revocation, refused refresh); silent expiry is not seen.",
-    );
-    let _ = writeln!(
-        out,
-        "ward_sessions_active {}",
-        m.sessions_active.load(Relaxed).max(0)
-    );
-    family(
-        &mut out,
-        "ward_store_operation_duration_seconds",
-        "histogram",
-        "Duration of session store operations, by operation.",
-    );
-    m.store_duration
-        .render(&mut out, "ward_store_operation_duration_seconds", "op");
-    family(
-        &mut out,
-        "ward_store_errors_total",
-        "counter",
-        "Failed session store operations, by operation.",
-    );
-    m.store_errors
-        .render(&mut out, "ward_store_errors_total", "op");
-    family(
-        &mut out,
-        "ward_rate_limited_total",
-        "counter",
-        "Requests refused by a rate limit, by limit.",
-    );
-    m.rate_limited
-        .render(&mut out, "ward_rate_limited_total", "limit");
-    family(
-        &mut out,
-        "ward_csrf_rejections_total",
-        "counter",
-        "Requests refused as cross-site request forgery, by reason.",
-    );
-    m.csrf_rejections
-        .render(&mut out, "ward_csrf_rejections_total", "reason");
-    family(
-        &mut out,
-        "ward_security_events_total",
-        "counter",
-        "Security events logged, by catalogue name (docs/security-events.md).",
-    );
-    m.security_events
-        .render(&mut out, "ward_security_events_total", "event");
-    family(
-        &mut out,
-        "ward_build_info",
-        "gauge",
-        "Ward's build; always 1.",
-    );
-    let _ = writeln!(
-        out,
-        "ward_build_info{{version=\"{}\"}} 1",
-        env!("CARGO_PKG_VERSION")
-    );
-    process::render(&mut out);
-    out
-}
+pub use exposition::render;
 
 /// Writes a family's `# HELP` and `# TYPE` lines.
 pub(crate) fn family(out: &mut String, name: &str, kind: &str, help: &str) {

@@ -12,64 +12,67 @@ const USER_HZ: f64 = 100.0;
 /// Appends the process families to `out`.
 pub(crate) fn render(out: &mut String) {
     let stat = Stat::read();
-    family(
+    let cpu = stat.as_ref().map(|stat| stat.cpu_ticks as f64 / USER_HZ);
+    let start = stat
+        .as_ref()
+        .zip(boot_time())
+        .map(|(stat, boot)| boot as f64 + stat.start_ticks as f64 / USER_HZ);
+    let open_fds = std::fs::read_dir("/proc/self/fd").ok().map(Iterator::count);
+    one(
         out,
         "process_cpu_seconds_total",
         "counter",
         "Total user and system CPU time spent in seconds.",
+        cpu,
     );
-    if let Some(stat) = &stat {
-        let _ = writeln!(
-            out,
-            "process_cpu_seconds_total {}",
-            stat.cpu_ticks as f64 / USER_HZ
-        );
-    }
-    family(
+    one(
         out,
         "process_resident_memory_bytes",
         "gauge",
         "Resident memory size in bytes.",
+        status_kib("VmRSS:").map(|kib| kib * 1024),
     );
-    if let Some(kib) = status_kib("VmRSS:") {
-        let _ = writeln!(out, "process_resident_memory_bytes {}", kib * 1024);
-    }
-    family(
+    one(
         out,
         "process_virtual_memory_bytes",
         "gauge",
         "Virtual memory size in bytes.",
+        status_kib("VmSize:").map(|kib| kib * 1024),
     );
-    if let Some(kib) = status_kib("VmSize:") {
-        let _ = writeln!(out, "process_virtual_memory_bytes {}", kib * 1024);
-    }
-    family(
+    one(
         out,
         "process_open_fds",
         "gauge",
         "Number of open file descriptors.",
+        open_fds,
     );
-    if let Ok(entries) = std::fs::read_dir("/proc/self/fd") {
-        let _ = writeln!(out, "process_open_fds {}", entries.count());
-    }
-    family(
+    one(
         out,
         "process_max_fds",
         "gauge",
         "Maximum number of open file descriptors.",
+        max_fds(),
     );
-    if let Some(max) = max_fds() {
-        let _ = writeln!(out, "process_max_fds {max}");
-    }
-    family(
+    one(
         out,
         "process_start_time_seconds",
         "gauge",
         "Start time of the process since unix epoch in seconds.",
+        start,
     );
-    if let (Some(stat), Some(boot)) = (&stat, boot_time()) {
-        let start = boot as f64 + stat.start_ticks as f64 / USER_HZ;
-        let _ = writeln!(out, "process_start_time_seconds {start}");
+}
+
+/// A family of one unlabelled sample: its `# HELP`/`# TYPE`, and the sample when known.
+fn one(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    value: Option<impl std::fmt::Display>,
+) {
+    family(out, name, kind, help);
+    if let Some(value) = value {
+        let _ = writeln!(out, "{name} {value}");
     }
 }
 
