@@ -1,8 +1,9 @@
 //! The keys this build accepts, by section, with the shape of their values.
 //!
 //! The model's serde derive remains the judge of what is unknown; this table tells the
-//! environment overrides how to read a value (a numeric client secret stays a string) and lets
-//! the tests hold `ward.example.toml` to documenting every key.
+//! environment overrides how to read a value (a numeric client secret stays a string), names
+//! the key meant when an unknown one is a typo (`suggest`), and lets the tests hold
+//! `ward.example.toml` to documenting every key.
 
 /// How an environment value for a key is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,7 +85,6 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
 ];
 
 /// Keys of one `[[routes]]` entry.
-#[cfg(test)]
 pub(crate) const ROUTE_KEYS: &[&str] = &[
     "prefix",
     "upstream",
