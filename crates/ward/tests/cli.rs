@@ -212,6 +212,14 @@ fn check_fails_naming_oidc_when_the_idp_is_down() {
         last.starts_with("ward: oidc"),
         "the failure names oidc:\n{run}"
     );
+    // Each cause once, though several errors of the chain print their source too.
+    let causes: Vec<&str> = last.split(": ").collect();
+    for (index, cause) in causes.iter().enumerate() {
+        assert!(
+            !causes[index + 1..].contains(cause),
+            "{cause:?} repeated:\n{run}"
+        );
+    }
     assert!(
         !run.stdout.contains("effective configuration"),
         "no clean bill of health:\n{run}"
