@@ -15,6 +15,7 @@ mod schema;
 mod secrets;
 mod sections;
 pub mod size;
+mod static_policy;
 mod store;
 mod telemetry;
 mod validate;

@@ -1,7 +1,15 @@
-//! `[static]`: serving the SPA. `index.html` goes out with a per-response CSP nonce on its
-//! `<script>` and `<style>` tags; other files are served as they are.
+//! `[static]`: serving the SPA under a hardened runtime.
+//!
+//! `index.html` goes out with a fresh CSP nonce on its `<script>` and `<style>` tags and in its
+//! CSP ([`policy::CspTemplate`]: `'strict-dynamic'`, Trusted Types, no framing), never cached.
+//! Other files are served as they are: cacheable for a year when their name carries a content
+//! hash, revalidated otherwise; any other HTML file gets the document headers too (with a
+//! nonce none of its scripts carry: an SPA has one document). Every response is isolated from
+//! other origins (COOP, CORP).
 
-use std::path::{Path, PathBuf};
+pub mod policy;
+
+use std::path::PathBuf;
 
 use axum::body::Body;
 use axum::http::{HeaderValue, Request, StatusCode, header};
@@ -9,21 +17,25 @@ use axum::response::{IntoResponse, Response};
 use tower::ServiceExt;
 use tower_http::services::ServeDir;
 
+use crate::config::StaticConfig;
 use crate::error::ApiError;
 use crate::random;
+use policy::CspTemplate;
 
-/// The SPA's directory and its `index.html`, read once at start.
+/// The SPA's directory, its `index.html` (read once at start) and its CSP template.
 pub struct StaticSite {
     dir: PathBuf,
     index_html: Option<String>,
+    csp: CspTemplate,
 }
 
 impl StaticSite {
-    /// Serves `dir`; `index.html` is read now (a missing one means no SPA fallback).
-    pub fn new(dir: &Path) -> Self {
+    /// Serves `config.dir`; `index.html` is read now (a missing one means no SPA fallback).
+    pub fn new(config: &StaticConfig) -> Self {
         Self {
-            dir: dir.to_owned(),
-            index_html: std::fs::read_to_string(dir.join("index.html")).ok(),
+            dir: config.dir.clone(),
+            index_html: std::fs::read_to_string(config.dir.join("index.html")).ok(),
+            csp: CspTemplate::new(config.csp.as_deref(), config.trusted_types.as_deref()),
         }
     }
 
@@ -40,17 +52,7 @@ impl StaticSite {
             .await;
         match served {
             Ok(response) if response.status() != StatusCode::NOT_FOUND => {
-                let mut response = response.map(Body::new);
-                let headers = response.headers_mut();
-                headers.insert(
-                    header::X_CONTENT_TYPE_OPTIONS,
-                    HeaderValue::from_static("nosniff"),
-                );
-                headers.insert(
-                    header::REFERRER_POLICY,
-                    HeaderValue::from_static("no-referrer"),
-                );
-                response
+                self.asset(response.map(Body::new), last_segment(&path))
             }
             _ if !last_segment(&path).contains('.') => self.index(),
             _ => ApiError::NotFound.into_response(),
@@ -65,11 +67,6 @@ impl StaticSite {
         let body = html
             .replace("<script", &format!("<script nonce=\"{nonce}\""))
             .replace("<style", &format!("<style nonce=\"{nonce}\""));
-        let csp = format!(
-            "default-src 'self'; script-src 'self' 'nonce-{nonce}'; style-src 'self' 'nonce-{nonce}'; \
-             img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; \
-             frame-ancestors 'none'; form-action 'self'"
-        );
         let mut response = (
             [(
                 header::CONTENT_TYPE,
@@ -80,10 +77,28 @@ impl StaticSite {
             .into_response();
         let headers = response.headers_mut();
         crate::security::headers::apply(headers);
-        if let Ok(csp) = HeaderValue::try_from(csp) {
-            headers.insert(header::CONTENT_SECURITY_POLICY, csp);
+        policy::apply_isolation(headers);
+        policy::apply_document(headers, &self.csp.render(&nonce));
+        response
+    }
+
+    /// A file from `dir`, with the isolation headers and its caching rule.
+    fn asset(&self, mut response: Response, file_name: &str) -> Response {
+        let is_html = response
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/html"));
+        let cacheable =
+            response.status().is_success() || response.status() == StatusCode::NOT_MODIFIED;
+        let headers = response.headers_mut();
+        policy::apply_isolation(headers);
+        if is_html {
+            policy::apply_document(headers, &self.csp.render(&random::token()));
+        } else if cacheable {
+            let rule = policy::asset_cache_control(file_name);
+            headers.insert(header::CACHE_CONTROL, HeaderValue::from_static(rule));
         }
-        headers.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
         response
     }
 }
