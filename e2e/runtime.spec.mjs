@@ -19,12 +19,17 @@ function recordViolations() {
 
 async function nonceAndStrictDynamic(page) {
   step('GET /: the nonced module runs, and the script it adds runs (strict-dynamic)');
+  const messages = [];
+  page.on('console', (message) => messages.push(`${message.type()}: ${message.text()}`));
   const response = await page.goto(`${WARD_URL}/`);
   const csp = response.headers()['content-security-policy'];
   console.log(`CSP served: ${csp}`);
+  await page.locator('#loaded[data-ran="yes"]').waitFor({ state: 'attached' });
   assert.match(csp, /script-src 'nonce-[A-Za-z0-9_-]{43}' 'strict-dynamic';/);
   assert.match(csp, /; trusted-types fixture$/);
-  await page.locator('#loaded[data-ran="yes"]').waitFor({ state: 'attached' });
+  assert.equal(response.headers()['permissions-policy'].includes('camera=()'), true);
+  assert.deepEqual(messages.filter((m) => /policy|feature|security/i.test(m)), [],
+    'Chromium understands every header (no unrecognised feature or directive)');
   assert.equal(await page.evaluate(() => typeof window.ward.getUser), 'function',
     'the nonced module imported /bff/client.js');
 }
