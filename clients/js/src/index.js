@@ -295,12 +295,22 @@ export async function openVault(sub) {
   return new Vault(db, meta.key);
 }
 
-/** Deletes the vault database with every key and record; closes other tabs' connections. */
-export async function wipeVault() {
+/**
+ * Deletes the vault database with every key and record; the client's connections in every tab
+ * close for it. A connection that does not close (a page of an older client) only delays the
+ * deletion, which stays queued ahead of any later open: the promise does not wait for it, so a
+ * logout never hangs on another tab.
+ */
+export function wipeVault() {
   if (typeof indexedDB === 'undefined') {
-    return;
+    return Promise.resolve();
   }
-  await idbRequest(indexedDB.deleteDatabase(VAULT_DB));
+  return new Promise((resolve, reject) => {
+    const request = indexedDB.deleteDatabase(VAULT_DB);
+    request.onsuccess = () => resolve();
+    request.onerror = () => reject(request.error);
+    request.onblocked = () => resolve();
+  });
 }
 
 /** Records of JSON values, each AES-GCM-encrypted under a fresh 96-bit IV with its name as AAD. */
