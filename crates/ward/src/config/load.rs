@@ -307,6 +307,7 @@ fn parse_static(
     let parsed = sections::deserialize::<StaticConfig>("static", table, &["dir"], problems)?;
     Some(Some(StaticConfig {
         dir: base_dir.join(parsed.dir),
+        ..parsed
     }))
 }
 

@@ -16,6 +16,7 @@ mod schema;
 mod secrets;
 mod sections;
 pub mod size;
+mod static_policy;
 mod store;
 mod suggest;
 mod telemetry;

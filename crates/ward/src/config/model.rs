@@ -274,6 +274,14 @@ pub struct CryptoConfig {
 pub struct StaticConfig {
     /// Directory with `index.html` and assets.
     pub dir: PathBuf,
+    /// Trusted Types policy names the page may create: Ward's CSP gets a `trusted-types`
+    /// directive with them (`[]`: `'none'`, no policy). Absent: any name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_types: Option<Vec<String>>,
+    /// A CSP for the HTML documents that replaces Ward's template; each `{nonce}` becomes the
+    /// response's nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csp: Option<String>,
 }
 
 /// `[telemetry]`

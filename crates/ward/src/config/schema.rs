@@ -73,6 +73,8 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("rate_limit", "invalid_session", Shape::Structured),
     ("rate_limit", "backend", Shape::Text),
     ("static", "dir", Shape::Text),
+    ("static", "trusted_types", Shape::Structured),
+    ("static", "csp", Shape::Text),
     ("telemetry", "log_format", Shape::Text),
     ("telemetry", "log_level", Shape::Text),
     ("telemetry", "otlp_endpoint", Shape::Text),
