@@ -90,6 +90,12 @@ mod tests {
         }
     }
 
+    #[test]
+    fn the_metric_help_names_the_interval() {
+        let help = format!("at most every {COUNT_INTERVAL} s");
+        assert!(crate::telemetry::metrics::render(None).contains(&help));
+    }
+
     #[tokio::test]
     async fn the_count_is_reused_for_the_interval_then_taken_again() {
         let clock = Arc::new(ManualClock::new(1_000));
