@@ -134,6 +134,8 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
+    // Before the IdP and the store: a certificate problem is reported at once.
+    let tls = ward::tls::Termination::from_config(&config.server).context("server.tls_cert")?;
     let state = ward::server::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -160,7 +162,13 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!(event = "listening", addr = %bound, public_url, "ward is serving");
-    let served = ward::server::run(listener, state, shutdown_signal()).await;
+    let served = match &tls {
+        Some(tls) => {
+            let _reloads = watch_certificate(tls)?;
+            ward::server::run_tls(listener, state, tls, shutdown_signal()).await
+        }
+        None => ward::server::run(listener, state, shutdown_signal()).await,
+    };
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
         // The gateway has used its shutdown_timeout already: an admin client still holding a
@@ -269,6 +277,15 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
     say!("routes: {} valid", config.routes.len())?;
+    if let Some(tls) = ward::tls::Termination::from_config(&config.server)? {
+        let info = tls.certificate();
+        say!(
+            "tls: serving {} (not after {}, SHA-256 {})",
+            info.subject,
+            info.not_after,
+            info.fingerprint_sha256
+        )?;
+    }
     say!("{}", ward::config::describe_rate_limits(&config.rate_limit))?;
     let store = ward::server::open_store(&config, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
@@ -298,6 +315,28 @@ async fn check(path: &Path) -> anyhow::Result<()> {
         config.to_masked_toml()
     )?;
     Ok(())
+}
+
+/// Reloads the TLS certificate on SIGHUP and when its files change, until the returned guards
+/// are dropped. A watcher that cannot start is logged: SIGHUP still works.
+fn watch_certificate(
+    tls: &ward::tls::Termination,
+) -> anyhow::Result<(Option<ward::tls::FileWatch>, tokio::task::JoinHandle<()>)> {
+    let watch = match tls.watch_files() {
+        Ok(watch) => Some(watch),
+        Err(err) => {
+            tracing::warn!(
+                event = "tls_watch_failed",
+                error = %err,
+                "cannot watch the TLS certificate files; send SIGHUP after replacing them"
+            );
+            None
+        }
+    };
+    let hangups = tls
+        .reload_on_sighup()
+        .context("cannot listen for SIGHUP (TLS certificate reloads)")?;
+    Ok((watch, hangups))
 }
 
 /// Resolves on SIGTERM or Ctrl-C: stop accepting, finish in-flight requests.

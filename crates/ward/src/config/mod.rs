@@ -17,6 +17,7 @@ mod sections;
 pub mod size;
 mod store;
 mod telemetry;
+mod tls;
 mod validate;
 
 #[cfg(test)]
