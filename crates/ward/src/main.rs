@@ -134,7 +134,6 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
-    // Before the IdP and the store: a certificate problem is reported at once.
     let tls = ward::tls::Termination::from_config(&config.server).context("server.tls_cert")?;
     let state = ward::server::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -162,13 +161,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!(event = "listening", addr = %bound, public_url, "ward is serving");
-    let served = match &tls {
-        Some(tls) => {
-            let _reloads = watch_certificate(tls)?;
-            ward::server::run_tls(listener, state, tls, shutdown_signal()).await
-        }
-        None => ward::server::run(listener, state, shutdown_signal()).await,
-    };
+    let served = serve_gateway(listener, state, tls.as_ref()).await;
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
         // The gateway has used its shutdown_timeout already: an admin client still holding a
@@ -314,6 +307,23 @@ async fn check(path: &Path) -> anyhow::Result<()> {
         "\n# effective configuration (secrets masked)\n{}",
         config.to_masked_toml()
     )?;
+    Ok(())
+}
+
+/// Serves the gateway until SIGTERM: over TLS, its certificate reloaded on SIGHUP and when
+/// its files change, when `tls` is given (`[server] tls_cert`).
+async fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    state: ward::state::SharedState,
+    tls: Option<&ward::tls::Termination>,
+) -> anyhow::Result<()> {
+    match tls {
+        Some(tls) => {
+            let _reloads = watch_certificate(tls)?;
+            ward::server::run_tls(listener, state, tls, shutdown_signal()).await?;
+        }
+        None => ward::server::run(listener, state, shutdown_signal()).await?,
+    }
     Ok(())
 }
 

@@ -71,13 +71,16 @@ fn without_tls_cert_there_is_no_termination() {
     );
 }
 
+/// What a case's error must be.
+type Expected = fn(&TlsError) -> bool;
+
 #[test]
 fn a_bad_pair_is_refused_naming_the_file_without_quoting_it() {
     let ca = tls::TestCa::new();
     let dir = tempfile::tempdir().expect("temp dir");
     let (a, b) = (ca.leaf("a"), ca.leaf("b"));
     let secret_line = b.key_pem.lines().nth(1).expect("a base64 line").to_owned();
-    let cases: [(&str, String, fn(&TlsError) -> bool); 5] = [
+    let cases: [(&str, String, Expected); 5] = [
         (&a.cert_pem, b.key_pem.clone(), |e| {
             matches!(e, TlsError::KeyMismatch { .. })
         }),

@@ -49,7 +49,6 @@ pub(super) async fn serve(
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let workers = workers.max(1);
-    let builder = connection::builder(&limits);
     let (closing_tx, closing) = watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive, all_ended) = mpsc::channel::<Infallible>(1);
@@ -93,14 +92,7 @@ pub(super) async fn serve(
             continue;
         };
         let global = lifecycle.alive.clone();
-        connection::spawn(
-            accepted,
-            &serving,
-            &builder,
-            limits,
-            lifecycle.clone(),
-            global,
-        );
+        connection::spawn(accepted, &serving, limits, lifecycle.clone(), global);
     }
     drop(listener);
     let _ = closing_tx.send(true);
@@ -259,7 +251,6 @@ impl Worker {
         lifecycle: Lifecycle,
         mut connections: mpsc::UnboundedReceiver<Handoff>,
     ) {
-        let builder = connection::builder(&limits);
         // This worker's own count of live connections: the runtime must keep running until
         // they have all ended.
         let (alive, mut all_ended) = mpsc::channel::<Infallible>(1);
@@ -271,7 +262,7 @@ impl Worker {
                         alive: alive.clone(),
                     };
                     let global = lifecycle.alive.clone();
-                    connection::spawn(accepted, &serving, &builder, limits, local, global);
+                    connection::spawn(accepted, &serving, limits, local, global);
                 }
                 Err(err) => tracing::warn!(
                     event = "connection_handoff_failed",

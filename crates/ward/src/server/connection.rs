@@ -129,6 +129,8 @@ type Connection<'a> = hyper_util::server::conn::auto::UpgradeableConnection<
 pub(super) struct Serving {
     pub(super) app: axum::Router,
     pub(super) tls: Option<TlsLayer>,
+    /// HTTP/1 and HTTP/2 settings, shared by every worker.
+    pub(super) builder: Arc<ConnectionBuilder>,
 }
 
 /// HTTP/1 and HTTP/2 server settings: the outer ring of `security::limits` (head buffer,
@@ -162,7 +164,6 @@ pub(super) fn builder(limits: &ConnectionLimits) -> Arc<ConnectionBuilder> {
 pub(super) fn spawn(
     accepted: Accepted<TcpStream>,
     serving: &Serving,
-    builder: &Arc<ConnectionBuilder>,
     limits: ConnectionLimits,
     lifecycle: Lifecycle,
     global: mpsc::Sender<Infallible>,
@@ -181,7 +182,7 @@ pub(super) fn spawn(
         hsts: serving.tls.as_ref().map(|tls| tls.hsts.clone()),
     };
     let tls = serving.tls.clone();
-    let builder = builder.clone();
+    let builder = serving.builder.clone();
     tokio::spawn(async move {
         let Lifecycle { mut closing, alive } = lifecycle;
         let _alive = (alive, global);

@@ -258,6 +258,7 @@ async fn serve(
     let serving = Serving {
         app: crate::app::router(state),
         tls,
+        builder: connection::builder(&limits),
     };
     let result = accept::serve(listener, serving, shutdown, workers, limits).await;
     sweeper.abort();
