@@ -87,6 +87,24 @@ async fn plain_http_gets_no_hsts_and_the_tls_port_speaks_no_plain_http() {
 }
 
 #[tokio::test]
+async fn a_stalled_handshake_is_dropped_at_the_header_read_timeout() {
+    let ca = TestCa::new();
+    let leaf = ca.leaf("ward");
+    let ward = TlsWard::start(ca, &leaf, "header_read_timeout = \"1s\"").await;
+    // The first bytes of a TLS record header, then nothing: the handshake never completes.
+    let mut socket = tokio::net::TcpStream::connect(ward.addr)
+        .await
+        .expect("connect");
+    socket.write_all(&[0x16, 0x03, 0x01]).await.expect("write");
+    let mut rest = Vec::new();
+    // idle_timeout (60 s) is far away: only the head deadline closes this socket in time.
+    let closed = tokio::time::timeout(Duration::from_secs(30), socket.read_to_end(&mut rest)).await;
+    assert!(closed.is_ok(), "a stalled handshake was held open");
+    ward.logged(&["connection_closed", "header_read_timeout"], 1)
+        .await;
+}
+
+#[tokio::test]
 async fn tls_1_0_and_1_1_are_refused_and_1_2_and_1_3_accepted() {
     let ca = TestCa::new();
     let leaf = ca.leaf("ward");

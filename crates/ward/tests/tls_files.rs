@@ -151,3 +151,38 @@ fn reloading_a_bad_pair_keeps_the_served_one_and_a_good_one_replaces_it() {
     assert_eq!(served.fingerprint_sha256, b.fingerprint);
     assert_eq!(tls.certificate(), served);
 }
+
+#[test]
+fn serve_with_a_bad_pair_exits_before_anything_else_naming_the_files() {
+    let ca = tls::TestCa::new();
+    let dir = tempfile::tempdir().expect("temp dir");
+    let (a, b) = (ca.leaf("a"), ca.leaf("b"));
+    std::fs::write(dir.path().join("cert.pem"), &a.cert_pem).expect("cert");
+    std::fs::write(dir.path().join("key.pem"), &b.key_pem).expect("key");
+    // No IdP and no store server: the pair is checked before either is reached.
+    let config = dir.path().join("ward.toml");
+    std::fs::write(
+        &config,
+        "[server]\npublic_url = \"https://ward.example\"\ntls_cert = \"cert.pem\"\n\
+         tls_key = \"key.pem\"\n\n[oidc]\nissuer = \"https://127.0.0.1:9\"\nclient_id = \"c\"\n\
+         client_secret = \"s\"\n\n[store]\nkind = \"memory\"\n\n[crypto]\n\
+         keys = [\"k1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8\"]\n",
+    )
+    .expect("config");
+    let run = Command::new(env!("CARGO_BIN_EXE_ward"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .expect("run ward");
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(!run.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("server.tls_cert")
+            && stderr.contains("key.pem does not belong to the certificate in")
+            && !stderr.contains("discovery"),
+        "{stderr}"
+    );
+    for line in b.key_pem.lines().filter(|line| !line.starts_with("-----")) {
+        assert!(!stderr.contains(line), "key material in:\n{stderr}");
+    }
+}
