@@ -1,6 +1,7 @@
 //! Certificate rotation in the real binary (SPEC §7: reloaded on SIGHUP and when the files
-//! change): new connections get the new certificate from the same process, connections opened
-//! before keep working, and a broken new pair keeps the old certificate. Every wait polls for
+//! change, a Kubernetes secret volume's update included): new connections get the new
+//! certificate from the same process, connections opened before keep working, and a broken new
+//! pair keeps the old certificate. Every wait polls for
 //! an event (a certificate served, a line logged) with a generous deadline.
 
 mod common;
@@ -94,6 +95,47 @@ async fn sighup_reloads_the_files_also_where_the_watcher_cannot_see() {
     assert_eq!(early.get("/up/after").await.expect("early").status, 200);
 
     assert_one_process(&mut ward, pid, &[&a, &b]);
+}
+
+#[tokio::test]
+async fn a_kubernetes_secret_volume_update_is_picked_up() {
+    // The kubelet's layout: tls/cert.pem -> ..data/cert.pem, ..data -> ..<timestamp>/; an
+    // update writes a new timestamped directory and renames a new ..data link over the old.
+    let ca = TestCa::new();
+    let (a, b) = (ca.leaf("a"), ca.leaf("b"));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let volume = dir.path().join("tls");
+    std::fs::create_dir(&volume).expect("volume");
+    publish(&volume, "..2026_12_07_01", &a);
+    for name in ["cert.pem", "key.pem"] {
+        std::os::unix::fs::symlink(format!("..data/{name}"), volume.join(name)).expect("link");
+    }
+    let mut ward = TlsWard::start_in(ca, dir, volume.clone(), "").await;
+    let pid = ward.ward.pid();
+    let client = ward.ca.client(&[b"h2"]);
+    let mut early = Client::on(connect(&client, ward.addr).await.expect("connect")).await;
+
+    publish(&volume, "..2026_12_07_02", &b);
+    wait_for_certificate(&client, ward.addr, &b.fingerprint, || ward.output()).await;
+    ward.logged(
+        &["tls_certificate_loaded", "file_change", &b.fingerprint],
+        1,
+    )
+    .await;
+    assert_eq!(early.get("/bff/user").await.expect("early").status, 401);
+    assert_one_process(&mut ward, pid, &[&a, &b]);
+}
+
+/// Writes `leaf` into `volume/<version>/` and points `volume/..data` at it atomically, as the
+/// kubelet's atomic writer does.
+fn publish(volume: &std::path::Path, version: &str, leaf: &tls::Leaf) {
+    let data = volume.join(version);
+    std::fs::create_dir(&data).expect("version dir");
+    std::fs::write(data.join("cert.pem"), &leaf.cert_pem).expect("cert");
+    std::fs::write(data.join("key.pem"), &leaf.key_pem).expect("key");
+    let staged = volume.join("..data_tmp");
+    std::os::unix::fs::symlink(version, &staged).expect("staged link");
+    std::fs::rename(&staged, volume.join("..data")).expect("swap ..data");
 }
 
 /// The same process served throughout: running, one start, and no key material in its log.

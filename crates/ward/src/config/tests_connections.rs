@@ -117,6 +117,12 @@ fn tls_needs_both_files_an_https_public_url_and_a_max_age() {
             && lines[0].contains("\"https://localhost:8443\""),
         "{lines:#?}"
     );
+    // Another plain-http origin: the one message that already refuses it, not a second.
+    let lines = problems_with(
+        "[server]\npublic_url = \"http://ward.example\"\ntls_cert = \"c.pem\"\n\
+         tls_key = \"k.pem\"",
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}");
     // Development over TLS on a plain-http public_url stays possible, as for cookies.
     load_ok(
         &config_text(

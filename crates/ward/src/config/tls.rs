@@ -2,6 +2,7 @@
 //! `https://` when Ward terminates TLS, and `hsts` is a header value with a `max-age`. The files
 //! themselves are read and checked where they are loaded (`crate::tls`), at start.
 
+use super::effective::is_secure_origin;
 use super::errors::Problems;
 use super::model::ServerConfig;
 
@@ -16,7 +17,13 @@ pub(crate) fn check_tls(server: &ServerConfig, out: &mut Problems) {
             "server.tls_cert",
             "must be set with server.tls_key (the certificate chain, PEM)",
         ),
-        (Some(_), Some(_)) if server.public_url.scheme() != "https" && !server.insecure_dev => {
+        // A plain-http origin other than localhost is refused already (validate.rs): one
+        // message per cause.
+        (Some(_), Some(_))
+            if server.public_url.scheme() != "https"
+                && !server.insecure_dev
+                && is_secure_origin(&server.public_url) =>
+        {
             out.push(
                 "server.public_url",
                 format!(
