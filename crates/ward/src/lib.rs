@@ -2,7 +2,7 @@
 //!
 //! The map, following a request:
 //! - [`server`] builds the shared [`state`] from a validated [`config`] (key ring, store,
-//!   IdP discovery, routes) and serves [`app::router`].
+//!   IdP discovery, routes) and serves [`app::router`], over [`tls`] when it terminates TLS.
 //! - [`app`] orders the layers: head limits → login rate limit → access log → `/bff`
 //!   [`endpoints`] (with [`security`] headers) → the gateway fallback: [`proxy`] routes (fetch
 //!   metadata, session, rate limits, CSRF, then upstream), then the static [`site`], then 404.
@@ -31,3 +31,4 @@ pub mod session;
 pub mod site;
 pub mod state;
 pub mod telemetry;
+pub mod tls;

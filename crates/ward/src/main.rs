@@ -137,6 +137,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
+    let tls = ward::tls::Termination::from_config(&config.server).context("server.tls_cert")?;
     let state = ward::server::build(config).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -163,7 +164,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
         None => None,
     };
     tracing::info!(event = "listening", addr = %bound, public_url, "ward is serving");
-    let served = ward::server::run(listener, state, shutdown_signal()).await;
+    let served = serve_gateway(listener, state, tls.as_ref()).await;
     let _ = stop_admin.send(());
     if let Some(task) = admin_task {
         // The gateway has used its shutdown_timeout already: an admin client still holding a
@@ -284,6 +285,60 @@ async fn check(path: &Path) -> anyhow::Result<()> {
 #[derive(Debug, thiserror::Error)]
 #[error("reported above")]
 struct Reported;
+
+/// Serves the gateway until SIGTERM: over TLS, its certificate reloaded on SIGHUP and when
+/// its files change, when `tls` is given (`[server] tls_cert`).
+async fn serve_gateway(
+    listener: tokio::net::TcpListener,
+    state: ward::state::SharedState,
+    tls: Option<&ward::tls::Termination>,
+) -> anyhow::Result<()> {
+    match tls {
+        Some(tls) => {
+            let _reloads = watch_certificate(tls)?;
+            ward::server::run_tls(listener, state, tls, shutdown_signal()).await?;
+        }
+        None => {
+            let _hangups = ignore_sighup().context("cannot listen for SIGHUP")?;
+            ward::server::run(listener, state, shutdown_signal()).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Without TLS there is nothing to reload, but SIGHUP (`systemctl reload`, a supervisor's
+/// reload) must not end the process, as its default action would.
+fn ignore_sighup() -> std::io::Result<tokio::task::JoinHandle<()>> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangups = signal(SignalKind::hangup())?;
+    Ok(tokio::spawn(async move {
+        while hangups.recv().await.is_some() {
+            tracing::info!("SIGHUP: nothing to reload (no [server] tls_cert)");
+        }
+    }))
+}
+
+/// Reloads the TLS certificate on SIGHUP and when its files change, until the returned guards
+/// are dropped. A watcher that cannot start is logged: SIGHUP still works.
+fn watch_certificate(
+    tls: &ward::tls::Termination,
+) -> anyhow::Result<(Option<ward::tls::FileWatch>, tokio::task::JoinHandle<()>)> {
+    let watch = match tls.watch_files() {
+        Ok(watch) => Some(watch),
+        Err(err) => {
+            tracing::warn!(
+                event = "tls_watch_failed",
+                error = %err,
+                "cannot watch the TLS certificate files; send SIGHUP after replacing them"
+            );
+            None
+        }
+    };
+    let hangups = tls
+        .reload_on_sighup()
+        .context("cannot listen for SIGHUP (TLS certificate reloads)")?;
+    Ok((watch, hangups))
+}
 
 /// Resolves on SIGTERM or Ctrl-C: stop accepting, finish in-flight requests.
 async fn shutdown_signal() {

@@ -27,8 +27,9 @@ async fn served_binary_logs_no_secret_and_shuts_down_gracefully_on_sigterm() {
     let dir = tempfile::tempdir().unwrap();
     let config = write_config(dir.path(), port, &idp, &upstream);
 
-    let served = Served::start(&config);
+    let mut served = Served::start(&config);
     wait_until_serving(&served, &origin).await;
+    survives_a_sighup(&mut served).await;
 
     let browser = Browser::new().unwrap();
     let login = WalkedLogin::walk(&browser, &origin, "alice", || served.output_so_far()).await;
@@ -56,6 +57,27 @@ async fn served_binary_logs_no_secret_and_shuts_down_gracefully_on_sigterm() {
         dir.path().join("data/ward.db").is_file(),
         "relative store path resolved against the config's directory"
     );
+}
+
+/// `systemctl reload` sends SIGHUP: without TLS there is nothing to reload, and the process
+/// must neither end nor restart (SIGHUP's default action would end it).
+async fn survives_a_sighup(served: &mut Served) {
+    let sent = std::process::Command::new("kill")
+        .args(["-HUP", &served.pid().to_string()])
+        .status()
+        .expect("run kill");
+    assert!(sent.success(), "kill -HUP failed");
+    let deadline = std::time::Instant::now() + served::PATIENCE;
+    while !served.output_so_far().contains("SIGHUP: nothing to reload") {
+        assert!(
+            served.is_running(),
+            "SIGHUP ended ward\n{}",
+            served.output_so_far()
+        );
+        assert!(std::time::Instant::now() < deadline, "SIGHUP never logged");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert!(served.is_running(), "ward exited after SIGHUP");
 }
 
 /// Writes `ward.toml` into `dir`: serving on `port`, an embedded store at the relative path

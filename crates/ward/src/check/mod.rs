@@ -77,7 +77,26 @@ impl Report<'_> {
             Ok(_) => self.fine(format_args!("routes: {} valid", config.routes.len()))?,
             Err(err) => self.problem("routes", &err),
         }
+        self.tls(config)?;
         self.fine(crate::config::describe_rate_limits(&config.rate_limit))
+    }
+
+    /// The certificate and key of `[server] tls_cert` / `tls_key`, loaded as `serve` loads them.
+    fn tls(&mut self, config: &Config) -> io::Result<()> {
+        match crate::tls::Termination::from_config(&config.server) {
+            Ok(None) => Ok(()),
+            Ok(Some(tls)) => {
+                let info = tls.certificate();
+                self.fine(format_args!(
+                    "tls: serving {} (not after {}, SHA-256 {})",
+                    info.subject, info.not_after, info.fingerprint_sha256
+                ))
+            }
+            Err(err) => {
+                self.problem("tls", &err);
+                Ok(())
+            }
+        }
     }
 
     async fn store(&mut self, config: &Config, clock: Arc<dyn Clock>) -> io::Result<()> {

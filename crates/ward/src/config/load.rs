@@ -145,7 +145,7 @@ impl Parsed {
 
         let (oidc, client_secret) = parse_oidc(oidc, base_dir, problems);
         Self {
-            server: server.and_then(|t| sections::deserialize("server", t, &[], problems)),
+            server: parse_server(server, base_dir, problems),
             oidc,
             client_secret,
             session: session.and_then(|t| sections::deserialize("session", t, &[], problems)),
@@ -217,6 +217,20 @@ fn take_table(table: &mut Table, name: &str, problems: &mut Problems) -> Option<
             None
         }
     }
+}
+
+/// `[server]`; the TLS files resolve against the configuration's directory.
+fn parse_server(
+    table: Option<Table>,
+    base_dir: &Path,
+    problems: &mut Problems,
+) -> Option<ServerConfig> {
+    let server = sections::deserialize::<ServerConfig>("server", table?, &[], problems)?;
+    Some(ServerConfig {
+        tls_cert: server.tls_cert.map(|path| base_dir.join(path)),
+        tls_key: server.tls_key.map(|path| base_dir.join(path)),
+        ..server
+    })
 }
 
 fn parse_oidc(

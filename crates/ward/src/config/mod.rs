@@ -20,6 +20,7 @@ mod static_policy;
 mod store;
 mod suggest;
 mod telemetry;
+mod tls;
 mod validate;
 
 #[cfg(test)]

@@ -107,6 +107,18 @@ pub struct ServerConfig {
         with = "crate::config::duration"
     )]
     pub shutdown_timeout: Duration,
+    /// TLS termination: the certificate chain (PEM, leaf first). With `tls_key`, Ward serves
+    /// HTTPS (TLS 1.2 and 1.3, ALPN `h2` and `http/1.1`) and reloads the pair on SIGHUP and when
+    /// the files change. Relative to the configuration file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert` (PEM: PKCS#8, PKCS#1 RSA or SEC1 EC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_key: Option<PathBuf>,
+    /// `Strict-Transport-Security` on every response (Ward's own and proxied) while TLS is on;
+    /// never sent over plain HTTP. Must hold a `max-age` directive.
+    #[serde(default = "defaults::hsts")]
+    pub hsts: String,
 }
 
 /// `[oidc]`: the identity provider and Ward's client registration at it.
@@ -403,6 +415,9 @@ mod defaults {
 
     pub fn listen() -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], 8080))
+    }
+    pub fn hsts() -> String {
+        "max-age=63072000; includeSubDomains".to_owned()
     }
     pub fn public_url() -> Url {
         Url::parse("http://localhost:8080").expect("constant URL")

@@ -74,3 +74,61 @@ fn zero_or_malformed_connection_values_are_all_reported_together() {
     );
     assert!(lines.iter().any(|l| l.starts_with("server.idle_timeout: ")));
 }
+
+#[test]
+fn tls_files_resolve_against_the_configuration_and_hsts_has_its_default() {
+    let config = load_ok(
+        &config_text(
+            "[server]\npublic_url = \"https://ward.example\"\ntls_cert = \"tls/cert.pem\"\n\
+             tls_key = \"/etc/ward/key.pem\"",
+        ),
+        &[],
+    );
+    assert_eq!(
+        config.server.tls_cert.as_deref(),
+        Some(std::path::Path::new("/base/tls/cert.pem"))
+    );
+    assert_eq!(
+        config.server.tls_key.as_deref(),
+        Some(std::path::Path::new("/etc/ward/key.pem"))
+    );
+    assert_eq!(config.server.hsts, "max-age=63072000; includeSubDomains");
+}
+
+#[test]
+fn tls_needs_both_files_an_https_public_url_and_a_max_age() {
+    let lines = problems_with("[server]\ntls_cert = \"cert.pem\"\nhsts = \"preload\"");
+    for expected in [
+        "server.tls_key: must be set with server.tls_cert",
+        "server.hsts: needs a max-age directive",
+    ] {
+        assert!(
+            lines.iter().any(|line| line.starts_with(expected)),
+            "no {expected:?} in {lines:#?}"
+        );
+    }
+    let lines = problems_with(
+        "[server]\npublic_url = \"http://localhost:8443\"\ntls_cert = \"c.pem\"\n\
+         tls_key = \"k.pem\"",
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    assert!(
+        lines[0].starts_with("server.public_url: must be https:// when Ward terminates TLS")
+            && lines[0].contains("\"https://localhost:8443\""),
+        "{lines:#?}"
+    );
+    // Another plain-http origin: the one message that already refuses it, not a second.
+    let lines = problems_with(
+        "[server]\npublic_url = \"http://ward.example\"\ntls_cert = \"c.pem\"\n\
+         tls_key = \"k.pem\"",
+    );
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    // Development over TLS on a plain-http public_url stays possible, as for cookies.
+    load_ok(
+        &config_text(
+            "[server]\npublic_url = \"http://localhost:8443\"\ntls_cert = \"c.pem\"\n\
+             tls_key = \"k.pem\"\ninsecure_dev = true",
+        ),
+        &[],
+    );
+}

@@ -23,6 +23,7 @@ use super::secrets::KeyEntry;
 use super::static_policy;
 use super::store::check_store;
 use super::telemetry::check_telemetry;
+use super::tls::check_tls;
 use crate::secret::SecretString;
 
 /// The session cookie name every fresh install gets; in a plain-http `insecure_dev` setup its
@@ -211,6 +212,7 @@ fn check_server(server: &ServerConfig, out: &mut Problems) {
             out.push(key, "must be greater than zero");
         }
     }
+    check_tls(server, out);
     let url = &server.public_url;
     if let Err(reason) = origin_shape(url) {
         out.push("server.public_url", reason);

@@ -17,7 +17,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{Semaphore, TryAcquireError, mpsc, oneshot, watch};
 use tokio::time::Instant;
 
-use super::connection::{self, Accepted, ConnectionLimits, Lifecycle};
+use super::connection::{self, Accepted, ConnectionLimits, Lifecycle, Serving};
 
 /// Pause after the listener fails to accept for a reason of its own (out of file descriptors
 /// or memory): long enough not to spin, short enough to resume quickly once one is free.
@@ -43,19 +43,18 @@ type Handoff = Accepted<std::net::TcpStream>;
 /// accepting, lets connections finish for `shutdown_timeout` and returns.
 pub(super) async fn serve(
     listener: TcpListener,
-    app: axum::Router,
+    serving: Serving,
     shutdown: impl Future<Output = ()> + Send + 'static,
     workers: usize,
     limits: ConnectionLimits,
 ) -> std::io::Result<()> {
     let workers = workers.max(1);
-    let builder = connection::builder(&limits);
     let (closing_tx, closing) = watch::channel(false);
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive, all_ended) = mpsc::channel::<Infallible>(1);
     let lifecycle = Lifecycle { closing, alive };
     let others = (1..workers)
-        .map(|index| Worker::start(index, app.clone(), limits, lifecycle.clone()))
+        .map(|index| Worker::start(index, serving.clone(), limits, lifecycle.clone()))
         .collect::<std::io::Result<Vec<_>>>()?;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
     let mut failures = AcceptFailures::default();
@@ -93,7 +92,7 @@ pub(super) async fn serve(
             continue;
         };
         let global = lifecycle.alive.clone();
-        connection::spawn(accepted, &app, &builder, limits, lifecycle.clone(), global);
+        connection::spawn(accepted, &serving, limits, lifecycle.clone(), global);
     }
     drop(listener);
     let _ = closing_tx.send(true);
@@ -211,7 +210,7 @@ struct Worker {
 impl Worker {
     fn start(
         index: usize,
-        app: axum::Router,
+        serving: Serving,
         limits: ConnectionLimits,
         lifecycle: Lifecycle,
     ) -> std::io::Result<Self> {
@@ -226,7 +225,7 @@ impl Worker {
                     .build()
                 {
                     Ok(runtime) => {
-                        runtime.block_on(Self::run(index, app, limits, lifecycle, connections));
+                        runtime.block_on(Self::run(index, serving, limits, lifecycle, connections));
                         // Dropping the runtime ends what its connections left (upgraded
                         // sockets) before the acceptor is told this worker is done.
                         drop(runtime);
@@ -247,12 +246,11 @@ impl Worker {
     /// Serves what the acceptor hands over until it stops, then until every connection ended.
     async fn run(
         index: usize,
-        app: axum::Router,
+        serving: Serving,
         limits: ConnectionLimits,
         lifecycle: Lifecycle,
         mut connections: mpsc::UnboundedReceiver<Handoff>,
     ) {
-        let builder = connection::builder(&limits);
         // This worker's own count of live connections: the runtime must keep running until
         // they have all ended.
         let (alive, mut all_ended) = mpsc::channel::<Infallible>(1);
@@ -264,7 +262,7 @@ impl Worker {
                         alive: alive.clone(),
                     };
                     let global = lifecycle.alive.clone();
-                    connection::spawn(accepted, &app, &builder, limits, local, global);
+                    connection::spawn(accepted, &serving, limits, local, global);
                 }
                 Err(err) => tracing::warn!(
                     event = "connection_handoff_failed",

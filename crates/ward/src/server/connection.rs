@@ -11,6 +11,9 @@
 //! - when Ward stops, the same graceful shutdown at once, and after `shutdown_timeout` the socket
 //!   is dropped whatever is still in flight.
 //!
+//! With TLS on, the handshake runs first, on the connection's worker, within the same
+//! `header_read_timeout` (`transport.rs`), and every response gets HSTS (`service.rs`).
+//!
 //! The cost per request is two counter increments (no allocation, no timer); the deadlines are
 //! one timer per connection, waking every `idle_timeout / IDLE_TICKS`. The socket carries its
 //! `max_connections` permit, so a connection upgraded to a WebSocket still counts until it
@@ -18,18 +21,11 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::pin::{Pin, pin};
+use std::pin::pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
-use axum::body::Body;
-use axum::http::{Request, Response};
-use bytes::Bytes;
-use hyper::body::{Frame, Incoming, SizeHint};
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::time::Instant;
@@ -37,8 +33,13 @@ use tokio::time::Instant;
 use crate::config::ServerConfig;
 
 mod deadlines;
+mod service;
+mod transport;
 
 use deadlines::{Step, Watch};
+use service::{Activity, ConnectionService, Snapshot};
+pub(super) use transport::TlsLayer;
+use transport::{Permitted, Transport};
 
 /// Streams one HTTP/2 connection may have open at once (D-02).
 const MAX_CONCURRENT_STREAMS: u32 = 100;
@@ -116,12 +117,21 @@ pub(super) struct Lifecycle {
 
 pub(super) type ConnectionBuilder = hyper_util::server::conn::auto::Builder<TokioExecutor>;
 
-type Connection = hyper_util::server::conn::auto::UpgradeableConnection<
-    'static,
+type Connection<'a> = hyper_util::server::conn::auto::UpgradeableConnection<
+    'a,
     TokioIo<Permitted>,
     ConnectionService,
     TokioExecutor,
 >;
+
+/// What every connection of a listener is served with: the router, and TLS when it is on.
+#[derive(Clone)]
+pub(super) struct Serving {
+    pub(super) app: axum::Router,
+    pub(super) tls: Option<TlsLayer>,
+    /// HTTP/1 and HTTP/2 settings, shared by every worker.
+    pub(super) builder: Arc<ConnectionBuilder>,
+}
 
 /// HTTP/1 and HTTP/2 server settings: the outer ring of `security::limits` (head buffer,
 /// header count, HTTP/2 header list) and the HTTP/2 stream cap. hyper's own HTTP/2 defaults
@@ -130,7 +140,7 @@ type Connection = hyper_util::server::conn::auto::UpgradeableConnection<
 /// hyper's HTTP/1 head timer runs from the end of one exchange (or the first byte) to the next
 /// complete head; at `idle_timeout` (or `header_read_timeout` when longer) it agrees with the
 /// connection task's own deadlines and is only the backstop.
-pub(super) fn builder(limits: &ConnectionLimits) -> ConnectionBuilder {
+pub(super) fn builder(limits: &ConnectionLimits) -> Arc<ConnectionBuilder> {
     use crate::security::limits;
     use hyper_util::rt::TokioTimer;
 
@@ -146,15 +156,14 @@ pub(super) fn builder(limits: &ConnectionLimits) -> ConnectionBuilder {
         .timer(TokioTimer::new())
         .max_header_list_size(limits::MAX_HEADER_LIST_SIZE)
         .max_concurrent_streams(MAX_CONCURRENT_STREAMS);
-    builder
+    Arc::new(builder)
 }
 
 /// Serves one connection on the current runtime until it ends or a deadline drops it (module
 /// doc). `global` is the acceptor's liveness token.
 pub(super) fn spawn(
     accepted: Accepted<TcpStream>,
-    app: &axum::Router,
-    builder: &ConnectionBuilder,
+    serving: &Serving,
     limits: ConnectionLimits,
     lifecycle: Lifecycle,
     global: mpsc::Sender<Infallible>,
@@ -167,27 +176,38 @@ pub(super) fn spawn(
     } = accepted;
     let activity = Arc::new(Activity::default());
     let service = ConnectionService {
-        app: app.clone(),
+        app: serving.app.clone(),
         peer,
         activity: activity.clone(),
+        hsts: serving.tls.as_ref().map(|tls| tls.hsts.clone()),
     };
-    let io = Permitted {
-        stream,
-        _permit: permit,
-    };
-    let conn = builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service)
-        .into_owned();
+    let tls = serving.tls.clone();
+    let builder = serving.builder.clone();
     tokio::spawn(async move {
         let Lifecycle { mut closing, alive } = lifecycle;
         let _alive = (alive, global);
+        let stream = match &tls {
+            None => Transport::Plain(stream),
+            Some(tls) => {
+                let deadline = at + limits.header_read_timeout;
+                match transport::handshake(tls, stream, deadline, &mut closing).await {
+                    Some(stream) => stream,
+                    None => return,
+                }
+            }
+        };
+        let io = Permitted {
+            stream,
+            _permit: permit,
+        };
+        let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
         drive(conn, &activity, limits, at, &mut closing).await;
     });
 }
 
 /// Polls `conn` while holding it to its deadlines; returning drops (closes) the socket.
 async fn drive(
-    conn: Connection,
+    conn: Connection<'_>,
     activity: &Activity,
     limits: ConnectionLimits,
     accepted_at: Instant,
@@ -238,165 +258,4 @@ async fn drive(
 /// Resolves once Ward is stopping (or its acceptor is gone).
 async fn signalled(closing: &mut watch::Receiver<bool>) {
     let _ = closing.wait_for(|closing| *closing).await;
-}
-
-/// Requests of one connection as counted by its service: `started` when hyper hands one over
-/// (its head is complete), `finished` when its response body has been sent or dropped.
-#[derive(Debug, Default)]
-struct Activity {
-    started: AtomicU64,
-    finished: AtomicU64,
-}
-
-/// [`Activity`] read at one moment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Snapshot {
-    started: u64,
-    in_flight: u64,
-}
-
-impl Activity {
-    fn snapshot(&self) -> Snapshot {
-        // `finished` first: a request finishing between the two loads is then still in flight.
-        let finished = self.finished.load(Ordering::Relaxed);
-        let started = self.started.load(Ordering::Relaxed);
-        Snapshot {
-            started,
-            in_flight: started.saturating_sub(finished),
-        }
-    }
-}
-
-/// The socket together with its `max_connections` permit: the permit returns when the socket
-/// closes, also after an upgrade has moved it out of hyper.
-pub(super) struct Permitted {
-    stream: TcpStream,
-    _permit: OwnedSemaphorePermit,
-}
-
-impl AsyncRead for Permitted {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Permitted {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.stream.is_write_vectored()
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
-    }
-}
-
-/// The router as one connection's hyper service: each request gets the peer address and is
-/// counted in [`Activity`] until its response body is done.
-#[derive(Clone)]
-pub(super) struct ConnectionService {
-    app: axum::Router,
-    peer: SocketAddr,
-    activity: Arc<Activity>,
-}
-
-impl hyper::service::Service<Request<Incoming>> for ConnectionService {
-    type Response = Response<CountedBody>;
-    type Error = Infallible;
-    type Future = Counted<axum::routing::future::RouteFuture<Infallible>>;
-
-    fn call(&self, mut req: Request<Incoming>) -> Self::Future {
-        req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(self.peer));
-        self.activity.started.fetch_add(1, Ordering::Relaxed);
-        let in_flight = InFlight(self.activity.clone());
-        // The router is always ready (axum), so it is called without `poll_ready`.
-        let mut app = self.app.clone();
-        Counted {
-            inner: tower::Service::call(&mut app, req),
-            in_flight: Some(in_flight),
-        }
-    }
-}
-
-/// One request in flight; counts it finished when dropped (with its response body, or with
-/// the request when the client goes away first).
-struct InFlight(Arc<Activity>);
-
-impl Drop for InFlight {
-    fn drop(&mut self) {
-        self.0.finished.fetch_add(1, Ordering::Relaxed);
-    }
-}
-
-/// The router's response future, handing the request's [`InFlight`] on to the body.
-pub(super) struct Counted<F> {
-    inner: F,
-    in_flight: Option<InFlight>,
-}
-
-impl<F> Future for Counted<F>
-where
-    F: Future<Output = Result<Response<Body>, Infallible>> + Unpin,
-{
-    type Output = Result<Response<CountedBody>, Infallible>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.get_mut();
-        let response = ready!(Pin::new(&mut this.inner).poll(cx))?;
-        let in_flight = this.in_flight.take();
-        Poll::Ready(Ok(response.map(|body| CountedBody {
-            body,
-            _in_flight: in_flight,
-        })))
-    }
-}
-
-/// A response body that keeps its request counted in flight until it is sent or dropped.
-pub(super) struct CountedBody {
-    body: Body,
-    _in_flight: Option<InFlight>,
-}
-
-impl hyper::body::Body for CountedBody {
-    type Data = Bytes;
-    type Error = axum::Error;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.get_mut().body).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
 }

@@ -3,8 +3,8 @@
 //!
 //! - `accept.rs`: the acceptor and the serving workers, the `max_connections` permits, accept
 //!   errors backed off.
-//! - `connection.rs`: one connection from accept to close: HTTP/1 and HTTP/2 settings, the
-//!   head, idle and shutdown deadlines.
+//! - `connection.rs`: one connection from accept to close: the TLS handshake (when on), HTTP/1
+//!   and HTTP/2 settings, the head, idle and shutdown deadlines, HSTS.
 //! - `descriptors.rs`: the file-descriptor limit raised at start.
 
 use std::future::Future;
@@ -30,7 +30,7 @@ mod connection;
 mod descriptors;
 
 pub(crate) use accept::worker_index;
-use connection::ConnectionLimits;
+use connection::{ConnectionLimits, Serving, TlsLayer};
 pub use descriptors::raise_descriptor_limit;
 
 /// How often expired records are swept from stores without native expiry.
@@ -207,8 +207,10 @@ pub async fn build(config: Config) -> Result<SharedState, StartError> {
     build_state(config, Arc::new(SystemClock)).await
 }
 
-/// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
-/// for at most `server.shutdown_timeout` and closes whatever is still open.
+/// Serves `state` on `listener` over plain HTTP until `shutdown` resolves, then finishes
+/// in-flight requests for at most `server.shutdown_timeout` and closes whatever is still open.
+/// A configuration with `tls_cert` is refused (serve it with [`run_tls`]): it never falls back
+/// to plain HTTP.
 ///
 /// Requests are served by `server.workers` threads (see [`Config::effective_workers`]): the
 /// calling task's runtime is worker 0 and accepts every connection; each further worker is a
@@ -222,17 +224,40 @@ pub async fn run(
     state: SharedState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    if state.config.server.tls_cert.is_some() {
+        return Err(std::io::Error::other(
+            "server.tls_cert is set: serve with server::run_tls, not over plain HTTP",
+        ));
+    }
+    serve(listener, state, None, shutdown).await
+}
+
+/// [`run`] over TLS: each connection's handshake with `tls` (its certificate as last
+/// reloaded), every response with HSTS.
+pub async fn run_tls(
+    listener: TcpListener,
+    state: SharedState,
+    tls: &crate::tls::Termination,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    serve(listener, state, Some(TlsLayer::from(tls)), shutdown).await
+}
+
+async fn serve(
+    listener: TcpListener,
+    state: SharedState,
+    tls: Option<TlsLayer>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let sweeper = ward_store::spawn_sweeper(state.sessions.store().clone(), SWEEP_EVERY);
     let workers = state.config.effective_workers();
     let limits = ConnectionLimits::from_config(&state.config.server);
-    let result = accept::serve(
-        listener,
-        crate::app::router(state),
-        shutdown,
-        workers,
-        limits,
-    )
-    .await;
+    let serving = Serving {
+        app: crate::app::router(state),
+        tls,
+        builder: connection::builder(&limits),
+    };
+    let result = accept::serve(listener, serving, shutdown, workers, limits).await;
     sweeper.abort();
     // Wait for the sweeper to drop its store handle: after `run` returns, the store is
     // released (an embedded file can be opened again, e.g. by `ward sessions`).

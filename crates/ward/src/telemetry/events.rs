@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 64] = [
+pub const CATALOGUE: [&str; 69] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -76,6 +76,11 @@ pub const CATALOGUE: [&str; 64] = [
     "stopped",
     "store_error",
     "telemetry_flush_failed",
+    "tls_certificate_invalid_now",
+    "tls_certificate_loaded",
+    "tls_handshake_failed",
+    "tls_reload_failed",
+    "tls_watch_failed",
     "upstream_failed",
     "userinfo_failed",
     "websocket_closed",

@@ -88,6 +88,16 @@ impl Served {
         }
     }
 
+    /// The process id (signals, and proof that a reload did not restart the process).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// Whether the process is still running.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
     /// Output so far, for failure messages while it runs.
     pub fn output_so_far(&self) -> String {
         let part = |d: &Option<Drain>| d.as_ref().map(Drain::text).unwrap_or_default();
