@@ -19,7 +19,7 @@
 // Exit status 0 means every check passed. Nothing printed holds a token, cookie or CSRF value.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
@@ -226,7 +226,12 @@ async function inlineScriptIsBlocked(page) {
 async function main() {
   console.log(`Ward at ${WARD_URL}; Chromium ${CHROMIUM_PATH}`);
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  rmSync(path.join(ARTIFACTS_DIR, 'ward-e2e-failure.png'), { force: true });
+  // This run's screenshots only: none left from an earlier run.
+  for (const name of readdirSync(ARTIFACTS_DIR)) {
+    if (name === 'ward-e2e-failure.png' || /^ward-demo-.*\.png$/.test(name)) {
+      rmSync(path.join(ARTIFACTS_DIR, name), { force: true });
+    }
+  }
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
