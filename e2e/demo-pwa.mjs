@@ -18,6 +18,27 @@ const scriptNonce = (page) => page.evaluate(() => document.querySelector('script
 export async function serviceWorkerControls(page) {
   step('the service worker (registered through the "ward-demo" Trusted Types policy) controls the page');
   await page.locator('body[data-sw="controlling"]').waitFor({ state: 'attached' });
+  const csp = (await page.request.get(`${WARD_URL}/`)).headers()['content-security-policy'] || '';
+  assert.match(csp, /; trusted-types ward-demo(;|$)/, 'the CSP names the demo\'s one policy');
+
+  step('without the policy no worker registers, and no other policy can be made');
+  expectConsoleError(/TrustedScriptURL/, '');
+  expectConsoleError(/TrustedTypePolicy named 'other'/, '');
+  const refused = await page.evaluate(async () => {
+    const outcome = async (attempt) => {
+      try {
+        await attempt();
+        return 'allowed';
+      } catch (error) {
+        return error.name;
+      }
+    };
+    return {
+      plainString: await outcome(() => navigator.serviceWorker.register('/sw.js')),
+      otherPolicy: await outcome(() => trustedTypes.createPolicy('other', { createScriptURL: (u) => u })),
+    };
+  });
+  assert.deepEqual(refused, { plainString: 'TypeError', otherPolicy: 'TypeError' });
   const manifest = await page.evaluate(async () => {
     const href = document.querySelector('link[rel="manifest"]').href;
     const response = await fetch(href);
