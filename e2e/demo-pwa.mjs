@@ -145,6 +145,8 @@ export async function addressBarIsClean(page, landing) {
   console.log(`landed with the query parameters ${[...landed.searchParams.keys()].join(', ')}; `
     + `the address bar shows ${page.url()}`);
   assert.equal(page.url(), `${WARD_URL}/`, 'the page removed it from the address bar');
+  assert.equal(await text(page, 'address'),
+    `Removed state from the address bar, which now reads ${WARD_URL}/`, 'and says so');
   const databases = await page.evaluate(async () => (await indexedDB.databases()).map((d) => d.name));
   assert.ok(!databases.includes('ward-vault'), 'the vault is wiped at logout');
 }

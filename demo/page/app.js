@@ -29,6 +29,9 @@ function cleanAddressBar() {
   names.forEach((name) => params.delete(name));
   const query = params.toString();
   history.replaceState(null, '', location.pathname + (query ? `?${query}` : '') + location.hash);
+  element('address').textContent =
+    `Removed ${names.join(', ')} from the address bar, which now reads ${location.href}`;
+  element('address').hidden = false;
 }
 
 async function keepInVault(name, value) {
