@@ -1,8 +1,9 @@
 // The demo's API: a tiny upstream behind Ward's `/api` route (token = "user").
 //
 // It shows what an API behind Ward receives: a bearer token attached by Ward, and none of the
-// browser's session cookie or CSRF header. It never echoes or logs the token itself, only
-// its length. Node's standard library only.
+// browser's session cookie or CSRF header. It never echoes or logs the token itself: it
+// answers the token masked (its first and last four characters, for the demo page to show)
+// and its length. Node's standard library only.
 //
 //   node demo/api.mjs          (env API_HOST, default 127.0.0.1; API_PORT, default 7001)
 
@@ -28,6 +29,12 @@ function bearerToken(req) {
   return match ? match[1] : null;
 }
 
+/** `Bearer abcd••••wxyz (N characters)`: enough to recognise a token, not to use it. */
+function maskedBearer(token) {
+  const shown = token.length >= 16 ? `${token.slice(0, 4)}••••${token.slice(-4)}` : '••••';
+  return `Bearer ${shown} (${token.length} characters)`;
+}
+
 function hello(req, res) {
   const token = bearerToken(req);
   if (token === null) {
@@ -44,6 +51,7 @@ function hello(req, res) {
     time: new Date().toISOString(),
     authorized: true,
     tokenLength: token.length,
+    bearer: maskedBearer(token),
     // What Ward keeps away from upstreams (SPEC §5): both must be false. (Other cookies the
     // browser holds for this origin do pass; only Ward's own are removed.)
     receivedSessionCookie: /(^|;\s*)__Host-ward=/.test(req.headers.cookie || ''),

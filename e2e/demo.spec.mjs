@@ -1,6 +1,13 @@
 // Ward's demo page in a real browser: headless Chromium (Debian's `chromium`, driven by
-// playwright-core) against a running Ward that serves demo/page/ with an `/api` route (token
-// "user") to an upstream answering any path with a JSON description of the request.
+// playwright-core) against a running Ward that serves demo/page/ (with `[static]
+// trusted_types = ["ward-demo"]` and a 121 s idle timeout) and an `/api` route (token "user")
+// to an upstream answering any path with a JSON description of the request.
+//
+// The walk: load (the service worker takes over) → log in at the IdP → the page shows the user,
+// the session cookie's attributes and the expiry warning → "Call API" shows the masked bearer →
+// "POST without CSRF token" shows 403 → cross-site attempts fail → offline reload shows the
+// vault's data → logout → the address bar is clean. A screenshot at each step:
+// ward-demo-<n>-<step>.png in E2E_ARTIFACTS_DIR (each path is printed).
 //
 //   WARD_URL=http://localhost:<port> node e2e/demo.spec.mjs
 //
@@ -12,120 +19,21 @@
 // Exit status 0 means every check passed. Nothing printed holds a token, cookie or CSRF value.
 
 import assert from 'node:assert/strict';
-import { mkdirSync, rmSync } from 'node:fs';
-import http from 'node:http';
-import os from 'node:os';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 
 import { chromium } from 'playwright-core';
 
-const WARD_URL = new URL(required('WARD_URL')).origin;
-const CHROMIUM_PATH = process.env.CHROMIUM_PATH || '/usr/bin/chromium';
-const ARTIFACTS_DIR = process.env.E2E_ARTIFACTS_DIR || os.tmpdir();
-const USER = process.env.E2E_USER || 'alice';
-const COOKIE = '__Host-ward';
-/** Hosts the browser may reach: Ward (localhost), the IdP and the cross-site page (127.0.0.1). */
-const LOCAL_HOSTS = new Set(['localhost', '127.0.0.1']);
-/** Longest wait for one navigation, element or page state. */
-const STEP_TIMEOUT_MS = 20_000;
-/** The launch flags measured on this kind of machine (DEPENDENCY-NOTES §4). */
-const CHROMIUM_ARGS = [
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-
-function required(name) {
-  const value = process.env[name];
-  if (!value) {
-    console.error(`demo.spec.mjs: ${name} is required (e.g. ${name}=http://localhost:8080)`);
-    process.exit(2);
-  }
-  return value;
-}
-
-function step(text) {
-  console.log(`step: ${text}`);
-}
-
-/** Bearer tokens the echo upstream reflects must not reach this script's output. */
-function redact(text) {
-  return String(text).replace(/Bearer\s+[^\s"\\]+/gi, 'Bearer <redacted>');
-}
-
-const isWard = (url) => new URL(url).origin === WARD_URL;
-
-// ---- console errors ----------------------------------------------------------------------------
-
-/**
- * Console errors the browser reports, with the page they happened on. Those on Ward's pages and
- * on the test's own cross-site page count; the IdP's dev pages (which want a web font and a
- * favicon) are not under test. Some are expected: the browser logs every 4xx answer of a fetch
- * ("Failed to load resource"), and the checks below provoke a few on purpose. Those are declared
- * with `expectConsoleError` before they happen; anything else fails the run.
- */
-const consoleErrors = [];
-const expectedConsoleErrors = [];
-
-function watchConsole(page) {
-  page.on('console', (message) => {
-    if (message.type() === 'error') {
-      consoleErrors.push({ text: message.text(), source: message.location().url, page: page.url() });
-    }
-  });
-  page.on('pageerror', (error) => {
-    consoleErrors.push({ text: `uncaught: ${error.message}`, source: '', page: page.url() });
-  });
-}
-
-/** Allows one console error whose text matches `pattern` and whose source URL ends in `path`. */
-function expectConsoleError(pattern, sourcePath) {
-  expectedConsoleErrors.push({ pattern, sourcePath, seen: false });
-}
-
-function unexpectedConsoleErrors(checkedOrigins) {
-  return consoleErrors.filter((error) => {
-    if (!checkedOrigins.has(new URL(error.page).origin)) {
-      return false;
-    }
-    const expected = expectedConsoleErrors.find((e) =>
-      !e.seen && e.pattern.test(error.text) && error.source.endsWith(e.sourcePath));
-    if (expected) {
-      expected.seen = true;
-      return false;
-    }
-    return true;
-  });
-}
-
-// ---- the cross-site page -----------------------------------------------------------------------
-
-/**
- * Serves a page on http://127.0.0.1:<port>: another site than Ward's http://localhost:<port>
- * (a different host is a different site), with a form that POSTs to Ward's API. No script: the
- * test drives its fetches from the page's own context.
- */
-async function startCrossSite() {
-  const form = `${WARD_URL}/api/cross-site-form`;
-  const html = `<!doctype html><html><head><meta charset="utf-8"><title>Another site</title></head>
-<body><h1>Another site</h1>
-<form id="attack" method="post" action="${form}">
-<input name="amount" value="1000"><button type="submit">Send</button></form>
-<p><a id="peek" href="${WARD_URL}/bff/user">Who is logged in at Ward?</a></p></body></html>`;
-  const server = http.createServer((req, res) => {
-    res.writeHead(200, { 'Content-Type': 'text/html; charset=utf-8', 'Cache-Control': 'no-store' });
-    res.end(html);
-  });
-  await new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  return { server, url: `http://127.0.0.1:${server.address().port}/` };
-}
+import { crossSitePostsAreRefused } from './demo-cross-site.mjs';
+import {
+  addressBarIsClean, cookieFactsMatchTheJar, csrfButtonIsRefused, expiryWarningShows,
+  maskedBearerShows, offlineReloadShowsTheVault, serviceWorkerControls,
+} from './demo-pwa.mjs';
+import {
+  ARTIFACTS_DIR, CHROMIUM_ARGS, CHROMIUM_PATH, COOKIE, LOCAL_HOSTS, STEP_TIMEOUT_MS, USER,
+  WARD_URL, consoleErrors, expectConsoleError, isWard, redact, screenshot, step,
+  unexpectedConsoleErrors, watchConsole,
+} from './demo-support.mjs';
 
 // ---- page helpers ------------------------------------------------------------------------------
 
@@ -164,24 +72,12 @@ function checkForwardedHeaders(body, method) {
   const headers = body.headers || {};
   const authorization = headers.authorization || [];
   assert.equal(authorization.length, 1, `${method}: exactly one Authorization header upstream`);
-  assert.ok(/^Bearer \S{8,}$/.test(authorization[0]), `${method}: the upstream got a bearer token`);
+  // The page masks the token it was echoed (e2e/demo-pwa.mjs checks it against the whole one).
+  assert.match(authorization[0], /^Bearer \S{4}••••\S{4} \(\d+ characters\)$/,
+    `${method}: the upstream got a bearer token, shown masked`);
   assert.ok(!(headers.cookie || []).some((c) => c.includes(COOKIE)),
     `${method}: Ward's session cookie never reaches the upstream`);
   assert.equal(headers['x-csrf-token'], undefined, `${method}: the CSRF header never reaches the upstream`);
-}
-
-/** Saves a screenshot, with any bearer token the echo upstream reflected blanked out first. */
-async function screenshot(page, name) {
-  await page.evaluate(() => {
-    const result = document.getElementById('api-result');
-    if (result) {
-      result.textContent = result.textContent.replace(/Bearer\s+[^\s"\\]+/gi, 'Bearer <redacted>');
-    }
-  }).catch(() => {});
-  const file = path.join(ARTIFACTS_DIR, name);
-  await page.screenshot({ path: file, fullPage: true });
-  console.log(`screenshot: ${file}`);
-  return file;
 }
 
 // ---- the checks --------------------------------------------------------------------------------
@@ -270,86 +166,19 @@ async function sessionStaysOutOfScriptReach(page, context) {
   }
 }
 
-async function callApi(page) {
-  step('click "Call API": GET /api/hello with the bearer token added by Ward');
-  await page.getByRole('button', { name: 'Call API', exact: true }).click();
+async function callApi(page, takeScreenshot) {
+  step('GET /api/hello with the bearer token added by Ward');
+  await maskedBearerShows(page);
   checkForwardedHeaders(await apiResult(page, 'GET'), 'GET');
+  await takeScreenshot('ward-demo-3-api-masked-bearer.png');
 
   step('click "POST to API": the client adds X-CSRF-Token, Ward checks and strips it');
   await page.locator('#api-result').evaluate((element) => { element.textContent = ''; });
   await page.getByRole('button', { name: /^POST to API/ }).click();
   checkForwardedHeaders(await apiResult(page, 'POST'), 'POST');
 
-  step('a same-origin POST without X-CSRF-Token is refused');
-  expectConsoleError(/status of 403/, '/api/no-token');
-  const refused = await page.evaluate(async () => {
-    const response = await fetch('/api/no-token', { method: 'POST', body: 'x' });
-    return { status: response.status, body: await response.json() };
-  });
-  assert.equal(refused.status, 403, 'POST without the CSRF token: 403');
-  assert.equal(refused.body.error, 'csrf_failed');
-}
-
-async function crossSitePostsAreRefused(context) {
-  step('another site (127.0.0.1) POSTs to Ward (localhost) while the user is logged in');
-  const crossSite = await startCrossSite();
-  const page = await context.newPage();
-  page.setDefaultTimeout(STEP_TIMEOUT_MS);
-  watchConsole(page);
-  try {
-    await page.goto(crossSite.url);
-    assert.notEqual(new URL(page.url()).hostname, new URL(WARD_URL).hostname, 'a different host');
-
-    // A CORS fetch: sent (a "simple" request needs no preflight), its answer unreadable.
-    expectConsoleError(/CORS policy|Failed to fetch/, '');
-    expectConsoleError(/status of 40[13]|net::ERR_FAILED/, '/api/cross-site-fetch');
-    const corsFetch = await page.evaluate(async (url) => {
-      try {
-        const response = await fetch(url, { method: 'POST', credentials: 'include', body: 'amount=1000' });
-        return `answered ${response.status}`;
-      } catch (error) {
-        return `failed: ${error.name}`;
-      }
-    }, `${WARD_URL}/api/cross-site-fetch`);
-    assert.equal(corsFetch, 'failed: TypeError', 'the other site cannot read an answer from Ward');
-
-    // A no-cors fetch: the classic blind CSRF request.
-    expectConsoleError(/status of 40[13]/, '/api/cross-site-no-cors');
-    const blind = await page.evaluate(async (url) => {
-      const response = await fetch(url, {
-        method: 'POST',
-        mode: 'no-cors',
-        credentials: 'include',
-        headers: { 'Content-Type': 'text/plain' },
-        body: 'amount=1000',
-      });
-      return response.type;
-    }, `${WARD_URL}/api/cross-site-no-cors`);
-    assert.equal(blind, 'opaque', 'the no-cors request was sent');
-
-    // A form POST: a top-level navigation to Ward, so its answer is visible here.
-    expectConsoleError(/status of 403/, '/api/cross-site-form');
-    const [answer] = await Promise.all([
-      page.waitForResponse((response) => response.url() === `${WARD_URL}/api/cross-site-form`),
-      page.click('#attack button[type="submit"]'),
-    ]);
-    assert.equal(answer.status(), 403, 'Ward refuses the cross-site form POST');
-    assert.equal((await answer.json()).error, 'csrf_failed');
-
-    // SameSite=Strict on its own: even a top-level GET from another site comes without the
-    // session cookie (Lax would send it), so Ward sees no session.
-    await page.goto(crossSite.url);
-    expectConsoleError(/status of 401/, '/bff/user');
-    const [peek] = await Promise.all([
-      page.waitForResponse((response) => response.url() === `${WARD_URL}/bff/user`),
-      page.click('#peek'),
-    ]);
-    assert.equal(peek.status(), 401, 'a link from another site arrives without the session cookie');
-  } finally {
-    await page.close();
-    await new Promise((resolve) => crossSite.server.close(resolve));
-  }
-  return new URL(crossSite.url).origin;
+  await csrfButtonIsRefused(page);
+  await takeScreenshot('ward-demo-4-csrf-403.png');
 }
 
 async function logOut(page, context) {
@@ -358,9 +187,14 @@ async function logOut(page, context) {
   await page.waitForURL((url) => !isWard(url.href) && url.pathname.startsWith('/session/end'));
   step('confirm at the IdP: back to Ward, logged out');
   expectConsoleError(/status of 401/, '/bff/user'); // the page asks again: nobody
+  // Every address the tab shows on the way back, the landing's (with the IdP's query) first.
+  const addresses = [];
+  const record = (frame) => frame === page.mainFrame() && addresses.push(frame.url());
+  page.on('framenavigated', record);
   await page.click('button[name="logout"]');
   await page.waitForURL((url) => isWard(url.href) && url.pathname === '/');
   await page.getByRole('button', { name: 'Log in', exact: true }).waitFor({ state: 'visible' });
+  page.off('framenavigated', record);
   assert.equal(await page.locator('#logged-in').isHidden(), true, 'no user section after logout');
   const cookies = await context.cookies(WARD_URL);
   assert.ok(!cookies.some((c) => c.name === COOKIE), 'the session cookie is gone');
@@ -368,6 +202,7 @@ async function logOut(page, context) {
   const user = await fetchUser(page);
   assert.equal(user.status, 401, 'GET /bff/user answers 401 after logout');
   assert.equal(user.body.error, 'unauthenticated');
+  return addresses.find((address) => isWard(address) && new URL(address).pathname === '/');
 }
 
 async function inlineScriptIsBlocked(page) {
@@ -391,7 +226,12 @@ async function inlineScriptIsBlocked(page) {
 async function main() {
   console.log(`Ward at ${WARD_URL}; Chromium ${CHROMIUM_PATH}`);
   mkdirSync(ARTIFACTS_DIR, { recursive: true });
-  rmSync(path.join(ARTIFACTS_DIR, 'ward-e2e-failure.png'), { force: true });
+  // This run's screenshots only: none left from an earlier run.
+  for (const name of readdirSync(ARTIFACTS_DIR)) {
+    if (name === 'ward-e2e-failure.png' || /^ward-demo-.*\.png$/.test(name)) {
+      rmSync(path.join(ARTIFACTS_DIR, name), { force: true });
+    }
+  }
   const browser = await chromium.launch({
     executablePath: CHROMIUM_PATH,
     headless: true,
@@ -407,19 +247,25 @@ async function main() {
     page.setDefaultTimeout(STEP_TIMEOUT_MS);
     watchConsole(page);
 
+    const shot = (name) => screenshot(page, name);
     const firstNonce = await loggedOutPage(page);
+    await serviceWorkerControls(page);
+    await shot('ward-demo-1-logged-out.png');
     await logIn(page);
-    await screenshot(page, 'ward-e2e-logged-in.png');
+    await cookieFactsMatchTheJar(page, context);
+    await expiryWarningShows(page);
+    await shot('ward-demo-2-logged-in.png');
     const reload = await page.reload();
     const secondNonce = /'nonce-([^']+)'/.exec(reload.headers()['content-security-policy'] || '')?.[1];
     assert.ok(secondNonce && secondNonce !== firstNonce, 'every page load gets a fresh CSP nonce');
     await page.locator('#logged-in').waitFor({ state: 'visible' });
 
     await sessionStaysOutOfScriptReach(page, context);
-    await callApi(page);
-    await screenshot(page, 'ward-e2e-api.png');
+    await callApi(page, shot);
     const checkedOrigins = new Set([WARD_URL, await crossSitePostsAreRefused(context)]);
-    await logOut(page, context);
+    await offlineReloadShowsTheVault(page, context, screenshot);
+    await addressBarIsClean(page, await logOut(page, context));
+    await shot('ward-demo-6-logged-out-clean-url.png');
 
     step('no unexpected console errors');
     const unexpected = unexpectedConsoleErrors(checkedOrigins);

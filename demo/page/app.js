@@ -1,48 +1,45 @@
-// The demo page: Ward's "pull" flow (SPEC §1) with the browser client Ward serves.
-// It renders only with textContent (never innerHTML), so claims cannot inject markup.
+// The demo page: Ward's "pull" flow (SPEC §1) with the browser client Ward serves, as an
+// installable PWA that works offline (pwa.js, sw.js), showing what Ward does: the session
+// cookie's attributes, the bearer the API received (masked), a POST refused without the CSRF
+// token, the session's expiry, and an address bar without the IdP's parameters.
+// Its personal data goes offline only through the client's encrypted vault (docs/pwa-data.md).
 
-import { getUser, login, logout, bffFetch } from '/bff/client.js';
+import { getUser, login, logout, bffFetch, sessionEvents, openVault } from '/bff/client.js';
+import { registerServiceWorker } from '/pwa.js';
+import {
+  element, formatTime, receivedBearer, renderOffline, renderUser, showError, showOnly,
+} from '/view.js';
 
-const element = (id) => document.getElementById(id);
+/** The signed-in user's vault (records `profile` and `lastCall`), or null. */
+let vault = null;
 
-function showOnly(sectionId) {
-  for (const id of ['logged-out', 'logged-in']) {
-    element(id).hidden = id !== sectionId;
-  }
-}
-
-function showError(text) {
-  element('error').textContent = text;
-  element('error').hidden = false;
-}
-
-function formatTime(unixSeconds) {
-  return typeof unixSeconds === 'number' ? new Date(unixSeconds * 1000).toLocaleString() : '–';
-}
-
-// After a failed login Ward returns to `[login] error_path` with `?bff_error=<IdP error code>`.
-// Show it once and drop it from the address bar, so a reload or a later login is clean.
-function takeLoginError() {
+// Ward's callback redirects to the page without `code` or `state`; the return from the IdP's
+// logout page carries the `state` Ward sent there, a failed login `?bff_error=<IdP error code>`.
+// Show an error once and drop all of them from the address bar (and from history).
+function cleanAddressBar() {
   const params = new URLSearchParams(location.search);
   const code = params.get('bff_error');
-  if (code === null) {
+  if (code !== null) {
+    showError(`The login did not complete (${code}).`);
+  }
+  const names = ['bff_error', 'state', 'code', 'iss', 'session_state'].filter((n) => params.has(n));
+  if (names.length === 0) {
     return;
   }
-  showError(`The login did not complete (${code}).`);
-  params.delete('bff_error');
+  names.forEach((name) => params.delete(name));
   const query = params.toString();
   history.replaceState(null, '', location.pathname + (query ? `?${query}` : '') + location.hash);
+  element('address').textContent =
+    `Removed ${names.join(', ')} from the address bar, which now reads ${location.href}`;
+  element('address').hidden = false;
 }
 
-function renderUser(user) {
-  const claims = user.claims || {};
-  element('user-name').textContent = claims.name || user.sub;
-  element('user-sub').textContent = user.sub;
-  element('user-email').textContent = claims.email || '–';
-  element('session-idle').textContent = formatTime(user.expiresAt);
-  element('session-absolute').textContent = formatTime(user.absoluteExpiresAt);
-  element('status').textContent = 'You are logged in through Ward.';
-  showOnly('logged-in');
+async function keepInVault(name, value) {
+  try {
+    await vault?.put(name, value);
+  } catch (error) {
+    showError(`The vault could not save ${name}: ${error.message}`);
+  }
 }
 
 async function callApi(method) {
@@ -51,20 +48,64 @@ async function callApi(method) {
   try {
     // bffFetch sends the session cookie, adds X-CSRF-Token to the POST, and turns a 401
     // (session gone) into a new login.
-    const response = await bffFetch('/api/hello', {
-      method,
-      headers: { Accept: 'application/json' },
-    });
+    const response = await bffFetch('/api/hello', { method, headers: { Accept: 'application/json' } });
     const text = await response.text();
     let body = text;
     try {
-      body = JSON.stringify(JSON.parse(text), null, 2);
+      const json = JSON.parse(text);
+      element('bearer').textContent = receivedBearer(json);
+      body = JSON.stringify(json, null, 2);
+      if (method === 'GET' && response.ok) {
+        const bearer = element('bearer').textContent;
+        await keepInVault('lastCall', { method, status: response.status, at: Date.now(), bearer });
+      }
     } catch {
       // Not JSON: show it as it came.
     }
     output.textContent = `${response.status} ${response.statusText}\n${body}`;
   } catch (error) {
     output.textContent = `The request failed: ${error.message}`;
+  }
+}
+
+// A plain fetch, not bffFetch: the session cookie goes along, the X-CSRF-Token header does not.
+async function postWithoutCsrf() {
+  const output = element('csrf-result');
+  output.textContent = 'POST /api/hello without X-CSRF-Token …';
+  try {
+    const response = await fetch('/api/hello', { method: 'POST', body: '{}' });
+    const body = await response.json().catch(() => ({}));
+    output.textContent = `${response.status} ${body.error || response.statusText}: Ward refused it; the API never saw it`;
+  } catch (error) {
+    output.textContent = `The request failed: ${error.message}`;
+  }
+}
+
+function watchExpiry() {
+  const warning = element('expiry-warning');
+  sessionEvents.addEventListener('expiring', (event) => {
+    const { reason, expiresAt, secondsLeft } = event.detail;
+    const what = reason === 'idle' ? 'idles out' : 'reaches its absolute end';
+    element('expiry-text').textContent =
+      `Your session ${what} in ${secondsLeft} s (${formatTime(expiresAt)}).`;
+    element('stay').hidden = reason !== 'idle';
+    warning.dataset.reason = reason;
+    warning.hidden = false;
+  });
+  sessionEvents.addEventListener('expired', () => {
+    element('expiry-text').textContent = 'Your session has expired: log in again.';
+    element('stay').hidden = true;
+    warning.hidden = false;
+  });
+}
+
+async function stayLoggedIn() {
+  element('expiry-warning').hidden = true;
+  const user = await getUser(); // Ward slides the idle expiry on /bff/user
+  if (user === null) {
+    showOnly('logged-out');
+  } else {
+    renderUser(user);
   }
 }
 
@@ -78,38 +119,72 @@ async function whileDisabled(button, action) {
 }
 
 function wireButtons() {
+  const on = (id, action) => element(id).addEventListener('click', (event) =>
+    whileDisabled(event.currentTarget, action));
   element('login').addEventListener('click', () => login(location.pathname));
-  element('call-api').addEventListener('click', (event) =>
-    whileDisabled(event.currentTarget, () => callApi('GET')));
-  element('post-api').addEventListener('click', (event) =>
-    whileDisabled(event.currentTarget, () => callApi('POST')));
-  element('logout').addEventListener('click', (event) =>
-    whileDisabled(event.currentTarget, async () => {
-      try {
-        await logout();
-      } catch (error) {
-        showError(`Logout failed: ${error.message}`);
-      }
-    }));
+  on('call-api', () => callApi('GET'));
+  on('post-api', () => callApi('POST'));
+  on('post-no-csrf', postWithoutCsrf);
+  on('stay', () => stayLoggedIn().catch((error) => showError(error.message)));
+  on('logout', async () => {
+    vault = null; // logout() wipes it
+    try {
+      await logout();
+    } catch (error) {
+      showError(`Logout failed: ${error.message}`);
+    }
+  });
+}
+
+async function showOnline(user) {
+  renderUser(user);
+  vault = await openVault(user.sub);
+  const claims = user.claims || {};
+  await keepInVault('profile', {
+    sub: user.sub, name: claims.name || user.sub, email: claims.email || null, savedAt: Date.now(),
+  });
+  document.body.dataset.vault = 'saved';
+}
+
+async function showOffline() {
+  const offlineVault = await openVault(); // without a sub: the vault as it is, or null
+  if (offlineVault === null) {
+    renderOffline(null, null);
+    return;
+  }
+  try {
+    renderOffline(await offlineVault.get('profile'), await offlineVault.get('lastCall'));
+  } finally {
+    offlineVault.close();
+  }
 }
 
 async function start() {
   wireButtons();
-  takeLoginError();
+  watchExpiry();
+  cleanAddressBar();
+  registerServiceWorker((text, controlling) => {
+    element('pwa-status').textContent = text;
+    document.body.dataset.sw = controlling ? 'controlling' : 'installing';
+  }).catch((error) => showError(`No offline mode: ${error.message}`));
   let user;
   try {
     user = await getUser();
   } catch (error) {
-    element('status').textContent = 'Ward could not tell whether you are logged in.';
-    showError(error.message);
+    if (error instanceof TypeError || !navigator.onLine) {
+      await showOffline(); // no answer at all: offline
+    } else {
+      element('status').textContent = 'Ward could not tell whether you are logged in.';
+      showError(error.message);
+    }
     return;
   }
   if (user === null) {
     element('status').textContent = 'You are not logged in.';
     showOnly('logged-out');
   } else {
-    renderUser(user);
+    await showOnline(user);
   }
 }
 
-start();
+start().catch((error) => showError(error.message));

@@ -1,8 +1,10 @@
 //! The demo page (demo/page/) in a real browser: headless Chromium, driven by
 //! `e2e/demo.spec.mjs` (playwright-core), logs in at the real IdP, calls the API through Ward,
 //! checks the session cookie's attributes and that no script can reach the session or the CSRF
-//! token, tries cross-site POSTs from another site, and logs out at the IdP. This test starts the
-//! stack, runs the script, and then checks what the upstream received.
+//! token, shows the masked bearer, the 403 of a POST without the CSRF token and the expiry
+//! warning, tries cross-site POSTs from another site, reloads offline (service worker and
+//! vault), and logs out at the IdP to a clean address bar. This test starts the stack, runs the
+//! script, and then checks what the upstream received.
 //!
 //! Needs Node.js with npm (e2e/'s packages are installed here when missing) and Debian's
 //! `chromium` at /usr/bin/chromium (or `CHROMIUM_PATH`); a missing one fails the test, never
@@ -53,7 +55,10 @@ async fn ward_serving_the_demo_page() -> Ward {
     );
     Ward::start_with(Options {
         extra_toml: format!(
-            "[static]\ndir = {}\n",
+            // The demo's Trusted Types policy (demo/run sets the same), and an idle timeout
+            // just over the client's 120 s warning, so its `expiring` event comes at once.
+            "[static]\ndir = {}\ntrusted_types = [\"ward-demo\"]\n\n\
+             [session]\nidle_timeout = \"121s\"\n",
             toml::Value::String(page_dir.display().to_string())
         ),
         ..Options::default()
