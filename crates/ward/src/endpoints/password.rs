@@ -129,7 +129,7 @@ fn credentials(headers: &HeaderMap, body: &[u8]) -> Option<Credentials> {
         .and_then(|value| value.split(';').next())
         .is_some_and(|mime| mime.trim().eq_ignore_ascii_case("application/json"));
     // An object only: serde would also take a struct from an array, `["name","password"]`.
-    if !json || body.trim_ascii_start().first() != Some(&b'{') {
+    if !json || !body.trim_ascii_start().starts_with(b"{") {
         return None;
     }
     let credentials: Credentials = serde_json::from_slice(body).ok()?;
