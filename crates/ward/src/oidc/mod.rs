@@ -8,7 +8,8 @@
 //! redirect; `jwks` keeps the keys and rate-limits refetches; `id_token` adds the checks
 //! openidconnect leaves to clients; `userinfo` fetches the claims to merge; `endpoint`
 //! revokes tokens and reduces IdP failures to summaries that cannot leak a token;
-//! `credentials_probe` lets `ward check` tell a wrong client secret from a right one.
+//! `credentials_probe` lets `ward check` tell a wrong client secret from a right one;
+//! `password` runs the resource-owner password grant of `POST /bff/login/password`.
 
 mod authorize;
 mod client_credentials;
