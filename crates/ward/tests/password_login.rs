@@ -284,3 +284,24 @@ keys = ["{TEST_KEY}"]
     assert!(!start.status.success(), "{start}");
     assert!(start.all().contains("grant_types_supported"), "{start}");
 }
+
+#[tokio::test]
+async fn an_idp_failure_or_a_bad_id_token_is_502_and_makes_no_session() {
+    let ward = Ward::start_with(with_grant("")).await;
+    let browser = Browser::new().unwrap();
+    ward.idp.fail_token_requests(500).await.unwrap();
+    let down = log_in(&ward, &browser, PASSWORD_SECRET).await;
+    assert_eq!(down.status, 502, "{}", down.text());
+    assert_eq!(down.json().unwrap()["error"], "upstream_unavailable");
+    ward.idp.fail_token_requests(0).await.unwrap();
+    for mode in ["wrong-aud", "bad-signature", "expired"] {
+        ward.idp.set_id_token_mode(mode).await.unwrap();
+        let reply = log_in(&ward, &browser, PASSWORD_SECRET).await;
+        assert_eq!(reply.status, 502, "{mode}: {}", reply.text());
+        assert!(reply.set_cookie(&ward.cookie_name()).is_none(), "{mode}");
+    }
+    let me = browser.get(ward.url("/bff/user")).await.unwrap();
+    assert_eq!(me.status, 401);
+    ward.idp.set_id_token_mode("none").await.unwrap();
+    assert_eq!(log_in(&ward, &browser, PASSWORD_SECRET).await.status, 200);
+}
