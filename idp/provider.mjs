@@ -162,7 +162,7 @@ async function strictClientAuth(ctx, next) {
 // ---------------------------------------------------------------------------------------------
 const ID_TOKEN_MODES = [
   'none', 'bad-signature', 'unknown-kid', 'rotated-key', 'wrong-aud', 'wrong-iss', 'wrong-nonce',
-  'expired', 'future-iat', 'no-nonce', 'alg-none', 'azp-mismatch',
+  'expired', 'future-iat', 'no-nonce', 'alg-none', 'azp-mismatch', 'omit',
 ];
 
 function testHooks() {
@@ -217,6 +217,7 @@ function testHooks() {
         return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claims)}.`;
       }
       case 'azp-mismatch': return resign({ ...claims, aud: [CLIENT_ID, 'other'], azp: 'other' });
+      case 'omit': return undefined; // the answer carries no id_token at all
       default: return idToken;
     }
   }

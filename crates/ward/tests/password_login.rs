@@ -305,3 +305,30 @@ async fn an_idp_failure_or_a_bad_id_token_is_502_and_makes_no_session() {
     ward.idp.set_id_token_mode("none").await.unwrap();
     assert_eq!(log_in(&ward, &browser, PASSWORD_SECRET).await.status, 200);
 }
+
+#[tokio::test]
+async fn without_an_id_token_userinfo_names_the_user() {
+    // With id_token_hint on, the logout URL must still carry no empty hint.
+    let ward = Ward::start_with(with_grant("[logout]\nid_token_hint = true\n")).await;
+    let browser = Browser::new().unwrap();
+    ward.idp.set_id_token_mode("omit").await.unwrap();
+    let reply = log_in(&ward, &browser, PASSWORD_SECRET).await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    let body = reply.json().unwrap();
+    assert_eq!(body["sub"], PASSWORD_USER);
+    assert_eq!(body["claims"]["email"], "pat@example.test", "from userinfo");
+    let csrf = body["csrfToken"].as_str().unwrap().to_owned();
+    let logout = browser
+        .post(ward.url("/bff/logout"))
+        .header("x-csrf-token", &csrf)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(logout.status, 200, "{}", logout.text());
+    let url = logout.json().unwrap()["logoutUrl"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(url.contains("client_id=bff"), "{url}");
+    assert!(!url.contains("id_token_hint"), "{url}");
+}
