@@ -11,11 +11,13 @@
 //        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
 //        KEEP_SSRF_GUARD=1 (keep oidc-provider's loopback/private-IP block on back-channel logout),
 //        EXIT_WITH_STDIN=1 (exit when stdin closes: the parent test process has gone),
-//        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo).
+//        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo),
+//        PASSWORD_GRANT=1 (register the resource-owner password grant, see below; only then is
+//        `password` in grant_types_supported and the client's grant_types).
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { SignJWT, base64url, decodeJwt, decodeProtectedHeader } from 'jose';
-import Provider from 'oidc-provider';
+import Provider, { errors } from 'oidc-provider';
 
 const HOST = process.env.OP_HOST || '127.0.0.1';
 const PORT = Number(process.env.OP_PORT || 4000);
@@ -27,6 +29,10 @@ const AT_TTL = Number(process.env.AT_TTL || 300);
 const RT_TTL = Number(process.env.RT_TTL || 86400);
 const IDT_TTL = Number(process.env.IDT_TTL || 3600);
 const API_RESOURCE = 'urn:bff:api';
+const PASSWORD_GRANT = process.env.PASSWORD_GRANT === '1';
+// The one account the password grant knows (test values, like the client secret above).
+const PASSWORD_USER = 'pat';
+const PASSWORD_SECRET = 'correct horse battery staple';
 
 if (!['client_secret_basic', 'client_secret_post'].includes(CLIENT_AUTH)) {
   console.error(`CLIENT_AUTH must be client_secret_basic or client_secret_post, got ${CLIENT_AUTH}`);
@@ -38,6 +44,15 @@ const SIGNING_KID = 'test-rs256';
 const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
 const jwk = { ...privateKey.export({ format: 'jwk' }), kid: SIGNING_KID, use: 'sig', alg: 'RS256' };
 
+async function findAccount(ctx, sub) {
+  return {
+    accountId: sub,
+    async claims() {
+      return { sub, email: `${sub}@example.test`, email_verified: true, name: `Test ${sub}` };
+    },
+  };
+}
+
 function configuration() {
   return {
     clients: [{
@@ -47,7 +62,8 @@ function configuration() {
       redirect_uris: [`${BFF}/bff/callback`],
       post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
       // client_credentials: Ward's own tokens for `token = "client"` routes.
-      grant_types: ['authorization_code', 'refresh_token', 'client_credentials'],
+      grant_types: ['authorization_code', 'refresh_token', 'client_credentials',
+        ...(PASSWORD_GRANT ? ['password'] : [])],
       response_types: ['code'],
       // OIDC Back-Channel Logout 1.0 (needs features.backchannelLogout)
       backchannel_logout_uri: `${BFF}/bff/backchannel-logout`,
@@ -56,14 +72,7 @@ function configuration() {
     jwks: { keys: [jwk] },
     cookies: { keys: ['test-cookie-signing-key-1'] },
     // Any login/password is accepted by the dev interactions; the login value becomes `sub`.
-    async findAccount(ctx, sub) {
-      return {
-        accountId: sub,
-        async claims() {
-          return { sub, email: `${sub}@example.test`, email_verified: true, name: `Test ${sub}` };
-        },
-      };
-    },
+    findAccount,
     // oidc-provider's defaults plus API scopes for client-credentials tokens (`token = "client"`).
     scopes: ['openid', 'offline_access', 'api:read', 'api:write'],
     claims: {
@@ -153,7 +162,7 @@ async function strictClientAuth(ctx, next) {
 // ---------------------------------------------------------------------------------------------
 const ID_TOKEN_MODES = [
   'none', 'bad-signature', 'unknown-kid', 'rotated-key', 'wrong-aud', 'wrong-iss', 'wrong-nonce',
-  'expired', 'future-iat', 'no-nonce', 'alg-none', 'azp-mismatch',
+  'expired', 'future-iat', 'no-nonce', 'alg-none', 'azp-mismatch', 'omit',
 ];
 
 function testHooks() {
@@ -208,6 +217,7 @@ function testHooks() {
         return `${enc({ alg: 'none', typ: 'JWT' })}.${enc(claims)}.`;
       }
       case 'azp-mismatch': return resign({ ...claims, aud: [CLIENT_ID, 'other'], azp: 'other' });
+      case 'omit': return undefined; // the answer carries no id_token at all
       default: return idToken;
     }
   }
@@ -283,6 +293,46 @@ function testHooks() {
 }
 // ------------------------------------------------------------------------- end of test hooks
 
+// ---------------------------------------------------------------------------------------------
+// PASSWORD_GRANT=1: the resource-owner password grant (RFC 6749 §4.3), which oidc-provider does
+// not ship, registered with `provider.registerGrantType`. Only PASSWORD_USER with
+// PASSWORD_SECRET is accepted (anything else: `invalid_grant`); the tokens come from
+// oidc-provider's own models (Grant, AccessToken, IdToken), so /me and /jwks serve them as any.
+// The grant carries no nonce, so the ID token has none. No refresh token is issued.
+// ---------------------------------------------------------------------------------------------
+function passwordGrant(provider) {
+  return async function passwordGrantHandler(ctx) {
+    const { client, params } = ctx.oidc;
+    if (params.username !== PASSWORD_USER || params.password !== PASSWORD_SECRET) {
+      throw new errors.InvalidGrant('invalid resource owner credentials');
+    }
+    const known = new Set(['openid', 'email', 'profile']);
+    const scope = [...new Set(['openid', ...String(params.scope || '').split(' ')])]
+      .filter((s) => known.has(s)).join(' ');
+    const grant = new provider.Grant({ accountId: PASSWORD_USER, clientId: client.clientId });
+    grant.addOIDCScope(scope);
+    const grantId = await grant.save();
+    const at = new provider.AccessToken({
+      accountId: PASSWORD_USER, client, grantId, gty: 'password', scope,
+    });
+    const accessToken = await at.save();
+    const account = await findAccount(ctx, PASSWORD_USER);
+    const claims = await account.claims('id_token', scope, {}, []);
+    const idToken = new provider.IdToken(claims, { ctx });
+    idToken.scope = scope;
+    idToken.set('amr', ['pwd']);
+    idToken.set('auth_time', Math.floor(Date.now() / 1000));
+    ctx.body = {
+      access_token: accessToken,
+      token_type: 'Bearer',
+      expires_in: at.expiration,
+      scope,
+      id_token: await idToken.issue({ use: 'idtoken' }),
+    };
+    console.log(`password grant: tokens issued for ${PASSWORD_USER}`);
+  };
+}
+
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
 const server = createServer();
 server.listen(PORT, HOST, () => {
@@ -294,6 +344,10 @@ server.listen(PORT, HOST, () => {
     console.log('test-hook: TEST_HOOKS=1, /__test/* endpoints enabled (test use only)');
   }
   provider.use(strictClientAuth);
+  if (PASSWORD_GRANT) {
+    provider.registerGrantType('password', passwordGrant(provider), ['username', 'password', 'scope']);
+    console.log('password grant: PASSWORD_GRANT=1, grant_type=password registered (test use only)');
+  }
   provider.on('backchannel.success', (ctx, client, accountId, sid) => console.log(`backchannel.success client=${client.clientId} sub=${accountId} sid=${sid}`));
   provider.on('backchannel.error', (ctx, err, client) => console.log(`backchannel.error client=${client.clientId}: ${err.message}`));
   provider.on('grant.error', (ctx, err) => console.log(`grant.error ${err.name}: ${err.message}`));

@@ -185,7 +185,8 @@ impl Idp {
     /// Changes how the `id_token` of later token responses (code and refresh) is made, until
     /// changed again: `none` (untouched), `bad-signature`, `unknown-kid`, `rotated-key` (also
     /// published in `/jwks` from now on), `wrong-aud`, `wrong-iss`, `wrong-nonce`, `expired`,
-    /// `future-iat`, `no-nonce`, `alg-none`, `azp-mismatch`. An unknown mode is an error.
+    /// `future-iat`, `no-nonce`, `alg-none`, `azp-mismatch`, `omit` (no `id_token` in the
+    /// answer). An unknown mode is an error.
     pub async fn set_id_token_mode(&self, mode: &str) -> anyhow::Result<()> {
         self.hook("/__test/mode", json!({ "idToken": mode })).await
     }

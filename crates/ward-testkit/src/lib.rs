@@ -15,6 +15,7 @@ mod browser;
 mod cookie_jar;
 mod echo;
 mod idp;
+mod password_grant;
 
 use std::path::PathBuf;
 
@@ -28,6 +29,7 @@ pub use idp::{
     CLIENT_ID, CLIENT_SECRET, ClientAuth, Idp, IdpOptions, IdpStats, ensure_idp_installed,
     ensure_npm_installed,
 };
+pub use password_grant::{PASSWORD_SECRET, PASSWORD_USER};
 
 /// The tag of this test run: `WARD_TEST_RUN` (set by `scripts/test`), reduced to at most 16
 /// characters of `[a-z0-9]`, or `local`. Every Redis key prefix and PostgreSQL table name a

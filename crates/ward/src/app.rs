@@ -49,6 +49,7 @@ pub fn router(state: SharedState) -> Router {
         .route("/bff/login", get(endpoints::login))
         .route("/bff/callback", get(endpoints::callback))
         .route("/bff/logout", post(endpoints::logout))
+        .route("/bff/login/password", post(endpoints::login_password))
         .route("/bff/client.js", get(endpoints::client_js));
     if !stateless {
         // Back-channel logout needs sessions it can find without their cookie: not in the

@@ -19,6 +19,9 @@ pub enum ApiError {
     /// 401: no valid session.
     #[error("not logged in")]
     Unauthenticated,
+    /// 401: the IdP refused the username and password (`POST /bff/login/password`).
+    #[error("wrong username or password")]
+    InvalidCredentials,
     /// 403: missing or wrong `X-CSRF-Token`, or a cross-site unsafe request.
     #[error("CSRF check failed")]
     CsrfFailed,
@@ -73,7 +76,7 @@ impl ApiError {
     /// HTTP status of this error.
     pub fn status(self) -> StatusCode {
         match self {
-            Self::Unauthenticated => StatusCode::UNAUTHORIZED,
+            Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
             Self::CsrfFailed => StatusCode::FORBIDDEN,
             Self::InvalidReturnUrl
             | Self::LoginFailed
@@ -96,6 +99,7 @@ impl ApiError {
     pub fn code(self) -> &'static str {
         match self {
             Self::Unauthenticated => "unauthenticated",
+            Self::InvalidCredentials => "invalid_credentials",
             Self::CsrfFailed => "csrf_failed",
             Self::InvalidReturnUrl => "invalid_return_url",
             Self::LoginFailed => "login_failed",

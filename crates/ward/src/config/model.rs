@@ -198,6 +198,10 @@ pub struct LoginConfig {
     /// Local path the browser lands on when the IdP reports an error (`?bff_error=`).
     #[serde(default = "defaults::root_path")]
     pub error_path: String,
+    /// Whether `POST /bff/login/password` (the resource-owner password grant) exists: off, as
+    /// OAuth 2.1 drops the grant; for legacy IdPs without a browser flow only.
+    #[serde(default)]
+    pub password_grant: bool,
 }
 
 /// `[logout]`

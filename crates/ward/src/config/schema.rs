@@ -60,6 +60,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("session", "absolute_timeout", Shape::Text),
     ("session", "claims", Shape::Structured),
     ("login", "error_path", Shape::Text),
+    ("login", "password_grant", Shape::Structured),
     ("logout", "redirect_path", Shape::Text),
     ("logout", "id_token_hint", Shape::Structured),
     ("store", "kind", Shape::Text),

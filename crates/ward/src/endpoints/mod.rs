@@ -5,6 +5,7 @@ mod callback;
 mod client_js;
 mod login;
 mod logout;
+mod password;
 mod user;
 
 pub use backchannel::backchannel_logout;
@@ -12,6 +13,7 @@ pub use callback::callback;
 pub use client_js::client_js;
 pub use login::login;
 pub use logout::logout;
+pub use password::{login_password, warn_password_grant};
 pub use user::user;
 
 /// Response extension: the session's log id, picked up by the access log.

@@ -12,6 +12,7 @@ use serde_json::{Map, Value, json};
 use super::SessionLogId;
 use crate::cookie_header;
 use crate::error::ApiError;
+use crate::session::record::SessionData;
 use crate::state::SharedState;
 
 /// Query of `/bff/user`.
@@ -40,19 +41,23 @@ pub async fn user(
     if query.slide != Some(false) && !state.sessions.slide(&mut session).await? {
         return Err(ApiError::Unauthenticated);
     }
-    let data = &session.data;
-    let body = json!({
+    let mut response = Json(profile(&state, &session.data)).into_response();
+    response
+        .extensions_mut()
+        .insert(SessionLogId(session.log_id().to_owned()));
+    Ok(response)
+}
+
+/// The body of `200 /bff/user` (also `POST /bff/login/password`'s): never a token but the CSRF
+/// token.
+pub(super) fn profile(state: &SharedState, data: &SessionData) -> Value {
+    json!({
         "sub": data.sub,
         "claims": filter_claims(&data.claims, state.config.session.claims.as_deref()),
         "csrfToken": data.csrf_token.expose(),
         "expiresAt": state.sessions.expires_at(data),
         "absoluteExpiresAt": data.absolute_expires_at,
-    });
-    let mut response = Json(body).into_response();
-    response
-        .extensions_mut()
-        .insert(SessionLogId(session.log_id().to_owned()));
-    Ok(response)
+    })
 }
 
 /// The claims the SPA may see: all, or only those in `[session] claims`.

@@ -8,7 +8,8 @@
 //! redirect; `jwks` keeps the keys and rate-limits refetches; `id_token` adds the checks
 //! openidconnect leaves to clients; `userinfo` fetches the claims to merge; `endpoint`
 //! revokes tokens and reduces IdP failures to summaries that cannot leak a token;
-//! `credentials_probe` lets `ward check` tell a wrong client secret from a right one.
+//! `credentials_probe` lets `ward check` tell a wrong client secret from a right one;
+//! `password` runs the resource-owner password grant of `POST /bff/login/password`.
 
 mod authorize;
 mod client_credentials;
@@ -20,6 +21,7 @@ mod id_token;
 mod jwks;
 mod jws;
 mod logout_token;
+mod password;
 mod refresh;
 #[cfg(test)]
 mod tests;
@@ -57,6 +59,7 @@ pub use self::jws::JwsError;
 use self::jws::JwsPolicy;
 use self::logout_token::LogoutTokenValidator;
 pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
+pub use self::password::PasswordGrantNotAdvertised;
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
 use crate::config::{ClientAuth, OidcConfig};
 use crate::random;
@@ -354,7 +357,8 @@ impl OidcClient {
         let mut url = self.end_session_endpoint.clone()?;
         {
             let mut query = url.query_pairs_mut();
-            if let Some(hint) = id_token_hint {
+            // A password-grant session may hold no ID token: then there is nothing to hint.
+            if let Some(hint) = id_token_hint.filter(|hint| !hint.is_empty()) {
                 query.append_pair("id_token_hint", hint.expose());
             }
             query

@@ -56,6 +56,9 @@ pub enum StartError {
     /// `[rate_limit]` cannot count where it is told to.
     #[error("rate_limit")]
     RateLimit(#[from] crate::security::rate_limit::RateLimitSetupError),
+    /// `[login] password_grant` is on, but the IdP does not advertise the grant.
+    #[error(transparent)]
+    PasswordGrant(#[from] crate::oidc::PasswordGrantNotAdvertised),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
     PublicUrl,
@@ -123,7 +126,8 @@ fn session_cookie_attributes(config: &Config) -> CookieAttributes {
     }
 }
 
-/// Discovers the IdP, retrying briefly with backoff.
+/// Discovers the IdP, retrying briefly with backoff; with `[login] password_grant`, refuses an
+/// IdP that does not advertise the grant (at start and in `ward check` alike).
 pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClient, StartError> {
     let redirect_uri = config
         .server
@@ -134,6 +138,9 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
     let mut attempt = 1;
     loop {
         match OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone()).await {
+            Ok(client) if config.login.password_grant && !client.advertises_password_grant() => {
+                return Err(crate::oidc::PasswordGrantNotAdvertised.into());
+            }
             Ok(client) => return Ok(client),
             Err(err) if attempt < DISCOVERY_ATTEMPTS => {
                 tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
@@ -161,6 +168,7 @@ pub async fn build_state_with_store(
     let store = crate::telemetry::InstrumentedStore::wrap(store);
     let ring = KeyRing::from_config(&config.crypto.keys)?;
     let oidc = discover(&config, clock.clone()).await?;
+    crate::endpoints::warn_password_grant(&config.login);
     let proxy = Proxy::for_workers(
         &config.routes,
         &config.server.public_url,

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 69] = [
+pub const CATALOGUE: [&str; 70] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -52,6 +52,7 @@ pub const CATALOGUE: [&str; 69] = [
     "login_superseded",
     "not_ready",
     "oidc_discovered",
+    "password_grant_enabled",
     "pkce_s256_not_advertised",
     "proxy_bearer_unsendable",
     "proxy_path_refused",

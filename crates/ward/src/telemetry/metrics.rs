@@ -43,9 +43,10 @@ pub const METHODS: [&str; 10] = [
 ];
 
 /// `route` values of Ward's own endpoints.
-pub const ENDPOINT_ROUTES: [&str; 6] = [
+pub const ENDPOINT_ROUTES: [&str; 7] = [
     "/bff/user",
     "/bff/login",
+    "/bff/login/password",
     "/bff/callback",
     "/bff/logout",
     "/bff/client.js",
