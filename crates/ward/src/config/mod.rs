@@ -2,6 +2,8 @@
 //! `*_file` secrets ([`load`]), and validation that reports every problem at once
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
+mod composite_checks;
+mod composites;
 pub mod duration;
 mod effective;
 mod env;
@@ -22,6 +24,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_composites;
+#[cfg(test)]
 mod tests_connections;
 #[cfg(test)]
 mod tests_proxy_limits;
@@ -32,6 +36,7 @@ mod tests_telemetry;
 #[cfg(test)]
 mod tests_validation;
 
+pub use composites::{CompositeConfig, PartConfig, PartMethod};
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_from_str};
 pub use model::*;

@@ -7,6 +7,7 @@ use axum::http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use url::{Position, Url};
 
 use super::ProxyError;
+use super::fields::FieldSet;
 use super::path;
 use crate::config::{RouteConfig, TokenMode};
 use crate::telemetry::metrics::RouteSeries;
@@ -28,6 +29,10 @@ pub struct Route {
     max_request_body: Option<u64>,
     /// Its metric series (`route` = the prefix), resolved once here, never per request.
     metrics: &'static RouteSeries,
+    /// The allow-list its JSON responses are trimmed to; `None` streams them untouched.
+    fields: Option<FieldSet>,
+    /// Most bytes of a response body buffered to trim it or embed it in a composite.
+    max_buffered_response: u64,
 }
 
 /// Where a route sends its requests.
@@ -53,6 +58,12 @@ impl Route {
         if config.timeout.is_zero() {
             return Err(invalid("timeout must be greater than zero"));
         }
+        let fields = config
+            .fields
+            .as_deref()
+            .map(FieldSet::parse)
+            .transpose()
+            .map_err(|err| invalid(&format!("fields: {err}")))?;
         Ok(Self {
             metrics: crate::telemetry::metrics::route(&prefix),
             token: config.token,
@@ -62,7 +73,19 @@ impl Route {
             strip_prefix: config.strip_prefix,
             timeout: config.timeout,
             max_request_body: config.max_request_body,
+            fields,
+            max_buffered_response: config.max_buffered_response,
         })
+    }
+
+    /// The allow-list of its JSON responses, when it trims them.
+    pub fn fields(&self) -> Option<&FieldSet> {
+        self.fields.as_ref()
+    }
+
+    /// Most bytes of a response body it buffers (trimming, composite parts).
+    pub fn max_buffered_response(&self) -> u64 {
+        self.max_buffered_response
     }
 
     /// The route's metric series.
@@ -220,6 +243,8 @@ mod tests {
             timeout: Duration::from_secs(30),
             max_request_body: None,
             scopes: None,
+            fields: None,
+            max_buffered_response: 4 << 20,
         }
     }
 
