@@ -59,9 +59,11 @@ parts = {{ seen = {{ path = "/shop/orders", method = "POST" }}, me = "/shop/prof
 }
 
 async fn start(parts: &PartsUpstream, extra: &str) -> Ward {
-    let mut options = Options::default();
-    options.extra_toml = format!("{}{extra}", config(parts));
-    Ward::start_with(options).await
+    Ward::start_with(Options {
+        extra_toml: format!("{}{extra}", config(parts)),
+        ..Options::default()
+    })
+    .await
 }
 
 #[tokio::test]

@@ -13,8 +13,7 @@ use serde_json::json;
 use ward_testkit::Browser;
 
 async fn start(parts: &PartsUpstream) -> Ward {
-    let mut options = Options::default();
-    options.extra_toml = format!(
+    let extra_toml = format!(
         r#"
 [[routes]]
 prefix = "/trim"
@@ -31,7 +30,11 @@ max_buffered_response = "4KiB"
 "#,
         url = parts.url()
     );
-    Ward::start_with(options).await
+    Ward::start_with(Options {
+        extra_toml,
+        ..Options::default()
+    })
+    .await
 }
 
 #[tokio::test]

@@ -14,16 +14,12 @@ fn with_composite(composite: &str) -> String {
     config_text(&format!("{ROUTES}\n[[composites]]\n{composite}\n"))
 }
 
+const PARTS_OF_BOTH_FORMS: &str = r#"path = "/api/dashboard"
+parts = { me = "/api/me", news = { path = "/pub/news?n={n}", method = "POST", fields = ["items[].id"], timeout = "2s" } }"#;
+
 #[test]
 fn parts_are_paths_or_tables_with_documented_defaults() {
-    let config = load_ok(
-        &with_composite(
-            "path = \"/api/dashboard\"\n\
-             parts = { me = \"/api/me\", news = { path = \"/pub/news?n={n}\", method = \"POST\", \
-             fields = [\"items[].id\"], timeout = \"2s\" } }",
-        ),
-        &[],
-    );
+    let config = load_ok(&with_composite(PARTS_OF_BOTH_FORMS), &[]);
     let composite = &config.composites[0];
     assert_eq!(composite.timeout, Duration::from_secs(10));
     assert_eq!(composite.parts["me"].path, "/api/me");

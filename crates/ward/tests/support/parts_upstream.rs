@@ -11,6 +11,8 @@
 //! - `…/big`: about 20 KiB of JSON;
 //! - `…/gzip`: `Content-Encoding: gzip` JSON (not really compressed: Ward must not read it).
 
+#![allow(dead_code)] // each test binary uses a different part of it
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
