@@ -45,13 +45,13 @@ function renderUser(user) {
   showOnly('logged-in');
 }
 
-async function callApi(method) {
+async function callApi(method, path = '/api/hello') {
   const output = element('api-result');
-  output.textContent = `${method} /api/hello …`;
+  output.textContent = `${method} ${path} …`;
   try {
     // bffFetch sends the session cookie, adds X-CSRF-Token to the POST, and turns a 401
     // (session gone) into a new login.
-    const response = await bffFetch('/api/hello', {
+    const response = await bffFetch(path, {
       method,
       headers: { Accept: 'application/json' },
     });
@@ -83,6 +83,9 @@ function wireButtons() {
     whileDisabled(event.currentTarget, () => callApi('GET')));
   element('post-api').addEventListener('click', (event) =>
     whileDisabled(event.currentTarget, () => callApi('POST')));
+  // A composite: Ward calls /api/hello and /api/time at once and answers one trimmed object.
+  element('call-composite').addEventListener('click', (event) =>
+    whileDisabled(event.currentTarget, () => callApi('GET', '/api/dashboard')));
   element('logout').addEventListener('click', (event) =>
     whileDisabled(event.currentTarget, async () => {
       try {
