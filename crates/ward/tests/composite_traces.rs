@@ -100,7 +100,7 @@ fn children<'a>(spans: &'a [Span], parent: &Span) -> Vec<&'a Span> {
 }
 
 #[track_caller]
-fn only<'a>(spans: Vec<&'a Span>, matches: impl Fn(&Span) -> bool) -> &'a Span {
+fn only(spans: Vec<&Span>, matches: impl Fn(&Span) -> bool) -> &Span {
     let found: Vec<&Span> = spans.into_iter().filter(|s| matches(s)).collect();
     let names: Vec<&str> = found.iter().map(|s| s.name.as_str()).collect();
     assert_eq!(found.len(), 1, "{names:?}");
