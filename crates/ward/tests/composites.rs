@@ -72,7 +72,14 @@ async fn a_composite_answers_each_parts_json_through_its_own_route() {
     let ward = start(&parts, "").await;
     let (browser, _me) = ward.logged_in("alice").await;
     let reply = browser
-        .get(ward.url("/shop/dashboard?limit=5%26admin%3Dtrue&other=x"))
+        .request(
+            Method::GET,
+            ward.url("/shop/dashboard?limit=5%26admin%3Dtrue&other=x"),
+        )
+        .header("accept-language", "de")
+        .header("if-none-match", "\"v1\"")
+        .header("range", "bytes=0-3")
+        .send()
         .await
         .unwrap();
     assert_eq!(reply.status, 200, "{}", reply.text());
@@ -120,6 +127,8 @@ async fn a_composite_answers_each_parts_json_through_its_own_route() {
             "Ward's cookie went upstream"
         );
         assert_eq!(seen.header("accept"), Some("application/json"));
+        assert_eq!(seen.header("accept-language"), Some("de"), "inherited");
+        assert!(seen.header("if-none-match").is_none() && seen.header("range").is_none());
     }
 }
 

@@ -31,7 +31,8 @@ use crate::state::{AppState, SharedState};
 use crate::telemetry::{otlp, spans};
 
 /// Request fields a part does not inherit from the browser's request: it has no body, and
-/// Ward must be able to read its answer (JSON, uncompressed).
+/// Ward must be able to read its answer whole (JSON, uncompressed, not a range, not a `304`
+/// to a validator that was the composite's, never the part's).
 const NOT_INHERITED: &[HeaderName] = &[
     header::CONTENT_LENGTH,
     header::CONTENT_TYPE,
@@ -40,6 +41,12 @@ const NOT_INHERITED: &[HeaderName] = &[
     header::ACCEPT,
     header::ACCEPT_ENCODING,
     header::EXPECT,
+    header::RANGE,
+    header::IF_RANGE,
+    header::IF_MATCH,
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_UNMODIFIED_SINCE,
 ];
 
 /// Answers `req` with `composite` (the gateway's fallback found it by path).

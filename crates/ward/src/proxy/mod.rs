@@ -198,8 +198,11 @@ impl Proxy {
         let limit = route.max_request_body().unwrap_or(self.max_request_body);
         limits::refuse_declared_length(req.headers(), limit)?;
         if route.fields().is_some() {
-            // A body Ward trims must reach it readable: identity, never compressed.
-            req.headers_mut().remove(header::ACCEPT_ENCODING);
+            // A body Ward trims must reach it whole and readable: identity, never compressed,
+            // never a byte range of a document (a range of the trimmed one means nothing).
+            for name in [header::ACCEPT_ENCODING, header::RANGE, header::IF_RANGE] {
+                req.headers_mut().remove(name);
+            }
         }
         let method = req.method().clone();
         let upstream_req = self.upstream_request(route, req, ctx)?;
