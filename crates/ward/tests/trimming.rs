@@ -20,12 +20,14 @@ prefix = "/trim"
 upstream = "{url}"
 token = "none"
 fields = ["items[].sku", "total", "name"]
+profiles = {{ mobile = ["total"] }}
 max_buffered_response = "4KiB"
 
 [[routes]]
 prefix = "/whole"
 upstream = "{url}"
 token = "none"
+profiles = {{ tiny = ["name"] }}
 max_buffered_response = "4KiB"
 "#,
         url = parts.url()
@@ -68,6 +70,37 @@ async fn json_responses_are_reduced_to_the_allow_list() {
         json!({}),
         "error bodies are trimmed too"
     );
+}
+
+#[tokio::test]
+async fn a_client_profile_narrows_the_answer_further() {
+    let parts = PartsUpstream::start(1).await;
+    let ward = start(&parts).await;
+    let browser = Browser::new().unwrap();
+    let get = |path: &'static str, profile: &'static str| {
+        let request = browser.request(reqwest::Method::GET, ward.url(path));
+        async move {
+            let reply = request
+                .header("x-client-profile", profile)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(reply.status, 200, "{}", reply.text());
+            assert_eq!(reply.header("vary"), Some("x-client-profile"));
+            reply.json().unwrap()
+        }
+    };
+    // After the route's fields, never instead of them.
+    assert_eq!(get("/trim/orders", "mobile").await, json!({"total": 12}));
+    // An unknown profile adds nothing: the route's fields alone.
+    assert_eq!(
+        get("/trim/orders", "desktop").await,
+        json!({"items": [{"sku": "a1"}, {"sku": "b2"}], "total": 12})
+    );
+    // On a route without fields, the profile alone; without the header, the whole document.
+    assert_eq!(get("/whole/profile", "tiny").await, json!({"name": "Ada"}));
+    let whole = get("/whole/profile", "").await;
+    assert_eq!(whole["internal"]["ssn"], "000-00-0000");
 }
 
 #[tokio::test]

@@ -354,6 +354,10 @@ pub struct RouteConfig {
     /// `None` passes responses untouched, streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fields: Option<Vec<String>>,
+    /// Per-client shaping: field lists by the name a request gives in `X-Client-Profile`
+    /// (`proxy::routes`), applied after `fields`. Names are 1-32 of `a-z 0-9 _ -`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Vec<String>>,
     /// Largest upstream response body Ward buffers on this route: to trim it to `fields`, or
     /// to embed it in a composite. Over it: `502`. 1 byte through 1 GiB.
     #[serde(

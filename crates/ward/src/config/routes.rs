@@ -51,6 +51,15 @@ pub(crate) fn check_routes(
         if let Some(fields) = &route.fields {
             check_fields(&key("fields"), fields, out);
         }
+        for (name, fields) in &route.profiles {
+            if !is_profile_name(name) {
+                out.push(
+                    key(&format!("profiles.{name}")),
+                    "a profile name is 1 to 32 of a-z, 0-9, _ and -",
+                );
+            }
+            check_fields(&key(&format!("profiles.{name}")), fields, out);
+        }
         check_buffer_limit(
             &key("max_buffered_response"),
             route.max_buffered_response,
@@ -68,6 +77,14 @@ pub(crate) fn check_fields(key: &str, fields: &[String], out: &mut Problems) {
     if let Err(err) = crate::proxy::FieldSet::parse(fields) {
         out.push(key, err.to_string());
     }
+}
+
+/// A client profile's name, as `X-Client-Profile` carries it.
+pub(crate) fn is_profile_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
 }
 
 fn check_buffer_limit(key: &str, limit: u64, out: &mut Problems) {

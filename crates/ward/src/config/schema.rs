@@ -95,6 +95,7 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "max_request_body",
     "scopes",
     "fields",
+    "profiles",
     "max_buffered_response",
 ];
 

@@ -77,13 +77,16 @@ fn route_fields_and_buffer_limits_are_checked() {
         "[[routes]]\nprefix = \"/api\"\nupstream = \"http://127.0.0.1:7001\"\ntoken = \"user\"\n\
          fields = []\nmax_buffered_response = 0\n\n\
          [[routes]]\nprefix = \"/b\"\nupstream = \"http://127.0.0.1:7001\"\ntoken = \"user\"\n\
-         fields = [\"ok\", \"items[x]\"]\nmax_buffered_response = \"2GiB\"\n",
+         fields = [\"ok\", \"items[x]\"]\nmax_buffered_response = \"2GiB\"\n\
+         profiles = { Mobile = [\"id\"], web = [\"a..b\"] }\n",
     );
     let expected = [
         "routes[0].fields: must list at least one field",
         "routes[0].max_buffered_response: must be greater than zero",
         "routes[1].fields: \"items[x]\" is not a field path",
         "routes[1].max_buffered_response: 2GiB is more than the largest accepted limit, 1GiB",
+        "routes[1].profiles.Mobile: a profile name is 1 to 32 of a-z, 0-9, _ and -",
+        "routes[1].profiles.web: \"a..b\" is not a field path",
     ];
     for start in expected {
         assert!(

@@ -197,7 +197,8 @@ impl Proxy {
         // streamed body is counted on its way out (`forward::send_limited`).
         let limit = route.max_request_body().unwrap_or(self.max_request_body);
         limits::refuse_declared_length(req.headers(), limit)?;
-        if route.fields().is_some() {
+        let trims = route.trims_for(req.headers());
+        if !trims.is_empty() {
             // A body Ward trims must reach it whole and readable: identity, never compressed,
             // never a byte range of a document (a range of the trimmed one means nothing).
             for name in [header::ACCEPT_ENCODING, header::RANGE, header::IF_RANGE] {
@@ -211,12 +212,16 @@ impl Proxy {
         headers::rewrite_response(&mut parts.headers, ctx.ward_cookies);
         parts.version = Version::default();
         parts.extensions = Extensions::new();
-        match route.fields() {
-            Some(fields) if trim::applies(&method, parts.status, &parts.headers) => {
-                trim::trim(route, fields, parts, Body::new(body)).await
-            }
-            _ => Ok(Response::from_parts(parts, Body::new(body))),
+        if route.has_profiles() {
+            // Caches must not serve one client's shape to another.
+            parts
+                .headers
+                .append(header::VARY, HeaderValue::from_static("x-client-profile"));
         }
+        if !trims.is_empty() && trim::applies(&method, parts.status, &parts.headers) {
+            return trim::trim(route, &trims, parts, Body::new(body)).await;
+        }
+        Ok(Response::from_parts(parts, Body::new(body)))
     }
 
     /// The request as the upstream receives it, or why it must not be sent at all.

@@ -2,8 +2,8 @@
 
 use std::time::Duration;
 
-use axum::http::HeaderValue;
 use axum::http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use url::{Position, Url};
 
 use super::ProxyError;
@@ -11,6 +11,9 @@ use super::fields::FieldSet;
 use super::path;
 use crate::config::{RouteConfig, TokenMode};
 use crate::telemetry::metrics::RouteSeries;
+
+/// The request header that picks a route's client profile (`profiles`).
+pub const CLIENT_PROFILE: HeaderName = HeaderName::from_static("x-client-profile");
 
 /// One compiled route.
 #[derive(Debug)]
@@ -31,6 +34,8 @@ pub struct Route {
     metrics: &'static RouteSeries,
     /// The allow-list its JSON responses are trimmed to; `None` streams them untouched.
     fields: Option<FieldSet>,
+    /// Per-client field lists, by the name `X-Client-Profile` gives; applied after `fields`.
+    profiles: Vec<(String, FieldSet)>,
     /// Most bytes of a response body buffered to trim it or embed it in a composite.
     max_buffered_response: u64,
 }
@@ -64,6 +69,12 @@ impl Route {
             .map(FieldSet::parse)
             .transpose()
             .map_err(|err| invalid(&format!("fields: {err}")))?;
+        let profiles = config
+            .profiles
+            .iter()
+            .map(|(name, fields)| Ok((name.clone(), FieldSet::parse(fields)?)))
+            .collect::<Result<_, super::fields::FieldPathError>>()
+            .map_err(|err| invalid(&format!("profiles: {err}")))?;
         Ok(Self {
             metrics: crate::telemetry::metrics::route(&prefix),
             token: config.token,
@@ -74,6 +85,7 @@ impl Route {
             timeout: config.timeout,
             max_request_body: config.max_request_body,
             fields,
+            profiles,
             max_buffered_response: config.max_buffered_response,
         })
     }
@@ -81,6 +93,23 @@ impl Route {
     /// The allow-list of its JSON responses, when it trims them.
     pub fn fields(&self) -> Option<&FieldSet> {
         self.fields.as_ref()
+    }
+
+    /// Whether it has client profiles (its responses then vary by `X-Client-Profile`).
+    pub fn has_profiles(&self) -> bool {
+        !self.profiles.is_empty()
+    }
+
+    /// The allow-lists a response to a request with `headers` is trimmed to, in order: the
+    /// route's `fields`, then the profile `X-Client-Profile` names (an unknown or absent name
+    /// adds none). Empty: the response streams untouched.
+    pub(crate) fn trims_for(&self, headers: &HeaderMap) -> Vec<&FieldSet> {
+        let profile = headers
+            .get(CLIENT_PROFILE)
+            .and_then(|value| value.to_str().ok())
+            .and_then(|name| self.profiles.iter().find(|(n, _)| n == name.trim()))
+            .map(|(_, fields)| fields);
+        self.fields.iter().chain(profile).collect()
     }
 
     /// Most bytes of a response body it buffers (trimming, composite parts).

@@ -105,6 +105,7 @@ fn route(prefix: &str, upstream: &str, token: TokenMode, timeout: Duration) -> R
         max_request_body: None,
         scopes: None,
         fields: None,
+        profiles: Default::default(),
         max_buffered_response: 4 << 20,
     }
 }

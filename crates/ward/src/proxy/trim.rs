@@ -86,10 +86,11 @@ pub(crate) async fn buffer(
     }
 }
 
-/// The response with its JSON body trimmed to `fields`, or `502` when it cannot be.
+/// The response with its JSON body trimmed to each of `fields` in turn, or `502` when it
+/// cannot be.
 pub(crate) async fn trim(
     route: &Route,
-    fields: &FieldSet,
+    fields: &[&FieldSet],
     mut parts: response::Parts,
     body: Body,
 ) -> Result<axum::http::Response<Body>, ApiError> {
@@ -97,8 +98,10 @@ pub(crate) async fn trim(
         .await
         .map_err(|refusal| refused(route, refusal.reason()))?;
     let value = serde_json::from_slice(&bytes).map_err(|_| refused(route, "not_json"))?;
-    let trimmed =
-        serde_json::to_vec(&fields.apply(value)).map_err(|_| refused(route, "not_json"))?;
+    let value = fields
+        .iter()
+        .fold(value, |value, fields| fields.apply(value));
+    let trimmed = serde_json::to_vec(&value).map_err(|_| refused(route, "not_json"))?;
     // The body is Ward's now: validators and lengths of the upstream's body no longer hold.
     for name in [
         header::CONTENT_LENGTH,

@@ -12,6 +12,7 @@ fn config(prefix: &str, upstream: &str, strip_prefix: bool) -> RouteConfig {
         max_request_body: None,
         scopes: None,
         fields: None,
+        profiles: Default::default(),
         max_buffered_response: 4 << 20,
     }
 }
