@@ -2,6 +2,7 @@
 //! `*_file` secrets ([`load`]), and validation that reports every problem at once
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
+mod absolute_url;
 mod composite_checks;
 mod composites;
 pub mod duration;
@@ -17,7 +18,9 @@ mod schema;
 mod secrets;
 mod sections;
 pub mod size;
+mod static_policy;
 mod store;
+mod suggest;
 mod telemetry;
 mod validate;
 
@@ -27,6 +30,8 @@ mod tests;
 mod tests_composites;
 #[cfg(test)]
 mod tests_connections;
+#[cfg(test)]
+mod tests_messages;
 #[cfg(test)]
 mod tests_proxy_limits;
 #[cfg(test)]
