@@ -135,6 +135,30 @@ fn assert_each_part_went_through_its_route(parts: &PartsUpstream, ward_cookie: &
 }
 
 #[tokio::test]
+async fn a_composite_is_one_request_labelled_with_its_path() {
+    let parts = PartsUpstream::start(3).await;
+    let ward = start(&parts, "").await;
+    let reply = Browser::new()
+        .unwrap()
+        .get(ward.url("/open/broken"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200);
+    let metrics = ward::telemetry::metrics::render();
+    let line = "ward_http_requests_total{route=\"/open/broken\",method=\"GET\",status=\"200\"} 1\n";
+    assert!(metrics.contains(line), "{metrics}");
+    // Its parts are upstream calls of their routes, not requests of their own.
+    assert!(
+        !metrics.contains("ward_http_requests_total{route=\"/open\""),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("ward_upstream_request_duration_seconds_count{route=\"/open\"} 5"),
+        "{metrics}"
+    );
+}
+
+#[tokio::test]
 async fn parts_run_concurrently() {
     // Each part waits at the upstream until all three have arrived: parts sent one after
     // another would never get past the first, and time out instead.
