@@ -60,6 +60,19 @@ function hello(req, res) {
   });
 }
 
+/** A second document for the dashboard composite; `internal` is what its `fields` trim away. */
+function time(req, res) {
+  if (bearerToken(req) === null) {
+    sendJson(res, 401, { error: 'unauthenticated', message: 'no bearer token' });
+    return;
+  }
+  sendJson(res, 200, {
+    now: new Date().toISOString(),
+    zone: Intl.DateTimeFormat().resolvedOptions().timeZone,
+    internal: { host: 'api-1', build: 'demo' },
+  });
+}
+
 const server = http.createServer((req, res) => {
   const path = new URL(req.url, 'http://api.invalid').pathname;
   // Drain any request body; this API reads none.
@@ -72,6 +85,8 @@ const server = http.createServer((req, res) => {
         sendJson(res, 405, { error: 'method_not_allowed', message: 'use GET or POST' },
           { Allow: 'GET, POST' });
       }
+    } else if (path === '/api/time' && req.method === 'GET') {
+      time(req, res);
     } else {
       sendJson(res, 404, { error: 'not_found', message: 'no such API path' });
     }

@@ -42,13 +42,13 @@ async function keepInVault(name, value) {
   }
 }
 
-async function callApi(method) {
+async function callApi(method, path = '/api/hello') {
   const output = element('api-result');
-  output.textContent = `${method} /api/hello …`;
+  output.textContent = `${method} ${path} …`;
   try {
     // bffFetch sends the session cookie, adds X-CSRF-Token to the POST, and turns a 401
     // (session gone) into a new login.
-    const response = await bffFetch('/api/hello', { method, headers: { Accept: 'application/json' } });
+    const response = await bffFetch(path, { method, headers: { Accept: 'application/json' } });
     const text = await response.text();
     let body = text;
     try {
@@ -125,6 +125,8 @@ function wireButtons() {
   on('call-api', () => callApi('GET'));
   on('post-api', () => callApi('POST'));
   on('post-no-csrf', postWithoutCsrf);
+  // A composite: Ward calls /api/hello and /api/time at once and answers one trimmed object.
+  on('call-composite', () => callApi('GET', '/api/dashboard'));
   on('stay', () => stayLoggedIn().catch((error) => showError(error.message)));
   on('logout', async () => {
     vault = null; // logout() wipes it

@@ -158,6 +158,9 @@ fn metric_route(state: &AppState, req: &Request) -> &'static RouteSeries {
     if path == "/bff" || path.starts_with("/bff/") {
         return metrics::endpoint_route(path).unwrap_or_else(metrics::not_found_route);
     }
+    if let Some(composite) = state.proxy.composite_for(path) {
+        return composite.metrics();
+    }
     if let Some(route) = state.proxy.route_for(path) {
         return route.metrics();
     }

@@ -5,7 +5,8 @@
 //!   IdP discovery, routes) and serves [`app::router`], over [`tls`] when it terminates TLS.
 //! - [`app`] orders the layers: head limits → login rate limit → access log → `/bff`
 //!   [`endpoints`] (with [`security`] headers) → the gateway fallback: [`proxy`] routes (fetch
-//!   metadata, session, rate limits, CSRF, then upstream), then the static [`site`], then 404.
+//!   metadata, session, rate limits, CSRF, then upstream; a `[[composites]]` path fans out to
+//!   several routes at once), then the static [`site`], then 404.
 //! - [`endpoints`] run the login flow with [`oidc`] and keep state in [`session`]: the cookie,
 //!   sealing at rest (AES-256-GCM under a key needing the cookie), the manager over a
 //!   `ward_store::SessionStore` backend.

@@ -65,10 +65,10 @@ fn parse_name<'a>(
         problems.push(variable, "expected the form WARD_<SECTION>__<KEY>");
         return None;
     }
-    if section == "routes" {
+    if section == "routes" || section == "composites" {
         problems.push(
             variable,
-            "[[routes]] cannot be set from the environment; use the file",
+            format!("[[{section}]] cannot be set from the environment; use the file"),
         );
         return None;
     }

@@ -110,6 +110,7 @@ struct Parsed {
     /// `Some(None)`: no `[admin]`.
     admin: Option<Option<AdminConfig>>,
     routes: Option<Vec<Option<RouteConfig>>>,
+    composites: Option<Vec<Option<super::CompositeConfig>>>,
 }
 
 impl Parsed {
@@ -142,6 +143,7 @@ impl Parsed {
         let statics = table.remove("static");
         let admin = table.remove("admin");
         let routes = table.remove("routes");
+        let composites = table.remove("composites");
 
         let (oidc, client_secret) = parse_oidc(oidc, base_dir, problems);
         Self {
@@ -158,7 +160,8 @@ impl Parsed {
             static_files: parse_static(statics, base_dir, problems),
             telemetry: telemetry.and_then(|t| sections::deserialize("telemetry", t, &[], problems)),
             admin: parse_admin(admin, base_dir, problems),
-            routes: parse_routes(routes, problems),
+            routes: parse_array(routes, "routes", &["prefix", "upstream", "token"], problems),
+            composites: parse_array(composites, "composites", &["path", "parts"], problems),
         }
     }
 
@@ -182,6 +185,14 @@ impl Parsed {
                 .enumerate()
                 .filter_map(|(index, route)| Some((index, route.as_ref()?)))
                 .collect(),
+            composites: self
+                .composites
+                .as_deref()
+                .unwrap_or_default()
+                .iter()
+                .enumerate()
+                .filter_map(|(index, composite)| Some((index, composite.as_ref()?)))
+                .collect(),
         }
     }
 
@@ -203,6 +214,7 @@ impl Parsed {
             telemetry: self.telemetry?,
             admin: self.admin?,
             routes: self.routes?.into_iter().collect::<Option<Vec<_>>>()?,
+            composites: self.composites?.into_iter().collect::<Option<Vec<_>>>()?,
         })
     }
 }
@@ -325,30 +337,34 @@ fn parse_static(
     }))
 }
 
-fn parse_routes(value: Option<Value>, problems: &mut Problems) -> Option<Vec<Option<RouteConfig>>> {
+/// An array of tables (`[[routes]]`, `[[composites]]`), each entry deserialized on its own.
+fn parse_array<T: serde::de::DeserializeOwned>(
+    value: Option<Value>,
+    name: &str,
+    required: &[&str],
+    problems: &mut Problems,
+) -> Option<Vec<Option<T>>> {
     let items = match value {
         None => return Some(Vec::new()),
         Some(Value::Array(items)) => items,
         Some(_) => {
-            problems.push("routes", "must be an array of tables ([[routes]])");
+            problems.push(name, format!("must be an array of tables ([[{name}]])"));
             return None;
         }
     };
-    let routes = items
+    let entries = items
         .into_iter()
         .enumerate()
         .map(|(index, item)| {
-            let path = format!("routes[{index}]");
+            let path = format!("{name}[{index}]");
             match item {
-                Value::Table(table) => {
-                    sections::deserialize(&path, table, &["prefix", "upstream", "token"], problems)
-                }
+                Value::Table(table) => sections::deserialize(&path, table, required, problems),
                 _ => {
-                    problems.push(path, "must be a table ([[routes]])");
+                    problems.push(path, format!("must be a table ([[{name}]])"));
                     None
                 }
             }
         })
         .collect();
-    Some(routes)
+    Some(entries)
 }

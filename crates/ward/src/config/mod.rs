@@ -3,6 +3,8 @@
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
 mod absolute_url;
+mod composite_checks;
+mod composites;
 pub mod duration;
 mod effective;
 mod env;
@@ -26,6 +28,8 @@ mod validate;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_composites;
+#[cfg(test)]
 mod tests_connections;
 #[cfg(test)]
 mod tests_messages;
@@ -38,6 +42,7 @@ mod tests_telemetry;
 #[cfg(test)]
 mod tests_validation;
 
+pub use composites::{CompositeConfig, PartConfig, PartMethod};
 pub use errors::{ConfigError, ConfigErrors};
 pub use load::{load, load_from_str};
 pub use model::*;

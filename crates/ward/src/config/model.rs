@@ -49,6 +49,9 @@ pub struct Config {
     /// `[[routes]]`: the API proxy's route table.
     #[serde(default)]
     pub routes: Vec<RouteConfig>,
+    /// `[[composites]]`: one browser request answered by several routes at once.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub composites: Vec<super::CompositeConfig>,
 }
 
 /// `[server]`: where Ward listens and the origin the browser sees.
@@ -380,6 +383,21 @@ pub struct RouteConfig {
     /// `scope` parameter, so the IdP grants the client's default scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// Allow-list of the fields of JSON responses (`a.b`, `items[].sku`; `proxy::fields`);
+    /// `None` passes responses untouched, streamed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fields: Option<Vec<String>>,
+    /// Per-client shaping: field lists by the name a request gives in `X-Client-Profile`
+    /// (`proxy::routes`), applied after `fields`. Names are 1-32 of `a-z 0-9 _ -`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub profiles: BTreeMap<String, Vec<String>>,
+    /// Largest upstream response body Ward buffers on this route: to trim it to `fields`, or
+    /// to embed it in a composite. Over it: `502`. 1 byte through 1 GiB.
+    #[serde(
+        default = "defaults::max_buffered_response",
+        with = "crate::config::size"
+    )]
+    pub max_buffered_response: u64,
 }
 
 /// Token attached to upstream requests of a route.
@@ -466,6 +484,9 @@ mod defaults {
     }
     pub fn sampling_ratio() -> f64 {
         1.0
+    }
+    pub fn max_buffered_response() -> u64 {
+        4 * 1024 * 1024
     }
     pub fn route_timeout() -> Duration {
         Duration::from_secs(30)

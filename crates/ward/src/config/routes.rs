@@ -48,6 +48,57 @@ pub(crate) fn check_routes(
             check_body_limit(&key("max_request_body"), limit, out);
         }
         check_route_scopes(route, &key("scopes"), out);
+        if let Some(fields) = &route.fields {
+            check_fields(&key("fields"), fields, out);
+        }
+        for (name, fields) in &route.profiles {
+            if !is_profile_name(name) {
+                out.push(
+                    key(&format!("profiles.{name}")),
+                    "a profile name is 1 to 32 of a-z, 0-9, _ and -",
+                );
+            }
+            check_fields(&key(&format!("profiles.{name}")), fields, out);
+        }
+        check_buffer_limit(
+            &key("max_buffered_response"),
+            route.max_buffered_response,
+            out,
+        );
+    }
+}
+
+/// The largest accepted `max_buffered_response`: what is buffered sits in memory, once per
+/// request in flight.
+pub(crate) const MAX_BUFFER_LIMIT: u64 = 1 << 30;
+
+/// A `fields` allow-list: non-empty, every path well-formed (`proxy::fields`).
+pub(crate) fn check_fields(key: &str, fields: &[String], out: &mut Problems) {
+    if let Err(err) = crate::proxy::FieldSet::parse(fields) {
+        out.push(key, err.to_string());
+    }
+}
+
+/// A client profile's name, as `X-Client-Profile` carries it.
+pub(crate) fn is_profile_name(name: &str) -> bool {
+    (1..=32).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+}
+
+fn check_buffer_limit(key: &str, limit: u64, out: &mut Problems) {
+    if limit == 0 {
+        out.push(key, "must be greater than zero");
+    } else if limit > MAX_BUFFER_LIMIT {
+        out.push(
+            key,
+            format!(
+                "{} is more than the largest accepted limit, {} (buffered bodies sit in memory)",
+                size::format(limit),
+                size::format(MAX_BUFFER_LIMIT)
+            ),
+        );
     }
 }
 
@@ -109,7 +160,7 @@ fn is_scope_token(scope: &str) -> bool {
 }
 
 /// A route prefix: `/` or `/seg[/seg…]`, matched on whole segments, never under `/bff`.
-fn route_prefix(prefix: &str) -> Result<(), &'static str> {
+pub(crate) fn route_prefix(prefix: &str) -> Result<(), &'static str> {
     if !prefix.starts_with('/') {
         return Err("must start with \"/\"");
     }

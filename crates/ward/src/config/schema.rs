@@ -14,7 +14,7 @@ pub(crate) enum Shape {
     Structured,
 }
 
-/// Sections that are tables; `routes` is the array of tables `[[routes]]`.
+/// Sections that are tables; `routes` and `composites` are arrays of tables.
 pub(crate) const SECTIONS: &[&str] = &[
     "server",
     "oidc",
@@ -28,6 +28,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "telemetry",
     "admin",
     "routes",
+    "composites",
 ];
 
 /// `(section, key, shape)` of every key of the table sections.
@@ -99,7 +100,14 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "max_request_body",
     "scopes",
+    "fields",
+    "profiles",
+    "max_buffered_response",
 ];
+
+/// Keys of one `[[composites]]` entry (a part's table keys are documented with `parts`).
+#[cfg(test)]
+pub(crate) const COMPOSITE_KEYS: &[&str] = &["path", "parts", "timeout"];
 
 /// The shape of `section.key`, `None` when this build has no such key.
 pub(crate) fn shape_of(section: &str, key: &str) -> Option<Shape> {

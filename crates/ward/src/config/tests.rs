@@ -119,6 +119,19 @@ fn the_example_documents_every_accepted_key() {
     for key in schema::ROUTE_KEYS {
         assert!(documented(key), "routes.{key} is not in ward.example.toml");
     }
+    assert!(EXAMPLE.contains("# [[composites]]"));
+    for key in schema::COMPOSITE_KEYS {
+        assert!(
+            documented(key),
+            "composites.{key} is not in ward.example.toml"
+        );
+    }
+    for part_key in ["method", "fields", "timeout"] {
+        assert!(
+            EXAMPLE.contains(&format!("#   {part_key} ")),
+            "the part key {part_key} is not in ward.example.toml"
+        );
+    }
 }
 
 #[test]

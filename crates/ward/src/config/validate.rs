@@ -67,6 +67,8 @@ pub(crate) struct Draft<'a> {
     pub(crate) admin: Option<Option<&'a AdminConfig>>,
     /// The routes that deserialized, with their index in `[[routes]]`.
     pub(crate) routes: Vec<(usize, &'a RouteConfig)>,
+    /// The composites that deserialized, with their index in `[[composites]]`.
+    pub(crate) composites: Vec<(usize, &'a super::CompositeConfig)>,
 }
 
 /// Checks a complete configuration (one built in code rather than loaded).
@@ -95,6 +97,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
         telemetry: Some(&config.telemetry),
         admin: Some(config.admin.as_ref()),
         routes: config.routes.iter().enumerate().collect(),
+        composites: config.composites.iter().enumerate().collect(),
     };
     let mut problems = Problems::default();
     check(&draft, &mut problems);
@@ -148,6 +151,7 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
         check_admin(admin, draft.server, out);
     }
     check_routes(&draft.routes, draft.static_files.flatten().is_some(), out);
+    super::composite_checks::check_composites(&draft.composites, &draft.routes, out);
 }
 
 fn check_admin(admin: &AdminConfig, server: Option<&ServerConfig>, out: &mut Problems) {

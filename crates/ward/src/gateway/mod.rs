@@ -12,15 +12,18 @@
 //! 6. [`proxy::Proxy`](crate::proxy::Proxy) forwards, with a liveness handle ([`watch`]) for
 //!    WebSocket upgrades so the socket closes when its session ends.
 //!
-//! Requests that match no route fall through to the static site, then `404`.
+//! A `[[composites]]` path takes the same steps once, with the strictest token mode of its
+//! parts, then fans out ([`composite`]). Requests that match no route fall through to the
+//! static site, then `404`.
 
+mod composite;
 mod watch;
 
 use std::net::SocketAddr;
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Request, State};
-use axum::http::{HeaderValue, Method, Response};
+use axum::http::{HeaderMap, HeaderValue, Method, Response};
 use axum::response::IntoResponse;
 
 use crate::config::TokenMode;
@@ -48,6 +51,9 @@ pub async fn fallback(
         // Ward's namespace: an unknown endpoint is a 404, never a route or the SPA.
         return ApiError::NotFound.into_response();
     }
+    if let Some(composite) = state.proxy.composite_for(path) {
+        return composite::serve(&state, composite, peer, req).await;
+    }
     if let Some(route) = state.proxy.route_for(path) {
         return admit_route(&state, route, peer, req)
             .await
@@ -59,48 +65,14 @@ pub async fn fallback(
     }
 }
 
-/// Steps 1 and 2: refusals that need no session, then the session the route needs.
+/// Steps 1 to 6 for a route.
 async fn admit_route(
     state: &SharedState,
     route: &Route,
     peer: SocketAddr,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let cookies = cookie_header::joined(req.headers());
-    let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
-    if has_cookie && csrf::is_cross_site(req.headers()) {
-        // Even a GET from another site must not ride the session to the API (a `Lax` cookie
-        // comes along on top-level navigations).
-        tracing::warn!(event = "csrf_rejected", reason = "cross_site_api");
-        return Err(ApiError::CsrfFailed);
-    }
-    if websocket::is_upgrade(req.method(), req.headers())
-        && websocket::upgrade_refused(
-            req.headers(),
-            &state.public_origin,
-            &state.config.server.cors_origins,
-        )
-    {
-        // A WebSocket handshake is a GET any page can start with the browser's cookies:
-        // only Ward's own origin (or a listed one) may open one (cross-site WS hijacking).
-        tracing::warn!(event = "csrf_rejected", reason = "websocket_origin");
-        return Err(ApiError::CsrfFailed);
-    }
-    // `user-optional` loads a presented session too; a store it cannot read fails closed (503),
-    // while a cookie that names no usable session just means an anonymous request.
-    let wants_session = csrf::is_unsafe(req.method()) || route.token == TokenMode::UserOptional;
-    let loads = route.token == TokenMode::User || (wants_session && has_cookie);
-    let session = if loads {
-        state.sessions.load(cookies.as_deref()).await?
-    } else {
-        None
-    };
-    let named_nothing = session.is_none() && has_cookie && loads;
-    drop(cookies);
-    count(state, session.as_ref(), named_nothing, peer, req.headers()).await?;
-    if route.token == TokenMode::User && session.is_none() {
-        return Err(ApiError::Unauthenticated);
-    }
+    let session = admit(state, route.token, peer, (req.method(), req.headers())).await?;
     let log_id = session
         .as_ref()
         .map(|s| SessionLogId(s.log_id().to_owned()));
@@ -112,6 +84,51 @@ async fn admit_route(
         response.extensions_mut().insert(log_id);
     }
     Ok(response)
+}
+
+/// Steps 1 and 2: refusals that need no session, then the session `token` needs, counted.
+async fn admit(
+    state: &SharedState,
+    token: TokenMode,
+    peer: SocketAddr,
+    (method, headers): (&Method, &HeaderMap),
+) -> Result<Option<LoadedSession>, ApiError> {
+    let cookies = cookie_header::joined(headers);
+    let has_cookie = state.sessions.has_session_cookie(cookies.as_deref());
+    if has_cookie && csrf::is_cross_site(headers) {
+        // Even a GET from another site must not ride the session to the API (a `Lax` cookie
+        // comes along on top-level navigations).
+        tracing::warn!(event = "csrf_rejected", reason = "cross_site_api");
+        return Err(ApiError::CsrfFailed);
+    }
+    if websocket::is_upgrade(method, headers)
+        && websocket::upgrade_refused(
+            headers,
+            &state.public_origin,
+            &state.config.server.cors_origins,
+        )
+    {
+        // A WebSocket handshake is a GET any page can start with the browser's cookies:
+        // only Ward's own origin (or a listed one) may open one (cross-site WS hijacking).
+        tracing::warn!(event = "csrf_rejected", reason = "websocket_origin");
+        return Err(ApiError::CsrfFailed);
+    }
+    // `user-optional` loads a presented session too; a store it cannot read fails closed (503),
+    // while a cookie that names no usable session just means an anonymous request.
+    let wants_session = csrf::is_unsafe(method) || token == TokenMode::UserOptional;
+    let loads = token == TokenMode::User || (wants_session && has_cookie);
+    let session = if loads {
+        state.sessions.load(cookies.as_deref()).await?
+    } else {
+        None
+    };
+    let named_nothing = session.is_none() && has_cookie && loads;
+    drop(cookies);
+    count(state, session.as_ref(), named_nothing, peer, headers).await?;
+    if token == TokenMode::User && session.is_none() {
+        return Err(ApiError::Unauthenticated);
+    }
+    Ok(session)
 }
 
 /// The rate limits of step 2: a request is counted once against `api` (its session) or
@@ -145,18 +162,14 @@ async fn count(
 async fn forward(
     state: &SharedState,
     route: &Route,
-    mut session: Option<LoadedSession>,
+    session: Option<LoadedSession>,
     peer: SocketAddr,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    if let Some(loaded) = &mut session {
-        match keep_session(state, route, loaded, req.method(), req.headers()).await? {
-            Kept::Yes => {}
-            // Ended since it was loaded: a `user-optional` route goes on anonymously (never 401).
-            Kept::Ended => session = None,
-            Kept::Refused(response) => return Ok(response),
-        }
-    }
+    let session = match prepare(state, route.token, session, req.method(), req.headers()).await? {
+        Ok(session) => session,
+        Err(refused) => return Ok(refused),
+    };
     let bearer = bearer(state, route, session.as_ref()).await?;
     let ctx = ForwardContext {
         bearer: bearer.as_ref(),
@@ -175,6 +188,25 @@ async fn forward(
     Ok(state.proxy.forward(route, req, ctx).await)
 }
 
+/// Steps 3 and 4 for a loaded session: the session to go on with (`None` when a `user-optional`
+/// one ended meanwhile: it goes on anonymously, never 401), or the answer that stops here.
+async fn prepare(
+    state: &AppState,
+    token: TokenMode,
+    mut session: Option<LoadedSession>,
+    method: &Method,
+    headers: &axum::http::HeaderMap,
+) -> Result<Result<Option<LoadedSession>, Response<Body>>, ApiError> {
+    if let Some(loaded) = &mut session {
+        match keep_session(state, token, loaded, method, headers).await? {
+            Kept::Yes => {}
+            Kept::Ended => session = None,
+            Kept::Refused(response) => return Ok(Err(response)),
+        }
+    }
+    Ok(Ok(session))
+}
+
 /// What became of a loaded session on its way to the upstream.
 enum Kept {
     /// It stays; forward with its (possibly refreshed) token.
@@ -188,7 +220,7 @@ enum Kept {
 /// Steps 3 and 4: the CSRF token, the refresh, the idle timer.
 async fn keep_session(
     state: &AppState,
-    route: &Route,
+    token: TokenMode,
     session: &mut LoadedSession,
     method: &Method,
     headers: &axum::http::HeaderMap,
@@ -201,10 +233,10 @@ async fn keep_session(
         );
         return Err(ApiError::CsrfFailed);
     }
-    let optional = route.token == TokenMode::UserOptional;
+    let optional = token == TokenMode::UserOptional;
     // Refresh before the idle-timer write, so that write carries the refreshed tokens rather
     // than the ones this request loaded (SPEC §5; `session::refresh`).
-    if matches!(route.token, TokenMode::User | TokenMode::UserOptional) {
+    if matches!(token, TokenMode::User | TokenMode::UserOptional) {
         let skew = state.config.oidc.refresh_skew;
         match state
             .sessions

@@ -14,28 +14,35 @@
 //! near expiry) for `user` and `user-optional`, Ward's client-credentials token for `client`;
 //! [`Proxy::forward`] attaches it as the route's [`TokenMode`] allows.
 
+mod composite;
 mod cookies;
+pub mod fields;
 mod forward;
 mod headers;
+mod part_target;
 mod path;
 mod routes;
 #[cfg(test)]
 mod tests;
 pub(crate) mod trace;
+pub mod trim;
 pub(crate) mod websocket;
 
 use std::net::IpAddr;
 
 use axum::body::Body;
-use axum::http::{Extensions, HeaderValue, Method, Request, Response, Version};
+use axum::http::{Extensions, HeaderValue, Method, Request, Response, Version, header};
 use axum::response::IntoResponse;
 use url::{Position, Url};
 
-use crate::config::{RouteConfig, TokenMode};
+use crate::config::{CompositeConfig, RouteConfig, TokenMode};
 use crate::error::ApiError;
 use crate::security::limits;
 
 pub use crate::secret::{UnsendableBearer, bearer_value};
+pub use composite::{Composite, MAX_PARTS, Part};
+pub use fields::FieldSet;
+pub use part_target::PartTarget;
 pub use routes::Route;
 
 /// Why the route table cannot be built.
@@ -45,6 +52,14 @@ pub enum ProxyError {
     #[error("routes[{index}]: {reason}")]
     InvalidRoute {
         /// Position in `[[routes]]`.
+        index: usize,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A composite is invalid.
+    #[error("composites[{index}]: {reason}")]
+    InvalidComposite {
+        /// Position in `[[composites]]`.
         index: usize,
         /// What is wrong.
         reason: String,
@@ -81,6 +96,8 @@ pub struct Proxy {
     forwarded_host: HeaderValue,
     /// Request body limit of routes without their own (`[server] max_request_body`).
     max_request_body: u64,
+    /// `[[composites]]`, each answering one exact path.
+    composites: Vec<Composite>,
 }
 
 /// The body limit until [`Proxy::with_max_request_body`] sets the configured one: the
@@ -121,7 +138,24 @@ impl Proxy {
             forwarded_proto,
             forwarded_host,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
+            composites: Vec::new(),
         })
+    }
+
+    /// Compiles `[[composites]]` against the route table: every part must lie under a route.
+    pub fn with_composites(mut self, configs: &[CompositeConfig]) -> Result<Self, ProxyError> {
+        self.composites = composite::compile_all(configs, &self.routes)?;
+        Ok(self)
+    }
+
+    /// The composite answering exactly `path`, if any.
+    pub fn composite_for(&self, path: &str) -> Option<&Composite> {
+        self.composites.iter().find(|c| c.path() == path)
+    }
+
+    /// The route a composite part goes through.
+    pub fn route_of(&self, part: &Part) -> &Route {
+        &self.routes[part.route]
     }
 
     /// Sets the request body limit of routes that have none of their own.
@@ -152,22 +186,41 @@ impl Proxy {
         }
     }
 
-    async fn try_forward(
+    /// [`Proxy::forward`] with refusals as errors (composite parts report them by code).
+    pub(crate) async fn try_forward(
         &self,
         route: &Route,
-        req: Request<Body>,
+        mut req: Request<Body>,
         ctx: &ForwardContext<'_>,
     ) -> Result<Response<Body>, ApiError> {
         // A declared length over the limit is refused before anything is read or sent; a
         // streamed body is counted on its way out (`forward::send_limited`).
         let limit = route.max_request_body().unwrap_or(self.max_request_body);
         limits::refuse_declared_length(req.headers(), limit)?;
+        let trims = route.trims_for(req.headers());
+        if !trims.is_empty() {
+            // A body Ward trims must reach it whole and readable: identity, never compressed,
+            // never a byte range of a document (a range of the trimmed one means nothing).
+            for name in [header::ACCEPT_ENCODING, header::RANGE, header::IF_RANGE] {
+                req.headers_mut().remove(name);
+            }
+        }
+        let method = req.method().clone();
         let upstream_req = self.upstream_request(route, req, ctx)?;
         let response = forward::send_limited(&self.client, route, upstream_req, limit).await?;
         let (mut parts, body) = response.into_parts();
         headers::rewrite_response(&mut parts.headers, ctx.ward_cookies);
         parts.version = Version::default();
         parts.extensions = Extensions::new();
+        if route.has_profiles() {
+            // Caches must not serve one client's shape to another.
+            parts
+                .headers
+                .append(header::VARY, HeaderValue::from_static("x-client-profile"));
+        }
+        if !trims.is_empty() && trim::applies(&method, parts.status, &parts.headers) {
+            return trim::trim(route, &trims, parts, Body::new(body)).await;
+        }
         Ok(Response::from_parts(parts, Body::new(body)))
     }
 

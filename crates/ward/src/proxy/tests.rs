@@ -104,6 +104,9 @@ fn route(prefix: &str, upstream: &str, token: TokenMode, timeout: Duration) -> R
         timeout,
         max_request_body: None,
         scopes: None,
+        fields: None,
+        profiles: Default::default(),
+        max_buffered_response: 4 << 20,
     }
 }
 

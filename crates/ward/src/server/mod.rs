@@ -174,7 +174,8 @@ pub async fn build_state_with_store(
         &config.server.public_url,
         config.effective_workers(),
     )?
-    .with_max_request_body(config.server.max_request_body);
+    .with_max_request_body(config.server.max_request_body)
+    .with_composites(&config.composites)?;
     let site = config.static_files.as_ref().map(StaticSite::new);
     let settings = SessionSettings {
         idle_timeout: config.session.idle_timeout.as_secs(),

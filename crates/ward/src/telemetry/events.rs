@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 70] = [
+pub const CATALOGUE: [&str; 72] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -29,6 +29,7 @@ pub const CATALOGUE: [&str; 70] = [
     "backchannel_logout_rejected",
     "client_token_failed",
     "client_token_fetched",
+    "composite_part_failed",
     "connection_closed",
     "connection_error",
     "connection_handoff_failed",
@@ -67,6 +68,7 @@ pub const CATALOGUE: [&str; 70] = [
     "refresh_succeeded",
     "request_malformed",
     "request_too_large",
+    "response_trim_refused",
     "revocation_failed",
     "session_ended",
     "session_resealed",
