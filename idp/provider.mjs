@@ -11,9 +11,12 @@
 //        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
 //        KEEP_SSRF_GUARD=1 (keep oidc-provider's loopback/private-IP block on back-channel logout),
 //        EXIT_WITH_STDIN=1 (exit when stdin closes: the parent test process has gone),
-//        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo).
+//        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo),
+//        TLS_CERT / TLS_KEY (PEM files: serve https, the issuer becomes https://…).
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { SignJWT, base64url, decodeJwt, decodeProtectedHeader } from 'jose';
 import Provider from 'oidc-provider';
 
@@ -284,10 +287,13 @@ function testHooks() {
 // ------------------------------------------------------------------------- end of test hooks
 
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
-const server = createServer();
+const TLS = process.env.TLS_CERT && process.env.TLS_KEY;
+const server = TLS
+  ? createHttpsServer({ cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) })
+  : createHttpServer();
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
-  const issuer = `http://${HOST}:${port}`;
+  const issuer = `${TLS ? 'https' : 'http'}://${HOST}:${port}`;
   const provider = new Provider(issuer, configuration());
   if (process.env.TEST_HOOKS === '1') { // first, so the counters see every request
     provider.use(testHooks());

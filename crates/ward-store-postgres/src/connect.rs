@@ -78,8 +78,12 @@ fn split_transport(url: &str) -> Result<(String, Transport), ConnectError> {
 }
 
 /// A pool for `url` and where it points (`host:port/dbname`, no credentials). TLS policy:
-/// [`split_transport`].
-pub(crate) fn pool(url: &str) -> Result<(Pool, String), ConnectError> {
+/// [`split_transport`]; verified against `sslrootcert` when the URL names one, else against
+/// `shared` (the gateway's one outbound trust) when given, else the system's roots.
+pub(crate) fn pool(
+    url: &str,
+    shared: Option<&rustls::ClientConfig>,
+) -> Result<(Pool, String), ConnectError> {
     let (url, transport) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         split_transport(url)?
     } else {
@@ -106,7 +110,11 @@ pub(crate) fn pool(url: &str) -> Result<(Pool, String), ConnectError> {
         }
         Transport::Tls { roots } => {
             config.ssl_mode(SslMode::Require);
-            Manager::from_config(config, tls(roots.as_deref())?, manager_config)
+            let tls = match (roots, shared) {
+                (None, Some(shared)) => MakeRustlsConnect::new(shared.clone()),
+                (roots, _) => tls(roots.as_deref())?,
+            };
+            Manager::from_config(config, tls, manager_config)
         }
     };
     let pool = Pool::builder(manager)
@@ -276,7 +284,7 @@ mod tests {
 
     #[test]
     fn missing_root_certificate_file_is_named_in_the_error() {
-        let Err(error) = pool("postgres://h/db?sslrootcert=/nonexistent/ward-ca.pem") else {
+        let Err(error) = pool("postgres://h/db?sslrootcert=/nonexistent/ward-ca.pem", None) else {
             panic!("missing file accepted");
         };
         assert!(
@@ -291,7 +299,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_url_error_does_not_echo_the_url() {
-        let Err(error) = pool("postgres://ward:hunter2@db/x?sslmode=sometimes") else {
+        let Err(error) = pool("postgres://ward:hunter2@db/x?sslmode=sometimes", None) else {
             panic!("invalid sslmode accepted");
         };
         assert!(matches!(error, ConnectError::InvalidSslMode), "{error}");

@@ -101,8 +101,29 @@ impl PostgresStore {
         key_prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
+        Self::open(url, key_prefix, clock, None).await
+    }
+
+    /// [`connect`](Self::connect) verifying TLS with `tls` instead of the system's roots
+    /// (unless the URL names an `sslrootcert`): the gateway passes its one outbound
+    /// configuration, which trusts the system roots plus its private CA.
+    pub async fn connect_with_tls(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        tls: &rustls::ClientConfig,
+    ) -> Result<Self, StoreError> {
+        Self::open(url, key_prefix, clock, Some(tls)).await
+    }
+
+    async fn open(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        tls: Option<&rustls::ClientConfig>,
+    ) -> Result<Self, StoreError> {
         let prefix = TablePrefix::from_key_prefix(key_prefix);
-        let (pool, target) = connect::pool(url)?;
+        let (pool, target) = connect::pool(url, tls)?;
         let store = Self {
             pool,
             sql: Arc::new(Sql::new(&prefix)),

@@ -11,6 +11,8 @@
 //!   `ward_store::SessionStore` backend.
 //! - [`error::ApiError`] is the one mapping from failures to HTTP; [`telemetry`] sets up logs.
 //! - [`admin`] is the separate operations listener: health, readiness, session revocation.
+//! - [`outbound`] is the one trust (system roots + a private CA) and egress proxy policy of
+//!   every connection Ward opens: IdP, upstreams, store, OTLP.
 
 pub mod admin;
 pub mod app;
@@ -20,6 +22,7 @@ pub mod endpoints;
 pub mod error;
 pub mod gateway;
 pub mod oidc;
+pub mod outbound;
 pub mod proxy;
 pub mod random;
 pub mod secret;

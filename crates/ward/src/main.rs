@@ -122,8 +122,11 @@ const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let traces = ward::telemetry::init(&config.telemetry, std::io::stdout)
+    // Once, before anything connects: the trust and proxy every outbound client shares.
+    let outbound = ward::outbound::Outbound::load(&config.outbound)?;
+    let traces = ward::telemetry::init(&config.telemetry, &outbound, std::io::stdout)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    outbound.log();
     if config.server.insecure_dev {
         tracing::warn!(
             event = "insecure_dev",
@@ -134,7 +137,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let listen = config.server.listen;
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
-    let state = ward::server::build(config).await?;
+    let state = ward::server::build(config, outbound).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -201,12 +204,14 @@ async fn sessions(path: &Path, action: SessionsAction) -> anyhow::Result<()> {
         _ => {}
     }
     // Audit lines (`session_revoked`) go to stderr, leaving stdout to the listing.
-    ward::telemetry::init(&config.telemetry, std::io::stderr)
+    let outbound = ward::outbound::Outbound::load(&config.outbound)?;
+    ward::telemetry::init(&config.telemetry, &outbound, std::io::stderr)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     let ring = ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     let sealer = ward::session::seal::Sealer::new(ring);
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
-    let store = ward::server::open_store(&config, clock).await.map_err(|err| {
+    let opened = ward::server::open_store(&config, &outbound, clock).await;
+    let store = opened.map_err(|err| {
         if is_held_by_another_process(&err) {
             anyhow::anyhow!(
                 "the session database {} is in use by a running Ward (the embedded store admits \
@@ -267,10 +272,12 @@ async fn check(path: &Path) -> anyhow::Result<()> {
     say!("configuration: {} is valid", path.display())?;
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
     ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
-    ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
+    let outbound = ward::outbound::Outbound::load(&config.outbound)?;
+    say!("outbound: {}", outbound.describe())?;
+    ward::proxy::Proxy::new(&config.routes, &config.server.public_url, &outbound)?;
     say!("routes: {} valid", config.routes.len())?;
     say!("{}", ward::config::describe_rate_limits(&config.rate_limit))?;
-    let store = ward::server::open_store(&config, clock.clone()).await?;
+    let store = ward::server::open_store(&config, &outbound, clock.clone()).await?;
     store.ping().await.context("store does not answer")?;
     say!("store: {} reachable", store.kind())?;
     if config.store.kind == ward::config::StoreKind::Cookie {
@@ -280,7 +287,7 @@ async fn check(path: &Path) -> anyhow::Result<()> {
              and parallel logins of one browser (the later wins)"
         )?;
     }
-    ward::server::discover(&config, clock).await?;
+    ward::server::discover(&config, &outbound, clock).await?;
     say!("oidc: provider metadata loaded from {}", config.oidc.issuer)?;
     let telemetry = &config.telemetry;
     match &telemetry.otlp_endpoint {

@@ -25,6 +25,7 @@ pub(crate) const SECTIONS: &[&str] = &[
     "rate_limit",
     "static",
     "telemetry",
+    "outbound",
     "admin",
     "routes",
 ];
@@ -78,6 +79,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("telemetry", "otlp_protocol", Shape::Text),
     ("telemetry", "service_name", Shape::Text),
     ("telemetry", "sampling_ratio", Shape::Structured),
+    ("outbound", "ca_file", Shape::Text),
     ("admin", "listen", Shape::Text),
     ("admin", "token", Shape::Text),
     ("admin", "token_file", Shape::Text),

@@ -16,6 +16,7 @@ use ward_store::{Clock, SessionStore, SystemClock};
 
 use crate::config::{AdminConfig, Config, SameSite, StoreKind};
 use crate::oidc::{ClientTokens, OidcClient, OidcError};
+use crate::outbound::Outbound;
 use crate::proxy::{Proxy, ProxyError};
 use crate::security::rate_limit::RateLimiting;
 use crate::session::cookie::CookieAttributes;
@@ -56,14 +57,19 @@ pub enum StartError {
     /// `[rate_limit]` cannot count where it is told to.
     #[error("rate_limit")]
     RateLimit(#[from] crate::security::rate_limit::RateLimitSetupError),
+    /// `[outbound]`: the trusted roots or the egress proxy are unusable.
+    #[error("outbound")]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
     PublicUrl,
 }
 
-/// Opens the configured store (connecting to it for `redis` and `postgres`).
+/// Opens the configured store (connecting to it for `redis` and `postgres`, over TLS with the
+/// trust of `outbound`).
 pub async fn open_store(
     config: &Config,
+    outbound: &Outbound,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn SessionStore>, ward_store::StoreError> {
     Ok(match config.store.kind {
@@ -79,10 +85,11 @@ pub async fn open_store(
         )),
         StoreKind::Redis => {
             let redis = Arc::new(
-                ward_store_redis::RedisStore::connect(
+                ward_store_redis::RedisStore::connect_with_roots(
                     store_url(config)?,
                     &config.store.key_prefix,
                     clock.clone(),
+                    outbound.trusted_certificates(),
                 )
                 .await?,
             );
@@ -92,10 +99,11 @@ pub async fn open_store(
             }
         }
         StoreKind::Postgres => Arc::new(
-            ward_store_postgres::PostgresStore::connect(
+            ward_store_postgres::PostgresStore::connect_with_tls(
                 store_url(config)?,
                 &config.store.key_prefix,
                 clock,
+                &outbound.tls_config(&[]),
             )
             .await?,
         ),
@@ -124,7 +132,11 @@ fn session_cookie_attributes(config: &Config) -> CookieAttributes {
 }
 
 /// Discovers the IdP, retrying briefly with backoff.
-pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClient, StartError> {
+pub async fn discover(
+    config: &Config,
+    outbound: &Outbound,
+    clock: Arc<dyn Clock>,
+) -> Result<OidcClient, StartError> {
     let redirect_uri = config
         .server
         .public_url
@@ -133,7 +145,9 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
-        match OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone()).await {
+        let found =
+            OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone(), outbound);
+        match found.await {
             Ok(client) => return Ok(client),
             Err(err) if attempt < DISCOVERY_ATTEMPTS => {
                 tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
@@ -148,8 +162,18 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
 
 /// Builds everything the handlers share, on the configured store.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<SharedState, StartError> {
-    let store = open_store(&config, clock.clone()).await?;
-    build_state_with_store(config, clock, store).await
+    let outbound = Outbound::load(&config.outbound)?;
+    build_state_with(config, clock, outbound).await
+}
+
+/// [`build_state`] with the outbound trust and egress loaded by the caller (once, at start).
+pub async fn build_state_with(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    outbound: Outbound,
+) -> Result<SharedState, StartError> {
+    let store = open_store(&config, &outbound, clock.clone()).await?;
+    assemble(config, clock, store, &outbound).await
 }
 
 /// Builds everything the handlers share, on a store the caller opened (tests inject faults).
@@ -158,13 +182,24 @@ pub async fn build_state_with_store(
     clock: Arc<dyn Clock>,
     store: Arc<dyn SessionStore>,
 ) -> Result<SharedState, StartError> {
+    let outbound = Outbound::load(&config.outbound)?;
+    assemble(config, clock, store, &outbound).await
+}
+
+async fn assemble(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn SessionStore>,
+    outbound: &Outbound,
+) -> Result<SharedState, StartError> {
     let store = crate::telemetry::InstrumentedStore::wrap(store);
     let ring = KeyRing::from_config(&config.crypto.keys)?;
-    let oidc = discover(&config, clock.clone()).await?;
+    let oidc = discover(&config, outbound, clock.clone()).await?;
     let proxy = Proxy::for_workers(
         &config.routes,
         &config.server.public_url,
         config.effective_workers(),
+        outbound,
     )?
     .with_max_request_body(config.server.max_request_body);
     let site = config
@@ -205,9 +240,9 @@ pub async fn build_state_with_store(
     }))
 }
 
-/// Builds the state with the system clock.
-pub async fn build(config: Config) -> Result<SharedState, StartError> {
-    build_state(config, Arc::new(SystemClock)).await
+/// Builds the state with the system clock and the outbound trust and egress of `outbound`.
+pub async fn build(config: Config, outbound: Outbound) -> Result<SharedState, StartError> {
+    build_state_with(config, Arc::new(SystemClock), outbound).await
 }
 
 /// Serves `state` on `listener` until `shutdown` resolves, then finishes in-flight requests
