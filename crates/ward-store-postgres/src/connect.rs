@@ -12,9 +12,10 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::{Config, Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use ward_store::BoxError;
+use ward_store::{BoxError, Clock, StoreError};
 
 use crate::error::ConnectError;
+use crate::schema::{self, Sql, TablePrefix};
 
 /// Connections kept open at most. Each store call holds one for a single statement or a short
 /// transaction, so a few serve many requests.
@@ -173,6 +174,32 @@ fn file_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
         return Err(unreadable("no usable certificate in the file".into()));
     }
     Ok(store)
+}
+
+impl crate::PostgresStore {
+    /// Connects (TLS per [`pool`]) and brings the tables to this build's schema.
+    pub(crate) async fn open(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        tls: Option<&rustls::ClientConfig>,
+    ) -> Result<Self, StoreError> {
+        let prefix = TablePrefix::from_key_prefix(key_prefix);
+        let (pool, target) = pool(url, tls)?;
+        let store = Self {
+            pool,
+            sql: Arc::new(Sql::new(&prefix)),
+            clock,
+            target: target.into(),
+        };
+        store
+            .bounded(async {
+                let mut client = store.client().await?;
+                schema::migrate(&mut client, &prefix, &store.sql).await
+            })
+            .await?;
+        Ok(store)
+    }
 }
 
 /// `host:port[,host:port]/dbname` for error messages. A host holding anything a host name

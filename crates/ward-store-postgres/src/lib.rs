@@ -50,7 +50,7 @@ pub use error::{ConnectError, CorruptRow};
 pub use schema::NewerSchema;
 
 use error::{unavailable, undecodable};
-use schema::{SWEEP_BATCH, Sql, TablePrefix};
+use schema::{SWEEP_BATCH, Sql};
 
 /// The longest a store call may take, connection included, before it fails as
 /// [`StoreError::Unavailable`]: a hung server is an outage, not a hung request.
@@ -114,29 +114,6 @@ impl PostgresStore {
         tls: &rustls::ClientConfig,
     ) -> Result<Self, StoreError> {
         Self::open(url, key_prefix, clock, Some(tls)).await
-    }
-
-    async fn open(
-        url: &str,
-        key_prefix: &str,
-        clock: Arc<dyn Clock>,
-        tls: Option<&rustls::ClientConfig>,
-    ) -> Result<Self, StoreError> {
-        let prefix = TablePrefix::from_key_prefix(key_prefix);
-        let (pool, target) = connect::pool(url, tls)?;
-        let store = Self {
-            pool,
-            sql: Arc::new(Sql::new(&prefix)),
-            clock,
-            target: target.into(),
-        };
-        store
-            .bounded(async {
-                let mut client = store.client().await?;
-                schema::migrate(&mut client, &prefix, &store.sql).await
-            })
-            .await?;
-        Ok(store)
     }
 
     async fn client(&self) -> Result<Client, StoreError> {
