@@ -11,11 +11,13 @@
 //!   `ward_store::SessionStore` backend.
 //! - [`error::ApiError`] is the one mapping from failures to HTTP; [`telemetry`] sets up logs.
 //! - [`admin`] is the separate operations listener: health, readiness, session revocation.
+//! - [`check`] is `ward check` beyond validation: store, IdP, client credentials, upstreams.
 //! - [`outbound`] is the one trust (system roots + a private CA) and egress proxy policy of
 //!   every connection Ward opens: IdP, upstreams, store, OTLP.
 
 pub mod admin;
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod cookie_header;
 pub mod endpoints;

@@ -272,7 +272,10 @@ mod tests {
             "{errors}"
         );
         let errors = load("[outbound]\nca_dir = \"x\"\n", dir.path(), &[]).unwrap_err();
-        assert_eq!(errors, "outbound.ca_dir: unknown key");
+        assert_eq!(
+            errors,
+            "outbound.ca_dir: unknown key; did you mean `ca_file`?"
+        );
     }
 
     #[test]

@@ -22,6 +22,7 @@ use super::outbound::check_outbound;
 use super::rate_limit::check_rate_limit;
 use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
+use super::static_policy;
 use super::store::check_store;
 use super::telemetry::check_telemetry;
 use crate::secret::SecretString;
@@ -141,6 +142,7 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     }
     if let Some(Some(static_files)) = draft.static_files {
         check_static_dir(&static_files.dir, out);
+        static_policy::check(static_files, out);
     }
     if let Some(telemetry) = draft.telemetry {
         check_telemetry(telemetry, out);

@@ -86,7 +86,7 @@ where
 
 /// An OAuth `error` code reduced to its defined character set (RFC 6749 §5.2), so an IdP
 /// cannot smuggle arbitrary text into Ward's logs.
-fn error_code(code: &str) -> String {
+pub(super) fn error_code(code: &str) -> String {
     let code: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
@@ -112,6 +112,23 @@ impl ClientCredentials {
         let id: String = byte_serialize(self.id.as_bytes()).collect();
         let secret: String = byte_serialize(self.secret.expose().as_bytes()).collect();
         format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
+    }
+
+    /// Adds the client authentication to a token-side request: the `Authorization` header or
+    /// the `client_id` and `client_secret` form fields.
+    pub(super) fn authenticate(
+        &self,
+        request: http::request::Builder,
+        form: &mut Serializer<'_, String>,
+    ) -> http::request::Builder {
+        match self.auth {
+            ClientAuth::ClientSecretBasic => request.header(AUTHORIZATION, self.basic_header()),
+            ClientAuth::ClientSecretPost => {
+                form.append_pair("client_id", &self.id)
+                    .append_pair("client_secret", self.secret.expose());
+                request
+            }
+        }
     }
 }
 
@@ -156,20 +173,12 @@ fn revocation_request(
     let mut form = Serializer::new(String::new());
     form.append_pair("token", token.expose())
         .append_pair("token_type_hint", "refresh_token");
-    let mut request = http::Request::builder()
+    let request = http::Request::builder()
         .method(http::Method::POST)
         .uri(endpoint.as_str())
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json");
-    match credentials.auth {
-        ClientAuth::ClientSecretBasic => {
-            request = request.header(AUTHORIZATION, credentials.basic_header());
-        }
-        ClientAuth::ClientSecretPost => {
-            form.append_pair("client_id", &credentials.id)
-                .append_pair("client_secret", credentials.secret.expose());
-        }
-    }
+    let request = credentials.authenticate(request, &mut form);
     request.body(form.finish().into_bytes())
 }
 

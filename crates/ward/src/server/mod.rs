@@ -202,10 +202,7 @@ async fn assemble(
         outbound,
     )?
     .with_max_request_body(config.server.max_request_body);
-    let site = config
-        .static_files
-        .as_ref()
-        .map(|s| StaticSite::new(&s.dir));
+    let site = config.static_files.as_ref().map(StaticSite::new);
     let settings = SessionSettings {
         idle_timeout: config.session.idle_timeout.as_secs(),
         absolute_timeout: config.session.absolute_timeout.as_secs(),
