@@ -14,8 +14,11 @@
 //        TEST_HOOKS=1 (enable the /__test/* endpoints below; never in a demo),
 //        PASSWORD_GRANT=1 (register the resource-owner password grant, see below; only then is
 //        `password` in grant_types_supported and the client's grant_types).
+//        TLS_CERT / TLS_KEY (PEM files: serve https, the issuer becomes https://…).
 import { generateKeyPairSync } from 'node:crypto';
-import { createServer } from 'node:http';
+import { readFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import { SignJWT, base64url, decodeJwt, decodeProtectedHeader } from 'jose';
 import Provider, { errors } from 'oidc-provider';
 
@@ -334,10 +337,13 @@ function passwordGrant(provider) {
 }
 
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
-const server = createServer();
+const TLS = process.env.TLS_CERT && process.env.TLS_KEY;
+const server = TLS
+  ? createHttpsServer({ cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) })
+  : createHttpServer();
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
-  const issuer = `http://${HOST}:${port}`;
+  const issuer = `${TLS ? 'https' : 'http'}://${HOST}:${port}`;
   const provider = new Provider(issuer, configuration());
   if (process.env.TEST_HOOKS === '1') { // first, so the counters see every request
     provider.use(testHooks());

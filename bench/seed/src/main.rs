@@ -93,7 +93,8 @@ fn main() -> anyhow::Result<()> {
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let store = ward::server::open_store(&config, clock.clone())
+        let outbound = ward::outbound::Outbound::load(&config.outbound).context("outbound")?;
+        let store = ward::server::open_store(&config, &outbound, clock.clone())
             .await
             .context("store")?;
         let ring = KeyRing::from_config(&config.crypto.keys).context("crypto.keys")?;

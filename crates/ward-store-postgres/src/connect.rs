@@ -12,9 +12,10 @@ use rustls::pki_types::pem::PemObject;
 use tokio_postgres::NoTls;
 use tokio_postgres::config::{Config, Host, SslMode};
 use tokio_postgres_rustls::MakeRustlsConnect;
-use ward_store::BoxError;
+use ward_store::{BoxError, Clock, StoreError};
 
 use crate::error::ConnectError;
+use crate::schema::{self, Sql, TablePrefix};
 
 /// Connections kept open at most. Each store call holds one for a single statement or a short
 /// transaction, so a few serve many requests.
@@ -78,8 +79,12 @@ fn split_transport(url: &str) -> Result<(String, Transport), ConnectError> {
 }
 
 /// A pool for `url` and where it points (`host:port/dbname`, no credentials). TLS policy:
-/// [`split_transport`].
-pub(crate) fn pool(url: &str) -> Result<(Pool, String), ConnectError> {
+/// [`split_transport`]; verified against `sslrootcert` when the URL names one, else against
+/// `shared` (the gateway's one outbound trust) when given, else the system's roots.
+pub(crate) fn pool(
+    url: &str,
+    shared: Option<&rustls::ClientConfig>,
+) -> Result<(Pool, String), ConnectError> {
     let (url, transport) = if url.starts_with("postgres://") || url.starts_with("postgresql://") {
         split_transport(url)?
     } else {
@@ -106,7 +111,11 @@ pub(crate) fn pool(url: &str) -> Result<(Pool, String), ConnectError> {
         }
         Transport::Tls { roots } => {
             config.ssl_mode(SslMode::Require);
-            Manager::from_config(config, tls(roots.as_deref())?, manager_config)
+            let tls = match (roots, shared) {
+                (None, Some(shared)) => MakeRustlsConnect::new(shared.clone()),
+                (roots, _) => tls(roots.as_deref())?,
+            };
+            Manager::from_config(config, tls, manager_config)
         }
     };
     let pool = Pool::builder(manager)
@@ -165,6 +174,32 @@ fn file_roots(path: &Path) -> Result<RootCertStore, ConnectError> {
         return Err(unreadable("no usable certificate in the file".into()));
     }
     Ok(store)
+}
+
+impl crate::PostgresStore {
+    /// Connects (TLS per [`pool`]) and brings the tables to this build's schema.
+    pub(crate) async fn open(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        tls: Option<&rustls::ClientConfig>,
+    ) -> Result<Self, StoreError> {
+        let prefix = TablePrefix::from_key_prefix(key_prefix);
+        let (pool, target) = pool(url, tls)?;
+        let store = Self {
+            pool,
+            sql: Arc::new(Sql::new(&prefix)),
+            clock,
+            target: target.into(),
+        };
+        store
+            .bounded(async {
+                let mut client = store.client().await?;
+                schema::migrate(&mut client, &prefix, &store.sql).await
+            })
+            .await?;
+        Ok(store)
+    }
 }
 
 /// `host:port[,host:port]/dbname` for error messages. A host holding anything a host name
@@ -276,7 +311,7 @@ mod tests {
 
     #[test]
     fn missing_root_certificate_file_is_named_in_the_error() {
-        let Err(error) = pool("postgres://h/db?sslrootcert=/nonexistent/ward-ca.pem") else {
+        let Err(error) = pool("postgres://h/db?sslrootcert=/nonexistent/ward-ca.pem", None) else {
             panic!("missing file accepted");
         };
         assert!(
@@ -291,7 +326,7 @@ mod tests {
 
     #[tokio::test]
     async fn invalid_url_error_does_not_echo_the_url() {
-        let Err(error) = pool("postgres://ward:hunter2@db/x?sslmode=sometimes") else {
+        let Err(error) = pool("postgres://ward:hunter2@db/x?sslmode=sometimes", None) else {
             panic!("invalid sslmode accepted");
         };
         assert!(matches!(error, ConnectError::InvalidSslMode), "{error}");

@@ -52,7 +52,7 @@ pub use error::{ConnectError, CorruptRow};
 pub use schema::NewerSchema;
 
 use error::{unavailable, undecodable};
-use schema::{SWEEP_BATCH, Sql, TablePrefix};
+use schema::{SWEEP_BATCH, Sql};
 
 /// The longest a store call may take, connection included, before it fails as
 /// [`StoreError::Unavailable`]: a hung server is an outage, not a hung request.
@@ -103,21 +103,19 @@ impl PostgresStore {
         key_prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        let prefix = TablePrefix::from_key_prefix(key_prefix);
-        let (pool, target) = connect::pool(url)?;
-        let store = Self {
-            pool,
-            sql: Arc::new(Sql::new(&prefix)),
-            clock,
-            target: target.into(),
-        };
-        store
-            .bounded(async {
-                let mut client = store.client().await?;
-                schema::migrate(&mut client, &prefix, &store.sql).await
-            })
-            .await?;
-        Ok(store)
+        Self::open(url, key_prefix, clock, None).await
+    }
+
+    /// [`connect`](Self::connect) verifying TLS with `tls` instead of the system's roots
+    /// (unless the URL names an `sslrootcert`): the gateway passes its one outbound
+    /// configuration, which trusts the system roots plus its private CA.
+    pub async fn connect_with_tls(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        tls: &rustls::ClientConfig,
+    ) -> Result<Self, StoreError> {
+        Self::open(url, key_prefix, clock, Some(tls)).await
     }
 
     async fn client(&self) -> Result<Client, StoreError> {

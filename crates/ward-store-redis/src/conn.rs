@@ -6,10 +6,13 @@
 
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, Value};
+use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value};
+use rustls::pki_types::CertificateDer;
 
 use crate::address::Target;
 
@@ -28,11 +31,23 @@ pub(crate) enum Connection {
 }
 
 impl Connection {
-    /// Connects to `target`, failing when it cannot be reached now.
-    pub(crate) async fn open(target: &Target) -> RedisResult<Self> {
-        if target.uses_tls() {
-            install_crypto_provider();
-        }
+    /// Connects to `target`, failing when it cannot be reached now. Over TLS (`rediss://`),
+    /// the server's certificate must chain to one of `roots` when given, else to the system's
+    /// roots.
+    pub(crate) async fn open(
+        target: &Target,
+        roots: Option<&[CertificateDer<'static>]>,
+    ) -> RedisResult<Self> {
+        let certificates = match (target.uses_tls(), roots) {
+            (true, roots) => {
+                install_crypto_provider();
+                roots.map(|roots| TlsCertificates {
+                    client_tls: None,
+                    root_cert: Some(pem_bundle(roots)),
+                })
+            }
+            (false, _) => None,
+        };
         match target {
             Target::Single(url) => {
                 let config = ConnectionManagerConfig::new()
@@ -40,16 +55,22 @@ impl Connection {
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_number_of_retries(RECONNECT_ATTEMPTS)
                     .set_max_delay(Duration::from_secs(2));
-                let client = Client::open(url.as_str())?;
+                let client = match certificates {
+                    Some(certificates) => Client::build_with_tls(url.as_str(), certificates)?,
+                    None => Client::open(url.as_str())?,
+                };
                 let manager = ConnectionManager::new_with_config(client, config).await?;
                 Ok(Self::Single(manager))
             }
             Target::Cluster(nodes) => {
-                let client = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
+                let mut builder = ClusterClientBuilder::new(nodes.iter().map(String::as_str))
                     .connection_timeout(CONNECT_TIMEOUT)
                     .response_timeout(RESPONSE_TIMEOUT)
-                    .retries(RECONNECT_ATTEMPTS as u32)
-                    .build()?;
+                    .retries(RECONNECT_ATTEMPTS as u32);
+                if let Some(certificates) = certificates {
+                    builder = builder.certs(certificates);
+                }
+                let client = builder.build()?;
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
         }
@@ -67,6 +88,22 @@ impl Target {
             Self::Cluster(nodes) => nodes.iter().any(tls),
         }
     }
+}
+
+/// `roots` as one PEM bundle: the driver takes its trust anchors in that form only (and then
+/// trusts nothing else, so the caller passes the system roots too when it wants them).
+fn pem_bundle(roots: &[CertificateDer<'static>]) -> Vec<u8> {
+    let mut pem = String::new();
+    for cert in roots {
+        pem.push_str("-----BEGIN CERTIFICATE-----\n");
+        let encoded = STANDARD.encode(cert.as_ref());
+        for line in encoded.as_bytes().chunks(64) {
+            pem.push_str(&String::from_utf8_lossy(line));
+            pem.push('\n');
+        }
+        pem.push_str("-----END CERTIFICATE-----\n");
+    }
+    pem.into_bytes()
 }
 
 /// The driver builds its rustls configuration from the process-wide default provider. This
@@ -104,5 +141,25 @@ impl ConnectionLike for Connection {
             Self::Single(c) => c.get_db(),
             Self::Cluster(c) => c.get_db(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rustls::pki_types::pem::PemObject as _;
+
+    use super::*;
+
+    #[test]
+    fn the_pem_bundle_reads_back_as_the_same_certificates() {
+        let certs = [
+            CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x01]),
+            CertificateDer::from((0..200u8).collect::<Vec<_>>()),
+        ];
+        let bundle = pem_bundle(&certs);
+        let back = CertificateDer::pem_slice_iter(&bundle)
+            .collect::<Result<Vec<_>, _>>()
+            .expect("valid PEM");
+        assert_eq!(back, certs);
     }
 }

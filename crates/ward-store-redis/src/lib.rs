@@ -68,6 +68,7 @@ mod sweep;
 
 use std::sync::Arc;
 
+use rustls::pki_types::CertificateDer;
 use ward_store::{Clock, StoreError};
 
 pub use address::UrlError;
@@ -109,6 +110,26 @@ impl RedisStore {
         key_prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
+        Self::open(url, key_prefix, clock, None).await
+    }
+
+    /// [`connect`](Self::connect) trusting exactly `roots` for `rediss://` (the gateway passes
+    /// its one outbound trust: the system roots plus its private CA).
+    pub async fn connect_with_roots(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        roots: &[CertificateDer<'static>],
+    ) -> Result<Self, StoreError> {
+        Self::open(url, key_prefix, clock, Some(roots)).await
+    }
+
+    async fn open(
+        url: &str,
+        key_prefix: &str,
+        clock: Arc<dyn Clock>,
+        roots: Option<&[CertificateDer<'static>]>,
+    ) -> Result<Self, StoreError> {
         let failed = |source: ward_store::BoxError| {
             StoreError::Unavailable(Box::new(ConnectError {
                 address: address::Redacted(url).to_string(),
@@ -116,7 +137,7 @@ impl RedisStore {
             }))
         };
         let target = address::parse(url).map_err(|e| failed(Box::new(e)))?;
-        let conn = Connection::open(&target)
+        let conn = Connection::open(&target, roots)
             .await
             .map_err(|e| failed(Box::new(e)))?;
         Ok(Self {

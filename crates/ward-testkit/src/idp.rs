@@ -13,6 +13,7 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
+use crate::pki::IdpTls;
 use crate::repo_root;
 
 /// The client id registered at the test IdP.
@@ -67,6 +68,8 @@ pub struct IdpOptions {
     pub keep_ssrf_guard: bool,
     /// Any further environment variables for the node process.
     pub extra_env: Vec<(String, String)>,
+    /// Serve https with this certificate (the issuer becomes `https://…`).
+    pub tls: Option<IdpTls>,
 }
 
 impl IdpOptions {
@@ -83,6 +86,7 @@ impl IdpOptions {
             client_auth: ClientAuth::Basic,
             keep_ssrf_guard: false,
             extra_env: Vec::new(),
+            tls: None,
         }
     }
 }
@@ -139,11 +143,14 @@ impl Idp {
         let stderr_task = tokio::spawn(capture(stderr, "err", Arc::clone(&logs), None));
 
         let issuer = wait_until_ready(&mut child, ready_rx, stderr_task, &logs).await?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
-            .timeout(Duration::from_secs(30))
-            .build()
-            .context("building the HTTP client")?;
+            .timeout(Duration::from_secs(30));
+        if let Some(tls) = &options.tls {
+            let ca = reqwest::Certificate::from_pem(&tls.ca_pem).context("the IdP's CA")?;
+            http = http.tls_certs_only([ca]);
+        }
+        let http = http.build().context("building the HTTP client")?;
         let stdin = child.stdin.take();
         Ok(Self {
             issuer,
@@ -161,7 +168,8 @@ impl Idp {
         self.child.kill().await.context("killing the test IdP")
     }
 
-    /// The issuer, `http://127.0.0.1:<port>` (no trailing slash).
+    /// The issuer, `http://127.0.0.1:<port>` (`https://` with [`IdpOptions::tls`]; no trailing
+    /// slash).
     pub fn issuer(&self) -> &str {
         &self.issuer
     }
@@ -293,6 +301,11 @@ fn node_command(options: &IdpOptions, idp_dir: &Path) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
+    if let Some(tls) = &options.tls {
+        command
+            .env("TLS_CERT", &tls.cert_file)
+            .env("TLS_KEY", &tls.key_file);
+    }
     let optional = [
         ("OP_HOST", options.host.clone()),
         ("AT_TTL", options.at_ttl.map(|v| v.to_string())),

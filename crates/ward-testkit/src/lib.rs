@@ -4,6 +4,7 @@
 //!   port, with test hooks that forge bad ID tokens, fail token requests and count calls.
 //! - [`EchoUpstream`]: an API upstream that answers with a JSON description of each request and
 //!   records it, plus slow, `Set-Cookie` and status endpoints.
+//! - [`TestCa`]: a private CA and the server certificates it signs, for TLS tests.
 //! - [`Browser`]: a cookie-jar HTTP client without automatic redirects, which can also drive the
 //!   IdP's dev login and consent pages ([`Browser::login_at_idp`]).
 //!
@@ -16,6 +17,7 @@ mod cookie_jar;
 mod echo;
 mod idp;
 mod password_grant;
+mod pki;
 
 use std::path::PathBuf;
 
@@ -30,6 +32,7 @@ pub use idp::{
     ensure_npm_installed,
 };
 pub use password_grant::{PASSWORD_SECRET, PASSWORD_USER};
+pub use pki::{IdpTls, ServerFiles, TestCa};
 
 /// The tag of this test run: `WARD_TEST_RUN` (set by `scripts/test`), reduced to at most 16
 /// characters of `[a-z0-9]`, or `local`. Every Redis key prefix and PostgreSQL table name a

@@ -13,6 +13,8 @@
 //! - [`error::ApiError`] is the one mapping from failures to HTTP; [`telemetry`] sets up logs.
 //! - [`admin`] is the separate operations listener: health, readiness, session revocation.
 //! - [`check`] is `ward check` beyond validation: store, IdP, client credentials, upstreams.
+//! - [`outbound`] is the one trust (system roots + a private CA) and egress proxy policy of
+//!   every connection Ward opens: IdP, upstreams, store, OTLP.
 
 pub mod admin;
 pub mod app;
@@ -23,6 +25,7 @@ pub mod endpoints;
 pub mod error;
 pub mod gateway;
 pub mod oidc;
+pub mod outbound;
 pub mod proxy;
 pub mod random;
 pub mod secret;

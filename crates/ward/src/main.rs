@@ -125,8 +125,11 @@ const ADMIN_DRAIN: std::time::Duration = std::time::Duration::from_secs(2);
 
 async fn serve(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
-    let traces = ward::telemetry::init(&config.telemetry, std::io::stdout)
+    // Once, before anything connects: the trust and proxy every outbound client shares.
+    let outbound = ward::outbound::Outbound::load(&config.outbound)?;
+    let traces = ward::telemetry::init(&config.telemetry, &outbound, std::io::stdout)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
+    outbound.log();
     if config.server.insecure_dev {
         tracing::warn!(
             event = "insecure_dev",
@@ -138,7 +141,7 @@ async fn serve(path: &Path) -> anyhow::Result<()> {
     let public_url = config.server.public_url.to_string();
     let admin = config.admin.clone();
     let tls = ward::tls::Termination::from_config(&config.server).context("server.tls_cert")?;
-    let state = ward::server::build(config).await?;
+    let state = ward::server::build(config, outbound).await?;
     let listener = tokio::net::TcpListener::bind(listen)
         .await
         .with_context(|| format!("cannot listen on {listen}"))?;
@@ -205,12 +208,14 @@ async fn sessions(path: &Path, action: SessionsAction) -> anyhow::Result<()> {
         _ => {}
     }
     // Audit lines (`session_revoked`) go to stderr, leaving stdout to the listing.
-    ward::telemetry::init(&config.telemetry, std::io::stderr)
+    let outbound = ward::outbound::Outbound::load(&config.outbound)?;
+    ward::telemetry::init(&config.telemetry, &outbound, std::io::stderr)
         .map_err(|e| anyhow::anyhow!("telemetry: {e}"))?;
     let ring = ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
     let sealer = ward::session::seal::Sealer::new(ring);
     let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
-    let store = ward::server::open_store(&config, clock).await.map_err(|err| {
+    let opened = ward::server::open_store(&config, &outbound, clock).await;
+    let store = opened.map_err(|err| {
         if is_held_by_another_process(&err) {
             anyhow::anyhow!(
                 "the session database {} is in use by a running Ward (the embedded store admits \

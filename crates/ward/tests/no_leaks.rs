@@ -142,6 +142,7 @@ fn install_the_json_subscriber() -> Capture {
             log_level: "debug".into(),
             ..TelemetryConfig::default()
         },
+        &ward::outbound::Outbound::load(&Default::default()).expect("outbound trust"),
         capture.clone(),
     )
     .expect("install the log subscriber");

@@ -62,6 +62,7 @@ async fn no_password_reaches_the_log_or_a_body() {
             log_level: "debug".into(),
             ..TelemetryConfig::default()
         },
+        &ward::outbound::Outbound::load(&Default::default()).expect("outbound trust"),
         capture.clone(),
     )
     .expect("install the log subscriber");

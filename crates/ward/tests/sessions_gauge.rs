@@ -104,7 +104,8 @@ async fn counts_live_sessions(kind: Option<Kind>) {
 /// Another Ward on `ward`'s configuration and store, with a connection of its own.
 async fn second_instance(ward: &Ward) -> ward::state::SharedState {
     let clock: Arc<dyn Clock> = ward.clock.clone();
-    let store = ward::server::open_store(&ward.state.config, clock.clone())
+    let outbound = ward::outbound::Outbound::load(&ward.state.config.outbound).expect("outbound");
+    let store = ward::server::open_store(&ward.state.config, &outbound, clock.clone())
         .await
         .expect("a second connection to the store");
     ward::server::build_state_with_store(ward.state.config.clone(), clock, store)

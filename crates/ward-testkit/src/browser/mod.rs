@@ -49,6 +49,21 @@ impl Browser {
         })
     }
 
+    /// A browser with an empty jar that trusts, for https, only the CA certificate `ca_pem` (a
+    /// test's private CA).
+    pub fn trusting(ca_pem: &[u8]) -> anyhow::Result<Self> {
+        let ca = reqwest::Certificate::from_pem(ca_pem).context("the CA certificate")?;
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .tls_certs_only([ca])
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Self {
+            client,
+            jar: Arc::new(Mutex::new(CookieJar::default())),
+        })
+    }
+
     /// A second, independent browser (empty jar): another user, or an attacker.
     pub fn fresh(&self) -> anyhow::Result<Self> {
         Self::new()

@@ -1,5 +1,6 @@
 //! `ward check`: once the configuration has validated, everything Ward needs at run time is
-//! tried once, without serving: the key ring and route table, the store, the IdP's metadata,
+//! tried once, without serving: the outbound trust and proxy (printed), the key ring and route
+//! table, the store, the IdP's metadata,
 //! the client credentials at the token endpoint ([`credentials`]) and each route's upstream
 //! ([`upstreams`]).
 //!
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use ward_store::{Clock, SystemClock};
 
 use crate::config::{Config, StoreKind, TelemetryConfig};
+use crate::outbound::Outbound;
 
 /// What one run of the checks has found so far.
 struct Report<'a> {
@@ -54,9 +56,18 @@ pub async fn run(
         problems: Vec::new(),
     };
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    report.keys_and_routes(config)?;
-    report.store(config, Arc::clone(&clock)).await?;
-    report.oidc(config, clock).await?;
+    // Every later step connects with it; validation has read `ca_file` already.
+    let outbound = match Outbound::load(&config.outbound) {
+        Ok(outbound) => outbound,
+        Err(err) => {
+            report.problem("outbound", &err);
+            return Ok(report.problems);
+        }
+    };
+    report.fine(format_args!("outbound: {}", outbound.describe()))?;
+    report.keys_and_routes(config, &outbound)?;
+    report.store(config, &outbound, Arc::clone(&clock)).await?;
+    report.oidc(config, &outbound, clock).await?;
     report.upstreams(config).await?;
     report.telemetry(&config.telemetry)?;
     if report.problems.is_empty() {
@@ -69,11 +80,11 @@ pub async fn run(
 }
 
 impl Report<'_> {
-    fn keys_and_routes(&mut self, config: &Config) -> io::Result<()> {
+    fn keys_and_routes(&mut self, config: &Config, outbound: &Outbound) -> io::Result<()> {
         if let Err(err) = crate::session::keyring::KeyRing::from_config(&config.crypto.keys) {
             self.problem("crypto.keys", &err);
         }
-        match crate::proxy::Proxy::new(&config.routes, &config.server.public_url) {
+        match crate::proxy::Proxy::new(&config.routes, &config.server.public_url, outbound) {
             Ok(_) => self.fine(format_args!("routes: {} valid", config.routes.len()))?,
             Err(err) => self.problem("routes", &err),
         }
@@ -99,8 +110,13 @@ impl Report<'_> {
         }
     }
 
-    async fn store(&mut self, config: &Config, clock: Arc<dyn Clock>) -> io::Result<()> {
-        let store = match crate::server::open_store(config, clock).await {
+    async fn store(
+        &mut self,
+        config: &Config,
+        outbound: &Outbound,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<()> {
+        let store = match crate::server::open_store(config, outbound, clock).await {
             Ok(store) => store,
             Err(err) => {
                 self.problem("store: cannot open it", &err);
@@ -123,8 +139,13 @@ impl Report<'_> {
     }
 
     /// The IdP's metadata, then the client credentials at its token endpoint.
-    async fn oidc(&mut self, config: &Config, clock: Arc<dyn Clock>) -> io::Result<()> {
-        let client = match crate::server::discover(config, clock).await {
+    async fn oidc(
+        &mut self,
+        config: &Config,
+        outbound: &Outbound,
+        clock: Arc<dyn Clock>,
+    ) -> io::Result<()> {
+        let client = match crate::server::discover(config, outbound, clock).await {
             Ok(client) => client,
             Err(err) => {
                 // Its text begins with `oidc`.

@@ -14,6 +14,7 @@ use toml::{Table, Value};
 use super::RateLimitConfig;
 use super::errors::{ConfigError, ConfigErrors, Problems};
 use super::model::*;
+use super::outbound::OutboundConfig;
 use super::secrets::{self, KeyEntry};
 use super::validate::{self, Draft};
 use super::{env, schema, sections};
@@ -69,7 +70,11 @@ fn load_text(
         .map_err(|error| ConfigErrors(vec![syntax_error(text, &error, source)]))?;
     let mut problems = Problems::default();
     env::apply(&mut table, env, &mut problems);
-    let parsed = Parsed::from_table(table, base_dir, &mut problems);
+    let mut parsed = Parsed::from_table(table, base_dir, &mut problems);
+    let proxy = super::outbound::proxy_from_env(env, &mut problems);
+    if let Some(outbound) = &mut parsed.outbound {
+        outbound.proxy = proxy;
+    }
     validate::check(&parsed.draft(), &mut problems);
     problems.into_result(parsed.into_config())
 }
@@ -107,6 +112,7 @@ struct Parsed {
     /// `Some(None)`: no `[static]`.
     static_files: Option<Option<StaticConfig>>,
     telemetry: Option<TelemetryConfig>,
+    outbound: Option<OutboundConfig>,
     /// `Some(None)`: no `[admin]`.
     admin: Option<Option<AdminConfig>>,
     routes: Option<Vec<Option<RouteConfig>>>,
@@ -140,6 +146,7 @@ impl Parsed {
             section("telemetry"),
         );
         let rate_limit = section("rate_limit");
+        let outbound = section("outbound");
         let statics = table.remove("static");
         let admin = table.remove("admin");
         let routes = table.remove("routes");
@@ -159,6 +166,9 @@ impl Parsed {
                 .and_then(|t| sections::deserialize("rate_limit", t, &[], problems)),
             static_files: parse_static(statics, base_dir, problems),
             telemetry: telemetry.and_then(|t| sections::deserialize("telemetry", t, &[], problems)),
+            outbound: outbound
+                .and_then(|t| sections::deserialize("outbound", t, &[], problems))
+                .map(|o| super::outbound::resolve(o, base_dir)),
             admin: parse_admin(admin, base_dir, problems),
             routes: parse_array(routes, "routes", &["prefix", "upstream", "token"], problems),
             composites: parse_array(composites, "composites", &["path", "parts"], problems),
@@ -179,6 +189,7 @@ impl Parsed {
             rate_limit: self.rate_limit.as_ref(),
             static_files: self.static_files.as_ref().map(Option::as_ref),
             telemetry: self.telemetry.as_ref(),
+            outbound: self.outbound.as_ref(),
             admin: self.admin.as_ref().map(Option::as_ref),
             routes: routes
                 .iter()
@@ -212,6 +223,7 @@ impl Parsed {
             rate_limit: self.rate_limit?,
             static_files: self.static_files?,
             telemetry: self.telemetry?,
+            outbound: self.outbound?,
             admin: self.admin?,
             routes: self.routes?.into_iter().collect::<Option<Vec<_>>>()?,
             composites: self.composites?.into_iter().collect::<Option<Vec<_>>>()?,

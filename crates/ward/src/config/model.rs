@@ -43,6 +43,9 @@ pub struct Config {
     /// `[telemetry]`
     #[serde(default)]
     pub telemetry: TelemetryConfig,
+    /// `[outbound]`: trust (a private CA) and the egress proxy of Ward's own connections.
+    #[serde(default)]
+    pub outbound: super::OutboundConfig,
     /// `[admin]`: the admin listener (health, readiness, session administration).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub admin: Option<AdminConfig>,

@@ -17,6 +17,8 @@ use super::duration;
 use super::effective::{cookie_prefix, is_loopback_host, is_secure_origin};
 use super::errors::{ConfigErrors, Problems};
 use super::model::*;
+use super::outbound::OutboundConfig;
+use super::outbound::check_outbound;
 use super::rate_limit::check_rate_limit;
 use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
@@ -63,6 +65,7 @@ pub(crate) struct Draft<'a> {
     /// `Some(None)` when `[static]` is absent, `None` when it failed to deserialize.
     pub(crate) static_files: Option<Option<&'a StaticConfig>>,
     pub(crate) telemetry: Option<&'a TelemetryConfig>,
+    pub(crate) outbound: Option<&'a OutboundConfig>,
     /// `Some(None)` when `[admin]` is absent, `None` when it failed to deserialize.
     pub(crate) admin: Option<Option<&'a AdminConfig>>,
     /// The routes that deserialized, with their index in `[[routes]]`.
@@ -95,6 +98,7 @@ pub fn validate(config: &Config) -> Result<(), ConfigErrors> {
         rate_limit: Some(&config.rate_limit),
         static_files: Some(config.static_files.as_ref()),
         telemetry: Some(&config.telemetry),
+        outbound: Some(&config.outbound),
         admin: Some(config.admin.as_ref()),
         routes: config.routes.iter().enumerate().collect(),
         composites: config.composites.iter().enumerate().collect(),
@@ -146,6 +150,9 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     }
     if let Some(telemetry) = draft.telemetry {
         check_telemetry(telemetry, out);
+    }
+    if let Some(outbound) = draft.outbound {
+        check_outbound(outbound, out);
     }
     if let Some(Some(admin)) = draft.admin {
         check_admin(admin, draft.server, out);

@@ -29,6 +29,15 @@ pub enum HttpError {
     /// Connecting, sending or reading failed.
     #[error("IdP request failed: {0}")]
     Transport(#[source] reqwest::Error),
+    /// The IdP's TLS certificate did not verify against the trusted roots.
+    #[error(
+        "IdP's TLS certificate is not trusted ({0}): if the IdP uses a private CA, put that CA's \
+         certificate in [outbound] ca_file"
+    )]
+    Untrusted(String, #[source] reqwest::Error),
+    /// The outbound HTTP client could not be built.
+    #[error(transparent)]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// The IdP did not answer within [`REQUEST_TIMEOUT`].
     #[error("IdP did not answer within {}s", REQUEST_TIMEOUT.as_secs())]
     Timeout(#[source] reqwest::Error),
@@ -45,7 +54,9 @@ pub enum HttpError {
 
 impl HttpError {
     fn from_reqwest(err: reqwest::Error) -> Self {
-        if err.is_timeout() {
+        if let Some(reason) = certificate_error(&err) {
+            Self::Untrusted(reason, err)
+        } else if err.is_timeout() {
             Self::Timeout(err)
         } else if err.is_builder() {
             Self::Build(err)
@@ -59,9 +70,30 @@ impl HttpError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Transport(_) | Self::Timeout(_) | Self::ServerError(_)
+            Self::Transport(_) | Self::Untrusted(..) | Self::Timeout(_) | Self::ServerError(_)
         )
     }
+}
+
+/// The rustls certificate error somewhere in `err`'s causes, as rustls words it
+/// (`invalid peer certificate: UnknownIssuer`). An `io::Error`'s `source()` skips the error it
+/// wraps, so the walk steps into those with `get_ref` instead.
+fn certificate_error(err: &reqwest::Error) -> Option<String> {
+    let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = cause {
+        if let Some(tls @ rustls::Error::InvalidCertificate(_)) =
+            current.downcast_ref::<rustls::Error>()
+        {
+            return Some(tls.to_string());
+        }
+        cause = match current.downcast_ref::<std::io::Error>() {
+            Some(io) => io
+                .get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static)),
+            None => current.source(),
+        };
+    }
+    None
 }
 
 /// reqwest configured for talking to the IdP.
@@ -71,8 +103,10 @@ pub(crate) struct IdpHttpClient {
 }
 
 impl IdpHttpClient {
-    pub(crate) fn new() -> Result<Self, HttpError> {
-        let inner = reqwest::Client::builder()
+    /// A client with the trust and egress proxy of `outbound`.
+    pub(crate) fn new(outbound: &crate::outbound::Outbound) -> Result<Self, HttpError> {
+        let inner = outbound
+            .http_client()?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)
@@ -147,6 +181,10 @@ mod tests {
         format!("http://{addr}")
     }
 
+    fn outbound() -> crate::outbound::Outbound {
+        crate::outbound::Outbound::load(&crate::config::OutboundConfig::default()).unwrap()
+    }
+
     fn get_request(url: &str) -> HttpRequest {
         http::Request::builder().uri(url).body(Vec::new()).unwrap()
     }
@@ -155,7 +193,7 @@ mod tests {
     async fn redirects_are_not_followed() {
         let base =
             serve(Router::new().route("/", get(|| async { Redirect::temporary("/x") }))).await;
-        let response = IdpHttpClient::new()
+        let response = IdpHttpClient::new(&outbound())
             .unwrap()
             .execute(get_request(&base))
             .await
@@ -167,7 +205,7 @@ mod tests {
     async fn oversized_bodies_are_refused() {
         let body = "x".repeat(MAX_RESPONSE_BYTES + 1);
         let base = serve(Router::new().route("/", get(move || async move { body }))).await;
-        let err = IdpHttpClient::new()
+        let err = IdpHttpClient::new(&outbound())
             .unwrap()
             .execute(get_request(&base))
             .await
@@ -180,7 +218,7 @@ mod tests {
         let base =
             serve(Router::new().route("/", get(|| async { (StatusCode::BAD_GATEWAY, "down") })))
                 .await;
-        let err = IdpHttpClient::new()
+        let err = IdpHttpClient::new(&outbound())
             .unwrap()
             .execute(get_request(&base))
             .await

@@ -16,7 +16,7 @@ mod client_credentials;
 mod credentials_probe;
 mod discovery;
 mod endpoint;
-mod http;
+pub(crate) mod http;
 mod id_token;
 mod jwks;
 mod jws;
@@ -177,15 +177,17 @@ pub struct OidcClient {
 }
 
 impl OidcClient {
-    /// Discovers the provider at `config.issuer` and loads its JWKS.
+    /// Discovers the provider at `config.issuer` and loads its JWKS, over a client with the
+    /// trust and egress proxy of `outbound`.
     pub async fn discover(
         config: &OidcConfig,
         redirect_uri: Url,
         clock: Arc<dyn Clock>,
+        outbound: &crate::outbound::Outbound,
     ) -> Result<Self, OidcError> {
         let discovery_error = |err: DiscoveryError| OidcError::Discovery(Box::new(err));
-        let http =
-            IdpHttpClient::new().map_err(|err| discovery_error(DiscoveryError::Client(err)))?;
+        let http = IdpHttpClient::new(outbound)
+            .map_err(|err| discovery_error(DiscoveryError::Client(err)))?;
         let metadata = discovery::discover(&config.issuer, &http)
             .await
             .map_err(discovery_error)?;

@@ -12,18 +12,18 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::{Client, ResponseFuture};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::ProxyError;
 use super::routes::Route;
 use crate::error::ApiError;
+use crate::outbound::Outbound;
 use crate::security::limits::LimitedBody;
 use crate::telemetry::spans;
 use tracing::Instrument as _;
 
 /// The pooled clients of every route, one per serving worker (`server::run`), so that a request
-/// and the upstream connection it uses are driven by the same thread. TLS (with the system's
-/// trusted roots) is set up only when some upstream is `https`, so a plain-http deployment needs
-/// no certificate store. Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream
-/// offers it by ALPN.
+/// and the upstream connection it uses are driven by the same thread. TLS (the shared trust of
+/// [`Outbound`]: system roots plus `[outbound] ca_file`) is set up only when some upstream is
+/// `https`. Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream offers it by
+/// ALPN. Never through the egress proxy: upstreams are in-cluster services.
 pub(crate) enum UpstreamClient {
     Plain(Vec<Client<HttpConnector, Body>>),
     Tls(Vec<Client<HttpsConnector<HttpConnector>, Body>>),
@@ -31,7 +31,7 @@ pub(crate) enum UpstreamClient {
 
 impl UpstreamClient {
     /// Clients with `workers` pools (at least one).
-    pub(crate) fn new(needs_tls: bool, workers: usize) -> Result<Self, ProxyError> {
+    pub(crate) fn new(needs_tls: bool, workers: usize, outbound: &Outbound) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         // The timer lets the pool expire idle connections.
         builder.pool_timer(TokioTimer::new());
@@ -40,18 +40,17 @@ impl UpstreamClient {
         let workers = workers.max(1);
         if !needs_tls {
             let clients = (0..workers).map(|_| builder.build(http.clone())).collect();
-            return Ok(Self::Plain(clients));
+            return Self::Plain(clients);
         }
         http.enforce_http(false);
         let https = HttpsConnectorBuilder::new()
-            .with_native_roots()
-            .map_err(ProxyError::TrustRoots)?
+            .with_tls_config(outbound.tls_config(&[]))
             .https_or_http()
             .enable_http1()
             .enable_http2()
             .wrap_connector(http);
         let clients = (0..workers).map(|_| builder.build(https.clone())).collect();
-        Ok(Self::Tls(clients))
+        Self::Tls(clients)
     }
 
     fn request(&self, req: Request<Body>) -> ResponseFuture {

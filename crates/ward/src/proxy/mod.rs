@@ -37,6 +37,7 @@ use url::{Position, Url};
 
 use crate::config::{CompositeConfig, RouteConfig, TokenMode};
 use crate::error::ApiError;
+use crate::outbound::Outbound;
 use crate::security::limits;
 
 pub use crate::secret::{UnsendableBearer, bearer_value};
@@ -67,9 +68,6 @@ pub enum ProxyError {
     /// `public_url` has no host or is not `http`/`https`: `X-Forwarded-*` cannot be derived.
     #[error("public_url must be an http or https URL with a host")]
     InvalidPublicUrl,
-    /// An `https` upstream is configured but the system's trusted roots cannot be loaded.
-    #[error("cannot load the system's trusted root certificates for https upstreams")]
-    TrustRoots(#[source] std::io::Error),
 }
 
 /// What the proxy needs to know of the request beyond the request itself.
@@ -107,8 +105,12 @@ const DEFAULT_MAX_REQUEST_BODY: u64 = 10 * 1024 * 1024;
 impl Proxy {
     /// Compiles `[[routes]]`; `public_url` gives `X-Forwarded-Host`/`-Proto`. Fails on the
     /// first invalid route (bad prefix or upstream, duplicate prefix, zero timeout).
-    pub fn new(routes: &[RouteConfig], public_url: &Url) -> Result<Self, ProxyError> {
-        Self::for_workers(routes, public_url, 1)
+    pub fn new(
+        routes: &[RouteConfig],
+        public_url: &Url,
+        outbound: &Outbound,
+    ) -> Result<Self, ProxyError> {
+        Self::for_workers(routes, public_url, 1, outbound)
     }
 
     /// [`Proxy::new`] with one upstream connection pool per serving worker (`server::run`).
@@ -116,6 +118,7 @@ impl Proxy {
         routes: &[RouteConfig],
         public_url: &Url,
         workers: usize,
+        outbound: &Outbound,
     ) -> Result<Self, ProxyError> {
         let routes = routes::compile_all(routes)?;
         let forwarded_proto = match public_url.scheme() {
@@ -129,8 +132,9 @@ impl Proxy {
         }
         let forwarded_host =
             HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidPublicUrl)?;
-        let client = forward::UpstreamClient::new(routes.iter().any(Route::is_https), workers)?;
-        let upgrades = websocket::upgrade_client(routes.iter().any(Route::is_https))?;
+        let needs_tls = routes.iter().any(Route::is_https);
+        let client = forward::UpstreamClient::new(needs_tls, workers, outbound);
+        let upgrades = websocket::upgrade_client(needs_tls, outbound);
         Ok(Self {
             routes,
             client,

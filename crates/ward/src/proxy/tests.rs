@@ -117,7 +117,7 @@ fn proxy_to(addr: SocketAddr, timeout: Duration) -> Proxy {
         route("/public", &upstream, TokenMode::None, timeout),
     ];
     let public = Url::parse("https://app.example").expect("public URL");
-    Proxy::new(&routes, &public).expect("proxy")
+    Proxy::new(&routes, &public, &outbound()).expect("proxy")
 }
 
 async fn send(proxy: &Proxy, req: Request<Body>, bearer: Option<&SecretString>) -> Response<Body> {
@@ -332,7 +332,7 @@ fn route_for_picks_the_longest_segment_prefix() {
         route("/api", "http://a.internal", TokenMode::User, long),
         route("/api/public", "http://b.internal", TokenMode::None, long),
     ];
-    let proxy = Proxy::new(&routes, &public).expect("proxy");
+    let proxy = Proxy::new(&routes, &public, &outbound()).expect("proxy");
     let prefix = |path: &str| proxy.route_for(path).map(|r| r.prefix().to_owned());
     assert_eq!(prefix("/api/public/x").as_deref(), Some("/api/public"));
     assert_eq!(prefix("/api/publicx").as_deref(), Some("/api"));
@@ -343,11 +343,11 @@ fn route_for_picks_the_longest_segment_prefix() {
 #[test]
 fn a_public_url_without_host_is_refused() {
     let public = Url::parse("file:///x").expect("URL");
-    assert!(Proxy::new(&[], &public).is_err());
+    assert!(Proxy::new(&[], &public, &outbound()).is_err());
 }
 
 #[tokio::test]
-async fn an_https_upstream_gets_a_tls_client_with_the_system_roots() {
+async fn an_https_upstream_gets_a_tls_client_with_the_shared_trust() {
     let public = Url::parse("https://app.example").expect("public URL");
     let routes = [route(
         "/api",
@@ -355,9 +355,13 @@ async fn an_https_upstream_gets_a_tls_client_with_the_system_roots() {
         TokenMode::User,
         Duration::from_secs(1),
     )];
-    let proxy = Proxy::new(&routes, &public).expect("proxy with TLS");
+    let proxy = Proxy::new(&routes, &public, &outbound()).expect("proxy with TLS");
     assert!(matches!(
         proxy.client,
         super::forward::UpstreamClient::Tls(_)
     ));
+}
+
+fn outbound() -> crate::outbound::Outbound {
+    crate::outbound::Outbound::load(&crate::config::OutboundConfig::default()).expect("outbound")
 }

@@ -16,6 +16,7 @@ use ward_store::{Clock, SessionStore, SystemClock};
 
 use crate::config::{AdminConfig, Config, SameSite, StoreKind};
 use crate::oidc::{ClientTokens, OidcClient, OidcError};
+use crate::outbound::Outbound;
 use crate::proxy::{Proxy, ProxyError};
 use crate::security::rate_limit::RateLimiting;
 use crate::session::cookie::CookieAttributes;
@@ -59,14 +60,19 @@ pub enum StartError {
     /// `[login] password_grant` is on, but the IdP does not advertise the grant.
     #[error(transparent)]
     PasswordGrant(#[from] crate::oidc::PasswordGrantNotAdvertised),
+    /// `[outbound]`: the trusted roots or the egress proxy are unusable.
+    #[error("outbound")]
+    Outbound(#[from] crate::outbound::OutboundError),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
     PublicUrl,
 }
 
-/// Opens the configured store (connecting to it for `redis` and `postgres`).
+/// Opens the configured store (connecting to it for `redis` and `postgres`, over TLS with the
+/// trust of `outbound`).
 pub async fn open_store(
     config: &Config,
+    outbound: &Outbound,
     clock: Arc<dyn Clock>,
 ) -> Result<Arc<dyn SessionStore>, ward_store::StoreError> {
     Ok(match config.store.kind {
@@ -82,10 +88,11 @@ pub async fn open_store(
         )),
         StoreKind::Redis => {
             let redis = Arc::new(
-                ward_store_redis::RedisStore::connect(
+                ward_store_redis::RedisStore::connect_with_roots(
                     store_url(config)?,
                     &config.store.key_prefix,
                     clock.clone(),
+                    outbound.trusted_certificates(),
                 )
                 .await?,
             );
@@ -95,10 +102,11 @@ pub async fn open_store(
             }
         }
         StoreKind::Postgres => Arc::new(
-            ward_store_postgres::PostgresStore::connect(
+            ward_store_postgres::PostgresStore::connect_with_tls(
                 store_url(config)?,
                 &config.store.key_prefix,
                 clock,
+                &outbound.tls_config(&[]),
             )
             .await?,
         ),
@@ -128,7 +136,11 @@ fn session_cookie_attributes(config: &Config) -> CookieAttributes {
 
 /// Discovers the IdP, retrying briefly with backoff; with `[login] password_grant`, refuses an
 /// IdP that does not advertise the grant (at start and in `ward check` alike).
-pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClient, StartError> {
+pub async fn discover(
+    config: &Config,
+    outbound: &Outbound,
+    clock: Arc<dyn Clock>,
+) -> Result<OidcClient, StartError> {
     let redirect_uri = config
         .server
         .public_url
@@ -137,7 +149,9 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
     let mut delay = Duration::from_millis(250);
     let mut attempt = 1;
     loop {
-        match OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone()).await {
+        let found =
+            OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone(), outbound);
+        match found.await {
             Ok(client) if config.login.password_grant && !client.advertises_password_grant() => {
                 return Err(crate::oidc::PasswordGrantNotAdvertised.into());
             }
@@ -155,8 +169,18 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
 
 /// Builds everything the handlers share, on the configured store.
 pub async fn build_state(config: Config, clock: Arc<dyn Clock>) -> Result<SharedState, StartError> {
-    let store = open_store(&config, clock.clone()).await?;
-    build_state_with_store(config, clock, store).await
+    let outbound = Outbound::load(&config.outbound)?;
+    build_state_with(config, clock, outbound).await
+}
+
+/// [`build_state`] with the outbound trust and egress loaded by the caller (once, at start).
+pub async fn build_state_with(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    outbound: Outbound,
+) -> Result<SharedState, StartError> {
+    let store = open_store(&config, &outbound, clock.clone()).await?;
+    assemble(config, clock, store, &outbound).await
 }
 
 /// Builds everything the handlers share, on a store the caller opened (tests inject faults).
@@ -165,14 +189,25 @@ pub async fn build_state_with_store(
     clock: Arc<dyn Clock>,
     store: Arc<dyn SessionStore>,
 ) -> Result<SharedState, StartError> {
+    let outbound = Outbound::load(&config.outbound)?;
+    assemble(config, clock, store, &outbound).await
+}
+
+async fn assemble(
+    config: Config,
+    clock: Arc<dyn Clock>,
+    store: Arc<dyn SessionStore>,
+    outbound: &Outbound,
+) -> Result<SharedState, StartError> {
     let store = crate::telemetry::InstrumentedStore::wrap(store);
     let ring = KeyRing::from_config(&config.crypto.keys)?;
-    let oidc = discover(&config, clock.clone()).await?;
+    let oidc = discover(&config, outbound, clock.clone()).await?;
     crate::endpoints::warn_password_grant(&config.login);
     let proxy = Proxy::for_workers(
         &config.routes,
         &config.server.public_url,
         config.effective_workers(),
+        outbound,
     )?
     .with_max_request_body(config.server.max_request_body)
     .with_composites(&config.composites)?;
@@ -211,9 +246,9 @@ pub async fn build_state_with_store(
     }))
 }
 
-/// Builds the state with the system clock.
-pub async fn build(config: Config) -> Result<SharedState, StartError> {
-    build_state(config, Arc::new(SystemClock)).await
+/// Builds the state with the system clock and the outbound trust and egress of `outbound`.
+pub async fn build(config: Config, outbound: Outbound) -> Result<SharedState, StartError> {
+    build_state_with(config, Arc::new(SystemClock), outbound).await
 }
 
 /// Serves `state` on `listener` over plain HTTP until `shutdown` resolves, then finishes

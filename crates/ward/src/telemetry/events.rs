@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 72] = [
+pub const CATALOGUE: [&str; 73] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -53,6 +53,7 @@ pub const CATALOGUE: [&str; 72] = [
     "login_superseded",
     "not_ready",
     "oidc_discovered",
+    "outbound_configured",
     "password_grant_enabled",
     "pkce_s256_not_advertised",
     "proxy_bearer_unsendable",
@@ -258,7 +259,8 @@ mod tests {
             log_level: "error".to_owned(),
             ..Default::default()
         };
-        super::super::init(&config, std::io::sink).unwrap();
+        let outbound = crate::outbound::Outbound::load(&Default::default()).unwrap();
+        super::super::init(&config, &outbound, std::io::sink).unwrap();
         tracing::info!(event = "login_started");
         tracing::info!(event = "login_succeeded", session = "abc");
         tracing::warn!(event = "csrf_rejected", reason = "token", session = "abc");

@@ -64,9 +64,11 @@ pub fn filter(log_level: &str) -> Result<EnvFilter, tracing_subscriber::filter::
 /// `log_level`; beside them, under a filter of its own, the counting of catalogued events
 /// ([`events::EventCounter`]), so `log_level = "error"` hides events without uncounting them;
 /// and, when `otlp_endpoint` is set, the OTLP trace layer, whose pipeline is returned for
-/// shutdown. Runs inside a tokio runtime.
+/// shutdown; the exporter connects with the trust and egress proxy of `outbound`. Runs inside a
+/// tokio runtime.
 pub fn init<W>(
     config: &TelemetryConfig,
+    outbound: &crate::outbound::Outbound,
     writer: W,
 ) -> Result<Option<OtlpPipeline>, Box<dyn std::error::Error + Send + Sync>>
 where
@@ -82,7 +84,7 @@ where
         LogFormat::Pretty => tracing_subscriber::fmt::layer().with_writer(writer).boxed(),
     }
     .with_filter(filter(&config.log_level)?);
-    let pipeline = OtlpPipeline::build(config)?;
+    let pipeline = OtlpPipeline::build(config, outbound)?;
     let traces = pipeline.as_ref().map(|pipeline| {
         // Only the attributes `spans` sets: no source locations, thread names or timings.
         tracing_opentelemetry::layer()

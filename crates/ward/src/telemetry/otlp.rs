@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use opentelemetry::KeyValue;
 use opentelemetry::trace::TracerProvider as _;
-use opentelemetry_otlp::{Protocol, WithExportConfig};
+use opentelemetry_otlp::{Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::runtime::TokioCurrentThread;
 use opentelemetry_sdk::trace::span_processor_with_async_runtime::BatchSpanProcessor;
@@ -37,6 +37,15 @@ pub enum OtlpError {
     /// The exporter rejected its configuration (endpoint, client).
     #[error("telemetry.otlp_endpoint: cannot build the OTLP exporter")]
     Exporter(#[source] opentelemetry_otlp::ExporterBuildError),
+    /// The HTTP client (trust, proxy) could not be built.
+    #[error("telemetry.otlp_endpoint: cannot build the OTLP HTTP client")]
+    Client(#[source] reqwest::Error),
+    /// The outbound settings are unusable.
+    #[error("telemetry.otlp_endpoint")]
+    Outbound(#[from] crate::outbound::OutboundError),
+    /// The gRPC endpoint is not a valid URI.
+    #[error("telemetry.otlp_endpoint: not a valid gRPC endpoint")]
+    Endpoint(#[source] tonic::transport::Error),
 }
 
 /// The installed pipeline; [`shutdown`](Self::shutdown) flushes it.
@@ -45,24 +54,59 @@ pub struct OtlpPipeline {
     provider: SdkTracerProvider,
 }
 
+/// A lazily connecting gRPC channel to `base` (`http://` or `https://`), over TLS with the
+/// shared trust and ALPN `h2` for `https`.
+fn grpc_channel(
+    base: &str,
+    outbound: &crate::outbound::Outbound,
+) -> Result<tonic::transport::Channel, OtlpError> {
+    let mut tcp = hyper_util::client::legacy::connect::HttpConnector::new();
+    tcp.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(outbound.tls_config(&[]))
+        .https_or_http()
+        .enable_http2()
+        .wrap_connector(tcp);
+    let endpoint = tonic::transport::Endpoint::from_shared(base.to_owned())
+        .map_err(OtlpError::Endpoint)?
+        .timeout(EXPORT_TIMEOUT);
+    Ok(endpoint.connect_with_connector_lazy(connector))
+}
+
 impl OtlpPipeline {
     /// Builds the pipeline for `config`, `None` when no `otlp_endpoint` is set. Must run inside
     /// a tokio runtime (the gRPC channel starts its worker there).
-    pub fn build(config: &TelemetryConfig) -> Result<Option<Self>, OtlpError> {
+    ///
+    /// Both protocols verify TLS with the shared trust of `outbound`; OTLP/HTTP also goes
+    /// through its egress proxy. OTLP/gRPC connects directly (the gRPC transport has no proxy
+    /// support; a collector beyond a proxy is reached over `otlp_protocol = "http"`).
+    pub fn build(
+        config: &TelemetryConfig,
+        outbound: &crate::outbound::Outbound,
+    ) -> Result<Option<Self>, OtlpError> {
         let Some(endpoint) = &config.otlp_endpoint else {
             return Ok(None);
         };
         let base = endpoint.as_str().trim_end_matches('/');
         let exporter = match config.otlp_protocol {
-            OtlpProtocol::Http => opentelemetry_otlp::SpanExporter::builder()
-                .with_http()
-                .with_protocol(Protocol::HttpBinary)
-                .with_endpoint(format!("{base}/v1/traces"))
-                .with_timeout(EXPORT_TIMEOUT)
-                .build(),
+            OtlpProtocol::Http => {
+                let client = outbound
+                    .http_client()?
+                    .redirect(reqwest::redirect::Policy::none())
+                    .timeout(EXPORT_TIMEOUT)
+                    .build()
+                    .map_err(OtlpError::Client)?;
+                opentelemetry_otlp::SpanExporter::builder()
+                    .with_http()
+                    .with_http_client(client)
+                    .with_protocol(Protocol::HttpBinary)
+                    .with_endpoint(format!("{base}/v1/traces"))
+                    .with_timeout(EXPORT_TIMEOUT)
+                    .build()
+            }
             OtlpProtocol::Grpc => opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
-                .with_endpoint(base)
+                .with_channel(grpc_channel(base, outbound)?)
                 .with_timeout(EXPORT_TIMEOUT)
                 .build(),
         }

@@ -36,8 +36,11 @@ pub struct Options {
     pub data_dir: Option<std::path::PathBuf>,
     /// When set, the store fails every call while this switch is on.
     pub outage: Option<flaky::Outage>,
-    /// `WARD_<SECTION>__<KEY>` overrides, as the binary would read them from the environment.
+    /// `WARD_<SECTION>__<KEY>` overrides (and `HTTPS_PROXY` and the like), as the binary would
+    /// read them from the environment.
     pub env: BTreeMap<String, String>,
+    /// Serve the IdP over https with this identity.
+    pub idp_tls: Option<ward_testkit::IdpTls>,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             data_dir: None,
             outage: None,
             env: BTreeMap::new(),
+            idp_tls: None,
         }
     }
 }
@@ -94,6 +98,7 @@ impl Ward {
         let origin = format!("http://localhost:{port}");
         let mut idp_options = IdpOptions::new(origin.clone());
         idp_options.always_refresh = true;
+        idp_options.tls = options.idp_tls.clone();
         (options.idp)(&mut idp_options);
         let idp = Idp::start(idp_options).await.expect("start the IdP");
         let upstream = EchoUpstream::start()
@@ -108,7 +113,8 @@ impl Ward {
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
         let config = ward::config::load_from_str(&toml, &options.env, dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
-        let store = ward::server::open_store(&config, clock.clone())
+        let outbound = ward::outbound::Outbound::load(&config.outbound).expect("outbound trust");
+        let store = ward::server::open_store(&config, &outbound, clock.clone())
             .await
             .expect("open the store");
         let store: Arc<dyn ward_store::SessionStore> = match options.outage.clone() {
@@ -197,9 +203,14 @@ impl Ward {
         );
         let store = match self.state.config.store.kind {
             ward::config::StoreKind::Memory => self.state.sessions.store().clone(),
-            _ => ward::server::open_store(&self.state.config, self.clock.clone())
-                .await
-                .expect("the second instance's store connection"),
+            _ => {
+                let config = &self.state.config;
+                let outbound =
+                    ward::outbound::Outbound::load(&config.outbound).expect("outbound trust");
+                ward::server::open_store(config, &outbound, self.clock.clone())
+                    .await
+                    .expect("the second instance's store connection")
+            }
         };
         let state = ward::server::build_state_with_store(
             self.state.config.clone(),

@@ -247,6 +247,7 @@ impl TokenEndpoint {
             &config,
             url::Url::parse("https://app.example/bff/callback").unwrap(),
             Arc::new(ManualClock::new(NOW)),
+            &crate::outbound::Outbound::load(&Default::default()).unwrap(),
         )
         .await
         .expect("discovery")

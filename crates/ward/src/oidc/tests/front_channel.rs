@@ -82,6 +82,7 @@ async fn discovery_refuses_a_document_for_another_issuer() {
         &idp.config(ClientAuth::ClientSecretBasic),
         Url::parse("https://app.example/bff/callback").unwrap(),
         clock,
+        &crate::outbound::Outbound::load(&Default::default()).unwrap(),
     )
     .await;
     assert!(matches!(result, Err(OidcError::Discovery(_))));
@@ -97,6 +98,7 @@ async fn discovery_refuses_a_document_whose_issuer_differs_by_case() {
         &idp.config(ClientAuth::ClientSecretBasic),
         Url::parse("https://app.example/bff/callback").unwrap(),
         clock,
+        &crate::outbound::Outbound::load(&Default::default()).unwrap(),
     )
     .await;
     assert!(matches!(result, Err(OidcError::Discovery(_))));

@@ -175,6 +175,7 @@ impl Idp {
             &self.config(client_auth),
             Url::parse("https://app.example/bff/callback").unwrap(),
             clock,
+            &crate::outbound::Outbound::load(&Default::default()).unwrap(),
         )
         .await
         .expect("discovery")

@@ -35,8 +35,9 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use self::splice::{Timing, splice};
 use super::forward::{self, UpstreamClient};
 use super::routes::Route;
-use super::{ForwardContext, Proxy, ProxyError, headers};
+use super::{ForwardContext, Proxy, headers};
 use crate::error::ApiError;
+use crate::outbound::Outbound;
 
 /// How often an open socket's session is re-checked (real time). Also the longest a socket
 /// stays open after its session ended, plus [`CLOSE_GRACE`].
@@ -96,23 +97,22 @@ fn restore_upgrade_fields(headers: &mut HeaderMap) {
 
 /// The client for upgrades: HTTP/1.1 only, unpooled in effect (an upgraded connection never
 /// returns to the pool).
-pub(crate) fn upgrade_client(needs_tls: bool) -> Result<UpstreamClient, ProxyError> {
+pub(crate) fn upgrade_client(needs_tls: bool, outbound: &Outbound) -> UpstreamClient {
     let builder = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .clone();
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     if !needs_tls {
-        return Ok(UpstreamClient::Plain(vec![builder.build(http)]));
+        return UpstreamClient::Plain(vec![builder.build(http)]);
     }
     http.enforce_http(false);
     let https = HttpsConnectorBuilder::new()
-        .with_native_roots()
-        .map_err(ProxyError::TrustRoots)?
+        .with_tls_config(outbound.tls_config(&[]))
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(UpstreamClient::Tls(vec![builder.build(https)]))
+    UpstreamClient::Tls(vec![builder.build(https)])
 }
 
 /// The outcome of one re-check of an open socket's session.
