@@ -269,7 +269,8 @@ keys = ["{TEST_KEY}"]
     );
     let dir = tempfile::tempdir().unwrap();
     let config = ward::config::load_from_str(&toml, &Default::default(), dir.path()).unwrap();
-    let err = match ward::server::build(config).await {
+    let outbound = ward::outbound::Outbound::load(&config.outbound).expect("outbound trust");
+    let err = match ward::server::build(config, outbound).await {
         Ok(_) => panic!("Ward started without the IdP's password grant"),
         Err(err) => ward::check::describe(&err),
     };
