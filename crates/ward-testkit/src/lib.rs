@@ -14,7 +14,9 @@
 mod browser;
 mod cookie_jar;
 mod echo;
+mod fapi;
 mod idp;
+mod npm;
 
 use std::path::PathBuf;
 
@@ -25,8 +27,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use browser::{Browser, BrowserRequest, Reply};
 pub use echo::{EchoUpstream, RecordedRequest};
 pub use idp::{
-    CLIENT_ID, CLIENT_SECRET, ClientAuth, Idp, IdpOptions, IdpStats, ensure_idp_installed,
-    ensure_npm_installed,
+    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Idp, IdpOptions, IdpStats, Par,
+    ensure_idp_installed, ensure_npm_installed,
 };
 
 /// The tag of this test run: `WARD_TEST_RUN` (set by `scripts/test`), reduced to at most 16

@@ -2,6 +2,7 @@
 //! `*_file` secrets ([`load`]), and validation that reports every problem at once
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
+mod client_auth;
 pub mod duration;
 mod effective;
 mod env;

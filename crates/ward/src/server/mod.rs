@@ -135,7 +135,8 @@ pub async fn discover(config: &Config, clock: Arc<dyn Clock>) -> Result<OidcClie
     loop {
         match OidcClient::discover(&config.oidc, redirect_uri.clone(), clock.clone()).await {
             Ok(client) => return Ok(client),
-            Err(err) if attempt < DISCOVERY_ATTEMPTS => {
+            // A key or `par` that does not fit the IdP stays so: no retry.
+            Err(err) if attempt < DISCOVERY_ATTEMPTS && !err.is_misconfiguration() => {
                 tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 64] = [
+pub const CATALOGUE: [&str; 65] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -45,6 +45,7 @@ pub const CATALOGUE: [&str; 64] = [
     "jwks_refreshed",
     "listening",
     "login_idp_error",
+    "login_par_failed",
     "login_prompt_dropped",
     "login_rejected",
     "login_started",
@@ -200,6 +201,7 @@ fn count(event: &str, reason: Option<&str>, how_many: Option<u64>) {
         }
         "login_rejected" => metrics::login("rejected"),
         "login_idp_error" => metrics::login("idp_error"),
+        "login_par_failed" => metrics::login("rejected"),
         "refresh_succeeded" => metrics::refresh("success"),
         "refresh_failed" => {
             metrics::refresh(reason);
