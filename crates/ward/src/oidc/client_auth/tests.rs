@@ -15,6 +15,7 @@ use ward_testkit::ClientKey;
 use super::*;
 
 mod real_idp;
+mod vectors;
 
 const NOW: u64 = 1_700_000_000;
 const ISSUER: &str = "https://idp.example/realms/bank";
