@@ -450,7 +450,7 @@ async fn an_idp_that_cannot_start_reports_its_output() {
     let mut options = IdpOptions::new(BFF_ORIGIN);
     options
         .extra_env
-        .push(("CLIENT_AUTH".to_owned(), "private_key_jwt".to_owned()));
+        .push(("CLIENT_AUTH".to_owned(), "tls_client_auth".to_owned()));
     let Err(err) = Idp::start(options).await else {
         panic!("the IdP started with an unsupported CLIENT_AUTH");
     };
