@@ -97,7 +97,10 @@ impl ClientAuthenticator {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ClientAuthError> {
         let name = method_name(config.client_auth);
-        if let Some(methods) = metadata.token_endpoint_auth_methods_supported()
+        // Only for the key method: secret methods worked before this check existed, and IdPs
+        // that list their methods incompletely would otherwise stop a running deployment.
+        if config.client_auth == ClientAuth::PrivateKeyJwt
+            && let Some(methods) = metadata.token_endpoint_auth_methods_supported()
             && !methods.iter().any(|m| m.as_ref() == name)
         {
             return Err(ClientAuthError::MethodNotOffered(name));
