@@ -41,7 +41,7 @@ use redb::backends::FileBackend;
 use redb::{Database, ReadableDatabase};
 use ward_store::read_cache::{Lookup, ReadCache, WriteGuard};
 use ward_store::{
-    BoxError, Clock, Indexes, LocalRateLimits, RateLimits, Record, RecordInfo, SessionStore,
+    BoxError, Clock, Count, Indexes, LocalRateLimits, RateLimits, Record, RecordInfo, SessionStore,
     StoreError, Sweep, UnixTime,
 };
 
@@ -344,6 +344,19 @@ impl SessionStore for EmbeddedStore {
 
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         Some(&*self.rate)
+    }
+
+    fn counter(&self) -> Option<&dyn Count> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Count for EmbeddedStore {
+    async fn count_live(&self, prefix: &str) -> Result<u64, StoreError> {
+        let prefix = prefix.to_owned();
+        self.read(move |txn, now| tables::count_live(txn, &prefix, now))
+            .await
     }
 }
 

@@ -180,6 +180,24 @@ pub fn live_records_by_index(
     Ok(out)
 }
 
+/// How many live records have a key starting with `prefix`: one range scan of the records
+/// from `prefix` on, reading only each record's expiry.
+pub fn count_live(txn: &ReadTransaction, prefix: &str, now: UnixTime) -> Result<u64, StoreError> {
+    let records = txn.open_table(RECORDS).map_err(store_error)?;
+    let mut live = 0;
+    for entry in records.range(prefix..).map_err(store_error)? {
+        let (key, bytes) = entry.map_err(store_error)?;
+        if !key.value().starts_with(prefix) {
+            break;
+        }
+        let expires_at = format::expires_at(bytes.value()).map_err(corrupt)?;
+        if is_live(expires_at, now) {
+            live += 1;
+        }
+    }
+    Ok(live)
+}
+
 /// Touches every table, so `ping` fails when the file cannot be read.
 pub fn check_readable(txn: &ReadTransaction) -> Result<(), StoreError> {
     txn.open_table(RECORDS).map_err(store_error)?;

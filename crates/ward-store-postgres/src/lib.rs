@@ -30,6 +30,7 @@
 #![warn(missing_docs)]
 
 mod connect;
+mod count;
 mod error;
 mod rate;
 mod schema;
@@ -43,7 +44,8 @@ use deadpool_postgres::{Client, Pool, Transaction};
 use tokio_postgres::Row;
 use tokio_postgres::types::ToSql;
 use ward_store::{
-    Clock, Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+    Clock, Count, Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep,
+    UnixTime,
 };
 
 pub use error::{ConnectError, CorruptRow};
@@ -351,6 +353,10 @@ impl SessionStore for PostgresStore {
     }
 
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
+        Some(self)
+    }
+
+    fn counter(&self) -> Option<&dyn Count> {
         Some(self)
     }
 }

@@ -75,6 +75,7 @@ pub(crate) struct Sql {
     pub delete: String,
     pub keys_by_index: String,
     pub list_by_index: String,
+    pub count_live: String,
     pub sweep: String,
     pub rate_hit: String,
     pub rate_sweep: String,
@@ -141,6 +142,12 @@ impl Sql {
                 "SELECT r.key, r.created_at, r.updated_at, r.expires_at \
                  FROM {index} i JOIN {records} r ON r.key = i.key \
                  WHERE i.\"index\" = $1 AND r.expires_at > $2 ORDER BY r.key"
+            ),
+            // $1 = the prefix, $2 = the first key past it (NULL: none), $3 = now: a range of
+            // the primary key, which orders bytea byte by byte.
+            count_live: format!(
+                "SELECT count(*) FROM {records} WHERE key >= $1 \
+                 AND ($2::bytea IS NULL OR key < $2) AND expires_at > $3"
             ),
             sweep: sweep_batch(&records, "expires_at"),
             rate_hit: rate_hit(&rates),

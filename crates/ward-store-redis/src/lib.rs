@@ -39,6 +39,8 @@
 //! - **Rate limits** ([`RateLimits`](ward_store::RateLimits)): one HASH per limited key,
 //!   `P q:<key>`, changed by one script per hit (one round trip, one slot); the key is a
 //!   keyed hash (never an address). Its native TTL ends it once it counts nothing.
+//! - **Counting** ([`Count`](ward_store::Count), for `ward_sessions_active`): the expiry set's
+//!   members under the prefix, each checked against its record (module `count`).
 //! - **Revocation** (`delete`, index lookups) takes effect for every Ward instance at once,
 //!   since all read the same Redis.
 //! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls.
@@ -56,6 +58,7 @@
 
 mod address;
 mod conn;
+mod count;
 mod error;
 mod layout;
 mod rate;

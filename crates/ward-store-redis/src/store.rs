@@ -8,7 +8,7 @@ use futures_util::future::{join_all, try_join_all};
 use futures_util::stream::{self, StreamExt, TryStreamExt};
 use redis::{Cmd, RedisResult, ScriptInvocation, Value, cmd};
 use ward_store::{
-    Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+    Count, Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
 };
 
 use crate::RedisStore;
@@ -372,6 +372,10 @@ impl SessionStore for RedisStore {
     }
 
     fn sweeper(&self) -> Option<&dyn Sweep> {
+        Some(self)
+    }
+
+    fn counter(&self) -> Option<&dyn Count> {
         Some(self)
     }
 

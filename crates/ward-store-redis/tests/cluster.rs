@@ -38,7 +38,7 @@ fn conformance_suite_passes_on_a_three_master_cluster() {
         .build()
         .expect("runtime");
     let ran = runtime.block_on(async { ward_store::for_each_conformance_case!(run_cases!(&url;)) });
-    assert_eq!(ran, 32);
+    assert_eq!(ran, 35);
 
     // Records spread over the masters: no hash tag pins them to one slot.
     let prefix = unique_prefix();

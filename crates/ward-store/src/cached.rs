@@ -8,7 +8,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use crate::read_cache::{Lookup, ReadCache};
-use crate::{Clock, Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
+use crate::{Clock, Count, Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 /// `inner` with `get` answered from a [`ReadCache`] of time to live `ttl`:
 /// - every write and delete through this handle is seen by its next read, as without the
@@ -151,6 +151,10 @@ impl SessionStore for CachedReads {
 
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         self.inner.rate_limits()
+    }
+
+    fn counter(&self) -> Option<&dyn Count> {
+        self.inner.counter()
     }
 }
 

@@ -21,13 +21,15 @@ use std::any::Any;
 
 use async_trait::async_trait;
 
-use crate::{Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
+use crate::{Count, Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 mod cases;
+mod counts;
 mod locks;
 mod rates;
 mod versions;
 pub use cases::*;
+pub use counts::*;
 pub use locks::*;
 pub use rates::*;
 pub use versions::*;
@@ -112,6 +114,10 @@ impl<S: SessionStore> SessionStore for Guarded<S> {
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         self.store.rate_limits()
     }
+
+    fn counter(&self) -> Option<&dyn Count> {
+        self.store.counter()
+    }
 }
 
 /// Calls `callback!(<its arguments> case, case, …)` with the name of every conformance case:
@@ -153,6 +159,9 @@ macro_rules! for_each_conformance_case {
             rate_limit_accepts_at_most_the_limit_in_any_window,
             rate_limit_keys_are_independent_and_reopen_after_retry_after,
             rate_limit_counts_every_concurrent_hit_once,
+            count_live_counts_live_records_under_the_prefix_once,
+            count_live_skips_expired_and_deleted_records,
+            count_live_takes_the_prefix_literally,
         }
     };
 }

@@ -5,7 +5,8 @@
 //! claim or a cookie: sealing happens above this crate, once, in `ward::session`.
 //!
 //! - [`SessionStore`]: the narrow async core every backend implements (sealed records,
-//!   compare-and-swap on their bytes); [`Indexes`] and [`Sweep`] are separate capabilities.
+//!   compare-and-swap on their bytes); [`Indexes`], [`Sweep`] and [`Count`] are separate
+//!   capabilities.
 //! - [`lock::Lease`]: a lock with an owner, built on the compare-and-swap core.
 //! - [`memory::MemoryStore`]: the in-process backend (tests, single instance, nothing persisted).
 //! - [`rate`]: sliding-window rate limits; [`RateLimits`] is the capability of a store that
@@ -103,7 +104,8 @@ impl std::fmt::Debug for Record {
 /// on one key.
 ///
 /// Optional capabilities are separate traits, reached through [`indexes`](Self::indexes),
-/// [`sweeper`](Self::sweeper) and [`rate_limits`](Self::rate_limits); locks are built on the compare-and-swap core ([`lock`]).
+/// [`sweeper`](Self::sweeper), [`counter`](Self::counter) and
+/// [`rate_limits`](Self::rate_limits); locks are built on the compare-and-swap core ([`lock`]).
 ///
 /// **Versions.** The sealed bytes of a record are its version: every seal draws a fresh random
 /// nonce, so two writes never store the same bytes. [`replace_if`](Self::replace_if) and
@@ -181,6 +183,13 @@ pub trait SessionStore: Send + Sync + 'static {
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         None
     }
+
+    /// Counting the live records under a key prefix, as the backend holds them (every
+    /// instance's records, not one process's); `None` for a store that cannot (the stateless
+    /// cookie store keeps its records in browsers).
+    fn counter(&self) -> Option<&dyn Count> {
+        None
+    }
 }
 
 /// Capability: finding records by their index entries.
@@ -191,6 +200,17 @@ pub trait Indexes: Send + Sync {
 
     /// Keys and times of the live records that carry `index` (session administration).
     async fn list_by_index(&self, index: &str) -> Result<Vec<RecordInfo>, StoreError>;
+}
+
+/// Capability: counting live records, for a gauge (`ward_sessions_active`). Its cost grows
+/// with the number of records, so callers run it rarely (at most every few seconds, off the
+/// request path), never per request.
+#[async_trait]
+pub trait Count: Send + Sync {
+    /// How many live records (not expired by the injected clock, not deleted) have a key
+    /// that starts with `prefix`, byte for byte. A record is counted once however often it
+    /// was rewritten.
+    async fn count_live(&self, prefix: &str) -> Result<u64, StoreError>;
 }
 
 /// Capability: removing expired records (and their index entries) that the backend does not

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use async_trait::async_trait;
 
 use crate::rate::{LocalRateLimits, RateLimits};
-use crate::{Clock, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
+use crate::{Clock, Count, Indexes, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime};
 
 /// Keys the store's rate limits hold, all limits together (see [`LocalRateLimits`]): about
 /// 200 bytes each, so some 50 MB at most, however many addresses an attacker rotates through.
@@ -195,6 +195,24 @@ impl SessionStore for MemoryStore {
 
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         Some(&self.rate)
+    }
+
+    fn counter(&self) -> Option<&dyn Count> {
+        Some(self)
+    }
+}
+
+#[async_trait]
+impl Count for MemoryStore {
+    async fn count_live(&self, prefix: &str) -> Result<u64, StoreError> {
+        let now = self.clock.now();
+        let inner = self.lock();
+        let live = inner
+            .records
+            .iter()
+            .filter(|(key, r)| key.starts_with(prefix) && is_live(r, now))
+            .count();
+        Ok(live as u64)
     }
 }
 

@@ -82,13 +82,16 @@ async fn healthz() -> Json<serde_json::Value> {
     Json(json!({ "status": "ok" }))
 }
 
-async fn metrics() -> Response<Body> {
+/// The exposition, with the store's count of live sessions (counted at most every
+/// [`COUNT_INTERVAL`](crate::session::live::COUNT_INTERVAL) s, never on a request).
+async fn metrics(State(state): State<Shared>) -> Response<Body> {
+    let sessions_active = state.app.sessions.live_count().await;
     (
         [(
             header::CONTENT_TYPE,
             HeaderValue::from_static(telemetry::metrics::CONTENT_TYPE),
         )],
-        telemetry::metrics::render(),
+        telemetry::metrics::render(sessions_active),
     )
         .into_response()
 }

@@ -11,9 +11,11 @@
 //!   `ward_store::SessionStore` backend.
 //! - [`error::ApiError`] is the one mapping from failures to HTTP; [`telemetry`] sets up logs.
 //! - [`admin`] is the separate operations listener: health, readiness, session revocation.
+//! - [`check`] is `ward check` beyond validation: store, IdP, client credentials, upstreams.
 
 pub mod admin;
 pub mod app;
+pub mod check;
 pub mod config;
 pub mod cookie_header;
 pub mod endpoints;

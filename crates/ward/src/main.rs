@@ -87,8 +87,11 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::SUCCESS,
         // The reader of our output closed it early: what it wanted it has; nothing to report.
         Err(err) if is_broken_pipe(&err) => ExitCode::SUCCESS,
+        Err(err) if err.is::<Reported>() => ExitCode::FAILURE,
         Err(err) => {
-            let _ = writeln!(std::io::stderr().lock(), "ward: {err:#}");
+            // Each cause once: many errors print their source and also return it.
+            let text = ward::check::describe(err.as_ref());
+            let _ = writeln!(std::io::stderr().lock(), "ward: {text}");
             ExitCode::FAILURE
         }
     }
@@ -265,40 +268,22 @@ fn is_held_by_another_process(err: &ward_store::StoreError) -> bool {
 async fn check(path: &Path) -> anyhow::Result<()> {
     let config = load_config(path)?;
     say!("configuration: {} is valid", path.display())?;
-    let clock: std::sync::Arc<dyn ward_store::Clock> = std::sync::Arc::new(ward_store::SystemClock);
-    ward::session::keyring::KeyRing::from_config(&config.crypto.keys)?;
-    ward::proxy::Proxy::new(&config.routes, &config.server.public_url)?;
-    say!("routes: {} valid", config.routes.len())?;
-    say!("{}", ward::config::describe_rate_limits(&config.rate_limit))?;
-    let store = ward::server::open_store(&config, clock.clone()).await?;
-    store.ping().await.context("store does not answer")?;
-    say!("store: {} reachable", store.kind())?;
-    if config.store.kind == ward::config::StoreKind::Cookie {
-        say!(
-            "store: cookie (stateless) — unavailable in this mode: server-side revocation (a copied \
-             cookie stays valid until it expires), back-channel logout, session administration, \
-             and parallel logins of one browser (the later wins)"
-        )?;
+    let problems =
+        ward::check::run(&config, &mut std::io::stdout(), &mut std::io::stderr()).await?;
+    if problems.is_empty() {
+        return Ok(());
     }
-    ward::server::discover(&config, clock).await?;
-    say!("oidc: provider metadata loaded from {}", config.oidc.issuer)?;
-    let telemetry = &config.telemetry;
-    match &telemetry.otlp_endpoint {
-        Some(endpoint) => say!(
-            "telemetry: traces exported over OTLP/{:?} to {endpoint} as service {:?}, sampling \
-             ratio {}",
-            telemetry.otlp_protocol,
-            telemetry.service_name,
-            telemetry.sampling_ratio
-        )?,
-        None => say!("telemetry: traces off (no otlp_endpoint)")?,
+    let mut stderr = std::io::stderr().lock();
+    for problem in &problems {
+        let _ = writeln!(stderr, "ward: {problem}");
     }
-    say!(
-        "\n# effective configuration (secrets masked)\n{}",
-        config.to_masked_toml()
-    )?;
-    Ok(())
+    Err(Reported.into())
 }
+
+/// The failure has been printed already (`ward check`'s problems, one per line).
+#[derive(Debug, thiserror::Error)]
+#[error("reported above")]
+struct Reported;
 
 /// Resolves on SIGTERM or Ctrl-C: stop accepting, finish in-flight requests.
 async fn shutdown_signal() {

@@ -1,13 +1,12 @@
 //! The `ward` command line (SPEC §7): help, `keygen`, `check` and `serve`'s refusal of a bad
 //! configuration, run as the real binary.
 
-use std::io::Read;
-use std::path::Path;
-use std::process::{Command, ExitStatus, Stdio};
-use std::time::{Duration, Instant};
+#[path = "support/cli_run.rs"]
+mod cli_run;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
+use cli_run::{Run, free_port, ward, ward_async};
 use ward::secret::SecretString;
 use ward::session::keyring::KeyRing;
 use ward_testkit::{Idp, IdpOptions};
@@ -18,96 +17,6 @@ const KEY: &str = "cli1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const KEY_MATERIAL: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 /// A client secret that must never be printed.
 const CLIENT_SECRET: &str = "cli-client-secret-do-not-print";
-/// How long one command may run: `check` against a dead IdP retries for a few seconds.
-const PATIENCE: Duration = Duration::from_secs(60);
-
-/// What a finished `ward` run printed.
-struct Run {
-    status: ExitStatus,
-    stdout: String,
-    stderr: String,
-}
-
-impl Run {
-    fn all(&self) -> String {
-        format!("{}\n{}", self.stdout, self.stderr)
-    }
-}
-
-impl std::fmt::Display for Run {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{:?}\n--- stdout\n{}\n--- stderr\n{}",
-            self.status, self.stdout, self.stderr
-        )
-    }
-}
-
-fn drain(stream: Option<impl Read + Send + 'static>) -> std::thread::JoinHandle<String> {
-    std::thread::spawn(move || {
-        let mut text = String::new();
-        if let Some(mut stream) = stream {
-            let _ = stream.read_to_string(&mut text);
-        }
-        text
-    })
-}
-
-/// Runs `ward <args>` in `dir` without any inherited `WARD_*` variable; kills it and fails if
-/// it runs longer than [`PATIENCE`].
-fn ward(args: &[&str], dir: &Path) -> Run {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_ward"));
-    command
-        .args(args)
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    for (name, _) in std::env::vars() {
-        if name.starts_with("WARD_") {
-            command.env_remove(name);
-        }
-    }
-    let mut child = command.spawn().expect("start ward");
-    let stdout = drain(child.stdout.take());
-    let stderr = drain(child.stderr.take());
-    let deadline = Instant::now() + PATIENCE;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait for ward") {
-            break status;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!("ward {args:?} still running after {PATIENCE:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    Run {
-        status,
-        stdout: stdout.join().expect("stdout reader"),
-        stderr: stderr.join().expect("stderr reader"),
-    }
-}
-
-/// [`ward`] off the async runtime (the test IdP's output is read on it meanwhile).
-async fn ward_async(args: &[&str], dir: &Path) -> Run {
-    let args: Vec<String> = args.iter().map(|a| (*a).to_owned()).collect();
-    let dir = dir.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        ward(&args, &dir)
-    })
-    .await
-    .expect("ward runner")
-}
-
-/// A loopback port that was free a moment ago.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind loopback");
-    listener.local_addr().expect("bound address").port()
-}
 
 /// A complete, valid configuration.
 fn valid_config(listen_port: u16, issuer: &str) -> String {
@@ -260,9 +169,10 @@ fn serve_refuses_an_invalid_configuration_before_binding() {
 #[tokio::test]
 async fn check_of_a_valid_configuration_reaches_the_idp_and_prints_it_masked() {
     let port = free_port();
-    let idp = Idp::start(IdpOptions::new(format!("http://localhost:{port}")))
-        .await
-        .expect("start the IdP");
+    let mut options = IdpOptions::new(format!("http://localhost:{port}"));
+    // The check sends the secret to the token endpoint: the IdP must know it.
+    options.extra_env = vec![("CLIENT_SECRET".into(), CLIENT_SECRET.into())];
+    let idp = Idp::start(options).await.expect("start the IdP");
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
         dir.path().join("ward.toml"),
@@ -273,6 +183,7 @@ async fn check_of_a_valid_configuration_reaches_the_idp_and_prints_it_masked() {
     assert!(run.status.success(), "{run}");
     assert!(run.stdout.contains("is valid"), "{run}");
     assert!(run.stdout.contains(idp.issuer()), "{run}");
+    assert!(run.stdout.contains("client credentials accepted"), "{run}");
     assert!(
         run.stdout.contains(r#"client_secret = "***""#),
         "client secret not shown masked:\n{run}"
@@ -301,6 +212,14 @@ fn check_fails_naming_oidc_when_the_idp_is_down() {
         last.starts_with("ward: oidc"),
         "the failure names oidc:\n{run}"
     );
+    // Each cause once, though several errors of the chain print their source too.
+    let causes: Vec<&str> = last.split(": ").collect();
+    for (index, cause) in causes.iter().enumerate() {
+        assert!(
+            !causes[index + 1..].contains(cause),
+            "{cause:?} repeated:\n{run}"
+        );
+    }
     assert!(
         !run.stdout.contains("effective configuration"),
         "no clean bill of health:\n{run}"

@@ -1,5 +1,6 @@
 //! `ward check` with `private_key_jwt` against the real IdP in its FAPI 2.0 configuration: a
-//! usable key passes (discovery, algorithm choice), an unreadable one is named clearly; and
+//! usable key passes (discovery, algorithm choice, the credentials probe), a key the IdP does
+//! not hold is `invalid_client`, an unreadable one is named clearly; and
 //! `par = "auto"` at an IdP that offers PAR without requiring it, with a secret method.
 
 mod common;
@@ -51,7 +52,7 @@ keys = ["{}"]
 }
 
 #[tokio::test]
-async fn check_accepts_a_usable_key_and_names_an_unreadable_one() {
+async fn check_accepts_a_usable_key_and_names_an_unknown_or_unreadable_one() {
     let key = ClientKey::generate().unwrap();
     let idp = Idp::start(IdpOptions::fapi2("https://app.example", &key))
         .await
@@ -66,6 +67,21 @@ async fn check_accepts_a_usable_key_and_names_an_unreadable_one() {
         stdout.contains("client_auth = \"private_key_jwt\""),
         "{stdout}"
     );
+    assert!(
+        stdout.contains("client credentials accepted at the token endpoint"),
+        "{stdout}"
+    );
+
+    // A key the IdP does not hold: the credentials probe's assertion is refused.
+    ClientKey::generate()
+        .unwrap()
+        .write_pem(&dir.path().join("other.pem"))
+        .unwrap();
+    let (ok, stdout, stderr) = check(dir.path(), &config(idp.issuer(), "other.pem")).await;
+    assert!(!ok, "{stdout}");
+    let all = format!("{stdout}\n{stderr}");
+    assert!(all.contains("(invalid_client)"), "{all}");
+    assert!(all.contains("oidc.private_key_file"), "{all}");
 
     let (ok, stdout, stderr) = check(dir.path(), &config(idp.issuer(), "missing.pem")).await;
     assert!(!ok, "{stdout}");

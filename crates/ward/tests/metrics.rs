@@ -1,10 +1,17 @@
 //! `/metrics` of the real `ward serve` (SPEC §7, §8): served by the admin listener without a
 //! token, valid for `promtool check metrics`, scraped by a real Prometheus server, counting a
 //! login, and holding no token, cookie, code or CSRF token in any label after a whole session.
+//! The same Prometheus then runs every PromQL expression of the Grafana dashboard and every
+//! alert rule (support/dashboard.rs): Grafana is not installable here, so the dashboard is
+//! validated by what it would ask Prometheus, not rendered.
 //!
 //! `promtool` and `prometheus` come from Debian's `prometheus` package (`scripts/test`
 //! installs it). Without them the test fails under `CI=true` and is skipped, loudly, elsewhere.
 
+#[path = "support/dashboard.rs"]
+mod dashboard;
+#[path = "support/prometheus.rs"]
+mod prometheus;
 #[path = "support/secrets.rs"]
 mod secrets;
 #[path = "support/served.rs"]
@@ -12,109 +19,17 @@ mod served;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Stdio};
 
+use prometheus::{Prometheus, have};
 use secrets::{WalkedLogin, id_token_hint, last_bearer, leaked};
-use served::{PATIENCE, Served, free_port, wait_until_serving};
+use served::{Served, free_port, wait_until_serving};
 use ward_testkit::{Browser, EchoUpstream, Idp, IdpOptions};
 
 /// The key ring entry of this test (test-only key).
 const KEY: &str = "met1:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 /// The admin token of this test.
 const ADMIN_TOKEN: &str = "metrics-admin-token-0123456789abcdef";
-
-/// Whether `tool` is on the PATH; under `CI=true` its absence fails the test.
-fn have(tool: &str) -> bool {
-    let found = Command::new(tool)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{tool} is not installed (Debian package prometheus; scripts/test installs it)"
-        );
-        eprintln!("SKIPPED: {tool} is not installed (Debian package prometheus)");
-    }
-    found
-}
-
-/// A Prometheus server scraping `target` every second, on loopback, its data in a temp dir;
-/// killed on drop.
-struct Prometheus {
-    child: Child,
-    url: String,
-    _dir: tempfile::TempDir,
-}
-
-impl Prometheus {
-    fn start(target: &str) -> Self {
-        let dir = tempfile::tempdir().unwrap();
-        let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n\
-                 scrape_configs:\n  - job_name: ward\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
-        let port = free_port();
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start prometheus");
-        Self {
-            child,
-            url: format!("http://127.0.0.1:{port}"),
-            _dir: dir,
-        }
-    }
-
-    /// Polls the query API until `query` has a sample, and returns its value (bounded wait:
-    /// the scrape is an event we cannot be told about).
-    async fn value_of(&self, query: &str) -> f64 {
-        let browser = Browser::new().unwrap();
-        let url = format!("{}/api/v1/query?query={}", self.url, query_escape(query));
-        let deadline = Instant::now() + PATIENCE;
-        loop {
-            if let Ok(reply) = browser.get(&url).await
-                && reply.status == 200
-                && let Some(value) = reply.json().ok().and_then(|body| {
-                    body["data"]["result"][0]["value"][1]
-                        .as_str()
-                        .and_then(|v| v.parse().ok())
-                })
-            {
-                return value;
-            }
-            assert!(Instant::now() < deadline, "prometheus never had {query}");
-            tokio::time::sleep(Duration::from_millis(250)).await;
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn query_escape(query: &str) -> String {
-    url::form_urlencoded::byte_serialize(query.as_bytes()).collect()
-}
 
 /// `promtool check metrics` on `exposition`: its complaints, empty when valid.
 fn promtool_check(exposition: &str) -> String {
@@ -161,7 +76,8 @@ async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
     let config = write_config(dir.path(), port, admin_port, &idp, &upstream);
     let served = Served::start(&config);
     wait_until_serving(&served, &origin).await;
-    let prometheus = Prometheus::start(&format!("127.0.0.1:{admin_port}"));
+    let rules = dashboard::root().join("deploy/prometheus/ward-rules.yml");
+    let prometheus = Prometheus::start(&format!("127.0.0.1:{admin_port}"), &rules);
 
     let browser = Browser::new().unwrap();
     probes_need_no_token_and_admin_does(&admin).await;
@@ -189,6 +105,9 @@ async fn metrics_are_valid_scraped_by_prometheus_and_hold_no_secret() {
         .value_of("ward_logins_total{result=\"success\"}")
         .await;
     assert_eq!(logins, 1.0, "the login as Prometheus scraped it");
+    // What Grafana and the rule evaluator would ask, after a login and a proxied call.
+    dashboard::assert_dashboard_queries_run(&prometheus, &dashboard::dashboard()).await;
+    dashboard::assert_rules_evaluate(&prometheus).await;
     drop(prometheus);
     let (status, _, stderr) = served.terminate();
     assert!(status.success(), "{stderr}");
@@ -360,8 +279,8 @@ token = "user"
     config
 }
 
-/// The alert rules load in Prometheus, and the dashboard and rules query only families Ward
-/// exposes.
+/// The alert rules load in Prometheus, the dashboard is well formed, and the dashboard and
+/// rules query only families Ward exposes.
 #[test]
 fn alert_rules_and_dashboard_use_only_ward_metrics() {
     if !have("promtool") {
@@ -379,9 +298,9 @@ fn alert_rules_and_dashboard_use_only_ward_metrics() {
         "{}",
         String::from_utf8_lossy(&checked.stdout)
     );
-    let exposed = ward::telemetry::metrics::render();
+    let exposed = ward::telemetry::metrics::render(None);
+    dashboard::assert_well_formed(&dashboard::dashboard());
     let dashboard = std::fs::read_to_string(root.join("deploy/grafana/ward.json")).unwrap();
-    let _: serde_json::Value = serde_json::from_str(&dashboard).expect("dashboard is JSON");
     let rules = std::fs::read_to_string(&rules).unwrap();
     for text in [&dashboard, &rules] {
         for (at, _) in text.match_indices("ward_") {

@@ -73,7 +73,8 @@ fn parse_name<'a>(
         return None;
     }
     if !schema::SECTIONS.contains(&section.as_str()) {
-        problems.push(variable, format!("unknown section [{section}]"));
+        let what = format!("unknown section [{section}]");
+        problems.push(variable, super::suggest::unknown(&section, &what));
         return None;
     }
     Some(Override {

@@ -124,7 +124,8 @@ impl Parsed {
                 Some(Value::Table(_)) => "unknown section",
                 _ => "unknown key",
             };
-            problems.push(key, what);
+            let message = super::suggest::unknown(&key, what);
+            problems.push(key, message);
         }
         let mut section = |name: &str| take_table(&mut table, name, problems);
         let (server, oidc, session, login, logout, store, crypto, telemetry) = (
@@ -312,6 +313,7 @@ fn parse_static(
     let parsed = sections::deserialize::<StaticConfig>("static", table, &["dir"], problems)?;
     Some(Some(StaticConfig {
         dir: base_dir.join(parsed.dir),
+        ..parsed
     }))
 }
 

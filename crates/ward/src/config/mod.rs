@@ -2,6 +2,7 @@
 //! `*_file` secrets ([`load`]), and validation that reports every problem at once
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
+mod absolute_url;
 mod client_auth;
 pub mod duration;
 mod effective;
@@ -16,7 +17,9 @@ mod schema;
 mod secrets;
 mod sections;
 pub mod size;
+mod static_policy;
 mod store;
+mod suggest;
 mod telemetry;
 mod validate;
 
@@ -24,6 +27,8 @@ mod validate;
 mod tests;
 #[cfg(test)]
 mod tests_connections;
+#[cfg(test)]
+mod tests_messages;
 #[cfg(test)]
 mod tests_proxy_limits;
 #[cfg(test)]

@@ -59,7 +59,10 @@ pub struct ServerConfig {
     #[serde(default = "defaults::listen")]
     pub listen: SocketAddr,
     /// The origin the browser sees (scheme, host, port; no path).
-    #[serde(default = "defaults::public_url")]
+    #[serde(
+        default = "defaults::public_url",
+        deserialize_with = "super::absolute_url::public_url"
+    )]
     pub public_url: Url,
     /// How many `X-Forwarded-For` hops (proxies in front of Ward) to trust.
     #[serde(default)]
@@ -111,6 +114,7 @@ pub struct ServerConfig {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct OidcConfig {
     /// Issuer URL; discovery at `<issuer>/.well-known/openid-configuration`.
+    #[serde(deserialize_with = "super::absolute_url::issuer")]
     pub issuer: Url,
     /// Ward's client id at the IdP.
     pub client_id: String,
@@ -271,6 +275,14 @@ pub struct CryptoConfig {
 pub struct StaticConfig {
     /// Directory with `index.html` and assets.
     pub dir: PathBuf,
+    /// Trusted Types policy names the page may create: Ward's CSP gets a `trusted-types`
+    /// directive with them (`[]`: `'none'`, no policy). Absent: any name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_types: Option<Vec<String>>,
+    /// A CSP for the HTML documents that replaces Ward's template; each `{nonce}` becomes the
+    /// response's nonce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub csp: Option<String>,
 }
 
 /// `[telemetry]`
@@ -284,7 +296,11 @@ pub struct TelemetryConfig {
     pub log_level: String,
     /// OTLP collector base URL (as `OTEL_EXPORTER_OTLP_ENDPOINT`; `/v1/traces` is appended for
     /// HTTP). Absent: no traces are exported.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "super::absolute_url::otlp_endpoint"
+    )]
     pub otlp_endpoint: Option<Url>,
     /// OTLP transport.
     #[serde(default)]
@@ -325,6 +341,7 @@ pub struct RouteConfig {
     /// Path prefix, matched on whole segments.
     pub prefix: String,
     /// Upstream base URL (`http` or `https`; a path is a base path).
+    #[serde(deserialize_with = "super::absolute_url::upstream")]
     pub upstream: Url,
     /// Which token the upstream receives.
     pub token: TokenMode,

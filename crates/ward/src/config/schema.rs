@@ -1,8 +1,9 @@
 //! The keys this build accepts, by section, with the shape of their values.
 //!
 //! The model's serde derive remains the judge of what is unknown; this table tells the
-//! environment overrides how to read a value (a numeric client secret stays a string) and lets
-//! the tests hold `ward.example.toml` to documenting every key.
+//! environment overrides how to read a value (a numeric client secret stays a string), names
+//! the key meant when an unknown one is a typo (`suggest`), and lets the tests hold
+//! `ward.example.toml` to documenting every key.
 
 /// How an environment value for a key is read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,6 +76,8 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("rate_limit", "invalid_session", Shape::Structured),
     ("rate_limit", "backend", Shape::Text),
     ("static", "dir", Shape::Text),
+    ("static", "trusted_types", Shape::Structured),
+    ("static", "csp", Shape::Text),
     ("telemetry", "log_format", Shape::Text),
     ("telemetry", "log_level", Shape::Text),
     ("telemetry", "otlp_endpoint", Shape::Text),
@@ -87,7 +90,6 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
 ];
 
 /// Keys of one `[[routes]]` entry.
-#[cfg(test)]
 pub(crate) const ROUTE_KEYS: &[&str] = &[
     "prefix",
     "upstream",

@@ -65,7 +65,8 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
         }
     }
     for path in unknown {
-        problems.push(path, "unknown key");
+        let message = super::suggest::unknown(&path, "unknown key");
+        problems.push(path, message);
         failed = true;
     }
     if failed { None } else { value }

@@ -244,9 +244,9 @@ fn unknown_keys_are_reported_in_every_section_and_from_the_environment() {
     for expected in [
         "typo_top: unknown key",
         "nonsense: unknown section",
-        "server.listn: unknown key",
-        "routes[0].timout: unknown key",
-        "session.idle (from WARD_SESSION__IDLE): unknown key",
+        "server.listn: unknown key; did you mean `listen`?",
+        "routes[0].timout: unknown key; did you mean `timeout`?",
+        "session.idle (from WARD_SESSION__IDLE): unknown key; did you mean `idle_timeout`?",
     ] {
         assert!(
             errors.lines().any(|l| l == expected),

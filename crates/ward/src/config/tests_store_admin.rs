@@ -329,7 +329,9 @@ fn admin_shape_errors_name_the_key() {
         "[admin]\ntokn = \"x\"\nlisten = \"nowhere\"\ntoken = \"{ADMIN_TOKEN}\""
     ));
     assert!(
-        lines.iter().any(|l| l == "admin.tokn: unknown key"),
+        lines
+            .iter()
+            .any(|l| l == "admin.tokn: unknown key; did you mean `token`?"),
         "{lines:#?}"
     );
     assert!(

@@ -20,6 +20,7 @@ use super::model::*;
 use super::rate_limit::check_rate_limit;
 use super::routes::{check_body_limit, check_routes};
 use super::secrets::KeyEntry;
+use super::static_policy;
 use super::store::check_store;
 use super::telemetry::check_telemetry;
 use crate::secret::SecretString;
@@ -139,6 +140,7 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     }
     if let Some(Some(static_files)) = draft.static_files {
         check_static_dir(&static_files.dir, out);
+        static_policy::check(static_files, out);
     }
     if let Some(telemetry) = draft.telemetry {
         check_telemetry(telemetry, out);

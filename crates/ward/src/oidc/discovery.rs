@@ -57,10 +57,19 @@ impl AdditionalProviderMetadata for ExtraMetadata {}
 /// Why the provider metadata was refused.
 #[derive(Debug, thiserror::Error)]
 pub enum DiscoveryError {
-    /// Fetching or parsing the document or the JWKS failed, or its `issuer` differs from the
-    /// configured one.
+    /// Fetching or parsing the document or the JWKS failed.
     #[error("provider discovery failed: {0}")]
     Fetch(#[source] openidconnect::DiscoveryError<HttpError>),
+    /// The document's `issuer` differs from the configured one (`reported` is the document's,
+    /// a URL openidconnect parsed).
+    #[error(
+        "issuer mismatch: the IdP's discovery document names its issuer {reported:?}, which \
+         must equal the configured one character for character; set issuer to exactly {reported:?}"
+    )]
+    IssuerMismatch {
+        /// The `issuer` of the discovery document.
+        reported: String,
+    },
     /// Ward needs a token endpoint for the code flow.
     #[error("provider metadata has no token_endpoint")]
     NoTokenEndpoint,
@@ -96,9 +105,31 @@ pub(crate) async fn discover(
             Err(err) => return Err(DiscoveryError::Fetch(err)),
         }
     }
-    Err(DiscoveryError::Fetch(mismatch.unwrap_or_else(|| {
-        openidconnect::DiscoveryError::Other("no issuer to discover".to_owned())
-    })))
+    Err(match mismatch {
+        Some(err) => issuer_mismatch(err),
+        None => DiscoveryError::Fetch(openidconnect::DiscoveryError::Other(
+            "no issuer to discover".to_owned(),
+        )),
+    })
+}
+
+/// The issuer the document reported, out of openidconnect's validation message
+/// ``unexpected issuer URI `<reported>` (expected `<configured>`)``; the message as it is when
+/// it has another shape. A URL cannot hold the space of the separator.
+fn issuer_mismatch(err: openidconnect::DiscoveryError<HttpError>) -> DiscoveryError {
+    let reported = match &err {
+        openidconnect::DiscoveryError::Validation(message) => message
+            .strip_prefix("unexpected issuer URI `")
+            .and_then(|rest| rest.split_once("` (expected `"))
+            .map(|(reported, _)| reported.to_owned()),
+        _ => None,
+    };
+    match reported {
+        Some(reported) if Url::parse(&reported).is_ok() => {
+            DiscoveryError::IssuerMismatch { reported }
+        }
+        _ => DiscoveryError::Fetch(err),
+    }
 }
 
 /// The spellings of `issuer` the operator may have written (see [`discover`]).
@@ -168,6 +199,22 @@ mod tests {
             spellings("https://idp.example"),
             ["https://idp.example", "https://idp.example/"]
         );
+    }
+
+    #[test]
+    fn a_mismatch_names_the_issuer_the_document_reports() {
+        let err = issuer_mismatch(openidconnect::DiscoveryError::Validation(
+            "unexpected issuer URI `https://idp.example/realms/x` (expected \
+             `https://idp.example/realms/x/`)"
+                .to_owned(),
+        ));
+        assert!(
+            err.to_string()
+                .ends_with(r#"set issuer to exactly "https://idp.example/realms/x""#),
+            "{err}"
+        );
+        let other = issuer_mismatch(openidconnect::DiscoveryError::Validation("odd".to_owned()));
+        assert!(matches!(other, DiscoveryError::Fetch(_)));
     }
 
     #[test]

@@ -87,7 +87,7 @@ where
 
 /// An OAuth `error` code reduced to its defined character set (RFC 6749 §5.2), so an IdP
 /// cannot smuggle arbitrary text into Ward's logs.
-fn error_code(code: &str) -> String {
+pub(super) fn error_code(code: &str) -> String {
     let code: String = code
         .chars()
         .filter(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))

@@ -7,11 +7,13 @@
 //! any endpoint in it is used; `authorize` limits what configuration adds to the login
 //! redirect; `jwks` keeps the keys and rate-limits refetches; `id_token` adds the checks
 //! openidconnect leaves to clients; `userinfo` fetches the claims to merge; `endpoint`
-//! revokes tokens and reduces IdP failures to summaries that cannot leak a token.
+//! revokes tokens and reduces IdP failures to summaries that cannot leak a token;
+//! `credentials_probe` lets `ward check` tell a wrong client secret from a right one.
 
 mod authorize;
 mod client_auth;
 mod client_credentials;
+mod credentials_probe;
 mod discovery;
 mod endpoint;
 mod http;
@@ -46,6 +48,7 @@ use self::authorize::{extra_auth_params, scopes, warn_without_s256};
 pub use self::client_auth::ClientAuthError;
 use self::client_auth::ClientAuthenticator;
 pub use self::client_credentials::{ClientTokenError, ClientTokens};
+pub use self::credentials_probe::CredentialsVerdict;
 pub use self::discovery::DiscoveryError;
 use self::discovery::ProviderMetadata;
 pub use self::endpoint::EndpointError;

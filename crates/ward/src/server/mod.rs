@@ -168,10 +168,7 @@ pub async fn build_state_with_store(
         config.effective_workers(),
     )?
     .with_max_request_body(config.server.max_request_body);
-    let site = config
-        .static_files
-        .as_ref()
-        .map(|s| StaticSite::new(&s.dir));
+    let site = config.static_files.as_ref().map(StaticSite::new);
     let settings = SessionSettings {
         idle_timeout: config.session.idle_timeout.as_secs(),
         absolute_timeout: config.session.absolute_timeout.as_secs(),

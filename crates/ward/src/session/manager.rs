@@ -12,6 +12,7 @@ use ward_store::{Clock, Record, SessionStore, StoreError};
 
 use super::cache::OpenedCache;
 use super::cookie::{self, CookieAttributes, SessionCookie};
+use super::live::LiveSessions;
 use super::record::{SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
 use super::seal::Sealer;
@@ -128,6 +129,8 @@ pub struct SessionManager {
     /// Opened sessions, reused while their record in the store is unchanged (see
     /// [`super::cache`]).
     opened: OpenedCache,
+    /// The store's count of live sessions, for `ward_sessions_active` ([`super::live`]).
+    live: LiveSessions,
 }
 
 impl SessionManager {
@@ -145,7 +148,9 @@ impl SessionManager {
             secure: settings.cookie.secure,
             same_site: "Lax",
         };
+        let live = LiveSessions::new(store.clone(), clock.clone(), format!("{SESSION_NS}:"));
         Self {
+            live,
             store,
             sealer,
             clock,
@@ -155,6 +160,12 @@ impl SessionManager {
             refreshes: RefreshFlights::default(),
             opened: OpenedCache::default(),
         }
+    }
+
+    /// The live sessions of every instance, as the store counts them (at most every
+    /// [`super::live::COUNT_INTERVAL`] s); `None` when the store cannot count or failed to.
+    pub async fn live_count(&self) -> Option<u64> {
+        self.live.current().await
     }
 
     /// The store, for readiness checks.

@@ -6,6 +6,7 @@ mod cache;
 pub mod cookie;
 pub mod cookie_store;
 pub mod keyring;
+pub mod live;
 pub mod manager;
 pub mod record;
 pub mod refresh;

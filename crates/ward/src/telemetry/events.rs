@@ -6,8 +6,8 @@
 //! on these names survive rewording. [`EventCounter`] counts each one in
 //! `ward_security_events_total{event}` (a name outside the catalogue as `other`, keeping the
 //! label bounded) and derives the outcome families from the same events:
-//! `ward_logins_total`, `ward_refreshes_total`, `ward_csrf_rejections_total` and
-//! `ward_sessions_active`. Counting sits beside the log output, under its own filter, so an
+//! `ward_logins_total`, `ward_refreshes_total` and `ward_csrf_rejections_total`
+//! (`ward_sessions_active` is the store's own count: [`crate::session::live`]). Counting sits beside the log output, under its own filter, so an
 //! event is counted even when `log_level` hides it.
 
 use tracing::field::{Field, Visit};
@@ -134,7 +134,7 @@ impl<S: Subscriber> Layer<S> for EventCounter {
         let mut fields = Fields::default();
         event.record(&mut fields);
         if let Some(name) = fields.event {
-            count(name, fields.reason, fields.count);
+            count(name, fields.reason);
         }
     }
 }
@@ -146,7 +146,6 @@ impl<S: Subscriber> Layer<S> for EventCounter {
 struct Fields {
     event: Option<&'static str>,
     reason: Option<&'static str>,
-    count: Option<u64>,
 }
 
 impl Visit for Fields {
@@ -157,16 +156,6 @@ impl Visit for Fields {
             "reason" => self.reason = Some(intern_reason(value)),
             _ => {}
         }
-    }
-
-    fn record_u64(&mut self, field: &Field, value: u64) {
-        if matches!(field.name(), "count" | "sessions_ended") {
-            self.count = Some(value);
-        }
-    }
-
-    fn record_i64(&mut self, field: &Field, value: i64) {
-        self.record_u64(field, u64::try_from(value).unwrap_or(0));
     }
 
     fn record_debug(&mut self, _: &Field, _: &dyn std::fmt::Debug) {}
@@ -189,29 +178,18 @@ fn intern_reason(value: &str) -> &'static str {
     intern(value, &metrics::CSRF_REASONS)
 }
 
-/// Counts one event and what it says about logins, refreshes, CSRF and sessions.
-fn count(event: &str, reason: Option<&str>, how_many: Option<u64>) {
+/// Counts one event and what it says about logins, refreshes and CSRF.
+fn count(event: &str, reason: Option<&str>) {
     metrics::security_event(event);
     let reason = reason.unwrap_or(metrics::OTHER);
-    let ended = || -i64::try_from(how_many.unwrap_or(1)).unwrap_or(0);
     match event {
-        "login_succeeded" => {
-            metrics::login("success");
-            metrics::sessions_changed(1);
-        }
+        "login_succeeded" => metrics::login("success"),
         "login_rejected" => metrics::login("rejected"),
         "login_idp_error" => metrics::login("idp_error"),
         "login_par_failed" => metrics::login("rejected"),
         "refresh_succeeded" => metrics::refresh("success"),
-        "refresh_failed" => {
-            metrics::refresh(reason);
-            if matches!(reason, "invalid_grant" | "invalid_id_token") {
-                metrics::sessions_changed(-1);
-            }
-        }
+        "refresh_failed" => metrics::refresh(reason),
         "csrf_rejected" => metrics::csrf_rejected(reason),
-        "session_ended" => metrics::sessions_changed(-1),
-        "session_revoked" | "backchannel_logout" => metrics::sessions_changed(ended()),
         _ => {}
     }
 }
@@ -280,13 +258,12 @@ mod tests {
         tracing::warn!(event = "csrf_rejected", reason = "token", session = "abc");
         tracing::info!(event = "session_ended", reason = "logout", session = "abc");
         tracing::warn!(event = concat!("not_in_", "the_catalogue"));
-        let text = metrics::render();
+        let text = metrics::render(None);
         for sample in [
             "ward_security_events_total{event=\"login_started\"} 1\n",
             "ward_security_events_total{event=\"other\"} 1\n",
             "ward_logins_total{result=\"success\"} 1\n",
             "ward_csrf_rejections_total{reason=\"token\"} 1\n",
-            "ward_sessions_active 0\n",
         ] {
             assert!(text.contains(sample), "no {sample:?}");
         }

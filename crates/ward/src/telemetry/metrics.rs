@@ -20,7 +20,7 @@ mod exposition;
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering::Relaxed};
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::{LazyLock, RwLock};
 use std::time::{Duration, Instant};
 
@@ -69,7 +69,7 @@ pub const IDP_ENDPOINTS: [&str; 8] = [
 ];
 /// `op` values of the store families: the methods of `ward_store::SessionStore` and its
 /// capabilities.
-pub const STORE_OPS: [&str; 14] = [
+pub const STORE_OPS: [&str; 15] = [
     "put",
     "put_new",
     "replace",
@@ -84,6 +84,7 @@ pub const STORE_OPS: [&str; 14] = [
     "keys_by_index",
     "list_by_index",
     "sweep_expired",
+    "count_live",
 ];
 /// `limit` values of `ward_rate_limited_total` (`[rate_limit]`'s budgets).
 pub const RATE_LIMITS: [&str; 4] = ["login", "api", "anonymous", "invalid_session"];
@@ -309,8 +310,6 @@ struct Metrics {
     idp: Histograms,
     logins: Counters,
     refreshes: Counters,
-    /// Sessions made minus sessions ended, as this instance saw them (see [`session_started`]).
-    sessions_active: AtomicI64,
     store_duration: Histograms,
     store_errors: Counters,
     rate_limited: Counters,
@@ -324,7 +323,6 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
         idp: Histograms::new(&IDP_ENDPOINTS),
         logins: Counters::new(&LOGIN_RESULTS),
         refreshes: Counters::new(&REFRESH_RESULTS),
-        sessions_active: AtomicI64::new(0),
         store_duration: Histograms::new(&STORE_OPS),
         store_errors: Counters::new(&STORE_OPS),
         rate_limited: Counters::new(&RATE_LIMITS),
@@ -429,11 +427,6 @@ pub(crate) fn security_event(event: &str) {
     METRICS.security_events.inc(event);
 }
 
-/// `ward_sessions_active`: `delta` sessions made (positive) or ended (negative).
-pub(crate) fn sessions_changed(delta: i64) {
-    METRICS.sessions_active.fetch_add(delta, Relaxed);
-}
-
 pub use exposition::render;
 
 /// Writes a family's `# HELP` and `# TYPE` lines.
@@ -482,7 +475,7 @@ mod tests {
 
     #[test]
     fn every_spec_family_is_exposed_before_any_traffic() {
-        let text = render();
+        let text = render(None);
         for name in SPEC_FAMILIES {
             assert!(
                 text.contains(&format!("# HELP {name} ")),
@@ -528,12 +521,20 @@ mod tests {
         let method = Method::from_bytes(b"BREW").unwrap();
         series.record(&method, 418, Duration::from_millis(1));
         rate_limited("not-a-limit");
-        let text = render();
+        let text = render(None);
         assert!(text.contains(
             "ward_http_requests_total{route=\"/metrics-test\",method=\"OTHER\",status=\"418\"} 1"
         ));
         assert!(text.contains("ward_rate_limited_total{limit=\"other\"} 1"));
         assert!(!text.contains("BREW") && !text.contains("not-a-limit"));
+    }
+
+    #[test]
+    fn the_live_sessions_are_a_sample_only_when_counted() {
+        assert!(render(Some(7)).contains("\nward_sessions_active 7\n"));
+        let uncounted = render(None);
+        assert!(uncounted.contains("# TYPE ward_sessions_active gauge\n"));
+        assert!(!uncounted.contains("\nward_sessions_active "));
     }
 
     #[test]

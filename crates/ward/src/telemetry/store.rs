@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use ward_store::{
-    Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
+    Count, Indexes, RateLimits, Record, RecordInfo, SessionStore, StoreError, Sweep, UnixTime,
 };
 
 use super::metrics;
@@ -105,6 +105,20 @@ impl SessionStore for InstrumentedStore {
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         self.inner.rate_limits()
     }
+
+    fn counter(&self) -> Option<&dyn Count> {
+        self.inner.counter().map(|_| self as &dyn Count)
+    }
+}
+
+#[async_trait]
+impl Count for InstrumentedStore {
+    async fn count_live(&self, prefix: &str) -> Result<u64, StoreError> {
+        let Some(inner) = self.inner.counter() else {
+            return Ok(0);
+        };
+        measured("count_live", inner.count_live(prefix)).await
+    }
 }
 
 #[async_trait]
@@ -164,12 +178,14 @@ mod tests {
             .unwrap();
         assert_eq!(keys, vec!["k".to_owned()]);
         assert!(store.sweeper().is_some());
+        assert_eq!(store.counter().unwrap().count_live("k").await.unwrap(), 1);
         assert!(
             store.rate_limits().is_some(),
             "rate limits count in the backend"
         );
         assert_eq!(store.kind(), "memory");
-        let text = metrics::render();
+        let text = metrics::render(None);
         assert!(text.contains("ward_store_operation_duration_seconds_count{op=\"put\"} "));
+        assert!(text.contains("ward_store_operation_duration_seconds_count{op=\"count_live\"} "));
     }
 }

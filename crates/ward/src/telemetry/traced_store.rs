@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use tracing::Instrument as _;
-use ward_store::{Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
+use ward_store::{Count, Indexes, RateLimits, Record, SessionStore, StoreError, Sweep, UnixTime};
 
 use super::spans;
 
@@ -116,5 +116,10 @@ impl SessionStore for TracedStore {
 
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         self.inner.rate_limits()
+    }
+
+    // Counted for a gauge outside any request: no trace to join.
+    fn counter(&self) -> Option<&dyn Count> {
+        self.inner.counter()
     }
 }

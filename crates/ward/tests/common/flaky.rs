@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use async_trait::async_trait;
 use ward_store::{
-    Indexes, RateDecision, RateLimits, RateRule, Record, SessionStore, StoreError, Sweep,
+    Count, Indexes, RateDecision, RateLimits, RateRule, Record, SessionStore, StoreError, Sweep,
 };
 
 /// The switch of a [`FlakyStore`]; `deletes` fails only deletes (a store that fails mid-way).
@@ -108,6 +108,21 @@ impl SessionStore for FlakyStore {
     fn rate_limits(&self) -> Option<&dyn RateLimits> {
         // Counting fails with the store during an outage, like every other call.
         self.inner.rate_limits().map(|_| self as &dyn RateLimits)
+    }
+    fn counter(&self) -> Option<&dyn Count> {
+        self.inner.counter().is_some().then_some(self)
+    }
+}
+
+#[async_trait]
+impl Count for FlakyStore {
+    async fn count_live(&self, prefix: &str) -> Result<u64, StoreError> {
+        self.outage.check()?;
+        self.inner
+            .counter()
+            .expect("checked")
+            .count_live(prefix)
+            .await
     }
 }
 

@@ -1,6 +1,8 @@
 //! White-box reads of a Ward session through its cookie: the store key, the sealing key id,
 //! the tokens inside. The refresh token and `sid` never leave Ward otherwise.
 
+#![allow(dead_code)] // each test binary uses a different part
+
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use ward_testkit::Browser;

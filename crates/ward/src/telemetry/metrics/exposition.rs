@@ -6,14 +6,15 @@ use std::sync::atomic::Ordering::Relaxed;
 
 use super::{METHODS, METRICS, Metrics, RouteSeries, escape, family, process};
 
-/// The exposition of every family.
-pub fn render() -> String {
+/// The exposition of every family; `sessions_active` is the store's count of live sessions
+/// (`None`: no sample, e.g. the cookie store, which cannot count).
+pub fn render(sessions_active: Option<u64>) -> String {
     let m = &*METRICS;
     let mut out = String::with_capacity(32 * 1024);
     let routes: Vec<&'static RouteSeries> =
         m.routes.read().unwrap_or_else(|p| p.into_inner()).clone();
     route_families(&mut out, &routes);
-    outcome_families(&mut out, m);
+    outcome_families(&mut out, m, sessions_active);
     store_and_build_families(&mut out, m);
     process::render(&mut out);
     out
@@ -68,7 +69,7 @@ fn route_families(out: &mut String, routes: &[&'static RouteSeries]) {
 }
 
 /// IdP calls, logins, refreshes, active sessions.
-fn outcome_families(out: &mut String, m: &Metrics) {
+fn outcome_families(out: &mut String, m: &Metrics, sessions_active: Option<u64>) {
     family(
         out,
         "ward_idp_request_duration_seconds",
@@ -95,13 +96,11 @@ fn outcome_families(out: &mut String, m: &Metrics) {
         out,
         "ward_sessions_active",
         "gauge",
-        "Sessions made by this instance minus those it ended (logout, revocation, refused refresh); silent expiry is not seen.",
+        "Live sessions in the store, every instance's (store-wide: aggregate instances with max, not sum); counted at most every 15 s.",
     );
-    let _ = writeln!(
-        out,
-        "ward_sessions_active {}",
-        m.sessions_active.load(Relaxed).max(0)
-    );
+    if let Some(live) = sessions_active {
+        let _ = writeln!(out, "ward_sessions_active {live}");
+    }
 }
 
 /// The store, the refusals and events, the build.

@@ -2,6 +2,8 @@
 //! prefix), kept across Ward restarts and removed when dropped, and a dump of everything it
 //! holds, as a copy of the store would show it.
 
+#![allow(dead_code)] // each test binary uses a different part
+
 mod postgres;
 mod redis;
 

@@ -1,74 +1,25 @@
-// Tests of the browser client (client.js) under Node's test runner, with `fetch` and `location`
-// replaced by recorders. Run: node --test crates/ward/src/endpoints/client.test.mjs
+// Tests of the browser client (src/index.js, served as /bff/client.js) under Node's test
+// runner: getUser, login, logout and bffFetch against a recording `fetch` and `location`.
+// Run: node --test clients/js/test/
 //
 // Each test loads a fresh copy of the module (its CSRF token is module state), and the storage
-// APIs a client must never touch throw when accessed.
+// APIs a client must never touch throw when accessed (test/harness.mjs).
 
 import { test, beforeEach } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 
-const SOURCE = readFileSync(new URL('./client.js', import.meta.url), 'utf8');
-const ORIGIN = 'https://app.example';
-const TOKEN = 'csrf-token-value';
-let loads = 0;
+import { ORIGIN, TOKEN, NOW, freshClient as harnessClient, installPlatform } from './harness.mjs';
 
-/** A fresh instance of client.js (a distinct URL is a distinct module). */
-async function freshClient() {
-  loads += 1;
-  const url = `data:text/javascript,${encodeURIComponent(`${SOURCE}\n// load ${loads}`)}`;
-  return import(url);
-}
-
+let world;
 let calls;
 let navigations;
 let routes;
-
-function json(status, body) {
-  return new Response(JSON.stringify(body), {
-    status,
-    headers: { 'Content-Type': 'application/json' },
-  });
-}
-
-const loggedIn = () => json(200, {
-  sub: 'alice',
-  claims: { name: 'Test alice' },
-  csrfToken: TOKEN,
-  expiresAt: 2,
-  absoluteExpiresAt: 3,
-});
+const json = (status, body) => world.json(status, body);
+const freshClient = () => harnessClient(world);
 
 beforeEach(() => {
-  calls = [];
-  navigations = [];
-  routes = { 'GET /bff/user': loggedIn };
-  globalThis.location = {
-    origin: ORIGIN,
-    href: `${ORIGIN}/orders/7?tab=items#top`,
-    pathname: '/orders/7',
-    search: '?tab=items',
-    hash: '#top',
-    assign: (url) => navigations.push(url),
-  };
-  globalThis.fetch = async (input, init = {}) => {
-    const request = input instanceof Request
-      ? new Request(input, init)
-      : new Request(new URL(input, ORIGIN), init);
-    const url = new URL(request.url);
-    const key = `${request.method} ${url.origin === ORIGIN ? url.pathname : url.href}`;
-    calls.push({ key, headers: request.headers, credentials: init.credentials });
-    const route = routes[key];
-    return route ? route() : json(200, { ok: true });
-  };
-  for (const name of ['localStorage', 'sessionStorage', 'document']) {
-    Object.defineProperty(globalThis, name, {
-      configurable: true,
-      get() {
-        throw new Error(`client.js touched ${name}`);
-      },
-    });
-  }
+  world = installPlatform();
+  ({ calls, navigations, routes } = world);
 });
 
 test('getUser returns null without a session', async () => {
@@ -83,8 +34,8 @@ test('getUser returns the user without the csrf token', async () => {
   assert.deepEqual(user, {
     sub: 'alice',
     claims: { name: 'Test alice' },
-    expiresAt: 2,
-    absoluteExpiresAt: 3,
+    expiresAt: NOW + 1800,
+    absoluteExpiresAt: NOW + 8 * 3600,
   });
   assert.equal(calls[0].credentials, 'same-origin');
 });
