@@ -83,6 +83,19 @@ client_id = "bff""#;
     }
 
     #[test]
+    fn invalid_client_with_a_private_key_names_the_key_not_the_secret() {
+        let Finding::Problem(text) = finding(
+            Ok(CredentialsVerdict::Rejected),
+            &oidc(ClientAuth::PrivateKeyJwt),
+        ) else {
+            panic!("invalid_client must fail the check");
+        };
+        assert!(text.contains("oidc.private_key_file"), "{text}");
+        assert!(!text.contains("oidc.client_secret"), "{text}");
+        assert!(text.contains(r#""private_key_jwt""#), "{text}");
+    }
+
+    #[test]
     fn an_answer_that_does_not_tell_is_a_warning() {
         let found = finding(
             Ok(CredentialsVerdict::Unverified("HTTP 401".into())),
