@@ -5,7 +5,11 @@
 // Usage: node provider.mjs       (listens on 127.0.0.1:4000; prints `READY <issuer>` once listening)
 // Env:   OP_PORT (0 = pick a free port), OP_HOST, BFF_ORIGIN (default http://127.0.0.1:8080),
 //        CLIENT_ID / CLIENT_SECRET (default bff / bff-secret),
-//        CLIENT_AUTH=client_secret_basic (default) | client_secret_post,
+//        CLIENT_AUTH=client_secret_basic (default) | client_secret_post | private_key_jwt
+//          (private_key_jwt: CLIENT_JWKS = the client's public JWKS as JSON; no client secret),
+//        PAR=off (default) | on | required (RFC 9126 pushed authorization requests at /request),
+//        FAPI=2.0 (oidc-provider's FAPI 2.0 profile: client assertions' aud must be the issuer,
+//          PKCE and redirect_uri required; implies CLIENT_AUTH=private_key_jwt, PAR=required),
 //        AT_FORMAT=jwt (access tokens as JWT for resource "urn:bff:api"; default opaque),
 //        ALWAYS_REFRESH=1 (issue refresh tokens without offline_access/prompt=consent),
 //        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
@@ -27,7 +31,10 @@ const PORT = Number(process.env.OP_PORT || 4000);
 const BFF = process.env.BFF_ORIGIN || 'http://127.0.0.1:8080';
 const CLIENT_ID = process.env.CLIENT_ID || 'bff';
 const CLIENT_SECRET = process.env.CLIENT_SECRET || 'bff-secret';
-const CLIENT_AUTH = process.env.CLIENT_AUTH || 'client_secret_basic';
+const FAPI = process.env.FAPI === '2.0';
+const CLIENT_AUTH = process.env.CLIENT_AUTH || (FAPI ? 'private_key_jwt' : 'client_secret_basic');
+const PAR = process.env.PAR || (FAPI ? 'required' : 'off');
+const CLIENT_JWKS = process.env.CLIENT_JWKS ? JSON.parse(process.env.CLIENT_JWKS) : undefined;
 const AT_TTL = Number(process.env.AT_TTL || 300);
 const RT_TTL = Number(process.env.RT_TTL || 86400);
 const IDT_TTL = Number(process.env.IDT_TTL || 3600);
@@ -37,10 +44,19 @@ const PASSWORD_GRANT = process.env.PASSWORD_GRANT === '1';
 const PASSWORD_USER = 'pat';
 const PASSWORD_SECRET = 'correct horse battery staple';
 
-if (!['client_secret_basic', 'client_secret_post'].includes(CLIENT_AUTH)) {
-  console.error(`CLIENT_AUTH must be client_secret_basic or client_secret_post, got ${CLIENT_AUTH}`);
+if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt'].includes(CLIENT_AUTH)) {
+  console.error(`CLIENT_AUTH must be client_secret_basic, client_secret_post or private_key_jwt, got ${CLIENT_AUTH}`);
   process.exit(2);
 }
+if (CLIENT_AUTH === 'private_key_jwt' && !CLIENT_JWKS?.keys?.length) {
+  console.error('CLIENT_AUTH=private_key_jwt needs CLIENT_JWKS (the client\'s public JWKS as JSON)');
+  process.exit(2);
+}
+if (!['off', 'on', 'required'].includes(PAR)) {
+  console.error(`PAR must be off, on or required, got ${PAR}`);
+  process.exit(2);
+}
+const SECRET_AUTH = CLIENT_AUTH !== 'private_key_jwt';
 
 // Fresh signing key per run (no key material on disk).
 const SIGNING_KID = 'test-rs256';
@@ -60,7 +76,7 @@ function configuration() {
   return {
     clients: [{
       client_id: CLIENT_ID,
-      client_secret: CLIENT_SECRET,
+      ...(SECRET_AUTH ? { client_secret: CLIENT_SECRET } : { jwks: CLIENT_JWKS }),
       token_endpoint_auth_method: CLIENT_AUTH,
       redirect_uris: [`${BFF}/bff/callback`],
       post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
@@ -96,6 +112,15 @@ function configuration() {
       // grant_type=client_credentials (Ward's own tokens). Without a resource indicator the OP
       // keeps only the scopes it knows (`scopes` below), e.g. `api:read`; others are dropped.
       clientCredentials: { enabled: true },
+      // RFC 9126 at /request; off unless asked for, so the default flow keeps its parameters
+      // in the front channel (tests read them there).
+      pushedAuthorizationRequests: {
+        enabled: PAR !== 'off',
+        requirePushedAuthorizationRequests: PAR === 'required',
+      },
+      // FAPI 2.0 Security Profile checks. oidc-provider 9.13 does not make sender-constrained
+      // tokens (DPoP/mTLS) mandatory under it; Ward's DPoP comes in a later change.
+      ...(FAPI ? { fapi: { enabled: true, profile: '2.0' } } : {}),
       ...(process.env.AT_FORMAT === 'jwt' ? {
         resourceIndicators: {
           enabled: true,
@@ -139,6 +164,7 @@ function configuration() {
 // registered with either. Hold the client to its registered method, so a test can tell which one
 // the BFF really uses: with `client_secret_post`, an Authorization header is refused; with
 // `client_secret_basic`, its absence is. (Header-only check: the body is left to oidc-provider.)
+// With private_key_jwt an Authorization header is refused too (the assertion is the one credential).
 const CLIENT_AUTH_PATHS = ['/token', '/token/revocation', '/token/introspection', '/request'];
 async function strictClientAuth(ctx, next) {
   if (ctx.method === 'POST' && CLIENT_AUTH_PATHS.includes(ctx.path)) {
@@ -158,7 +184,7 @@ async function strictClientAuth(ctx, next) {
 //   POST /__test/mode        {"idToken": "<mutation>"}  how later /token responses' id_token is made
 //   POST /__test/fail-token  {"status": 500}            later /token requests fail; {"status": 0} resets;
 //                            {"status": 500, "times": 1} only the next one (N) fail
-//   GET  /__test/stats       {"tokenRequests", "revocations"}
+//   GET  /__test/stats       {"tokenRequests", "revocations", "parRequests"}
 //   POST /__test/sign        {"claims": {...}, "header": {...}}  -> {"token"}: the claims signed
 //                            with the OP's key (header defaults: RS256, its kid, typ logout+jwt;
 //                            a null header value removes it), to craft back-channel logout tokens
@@ -169,7 +195,9 @@ const ID_TOKEN_MODES = [
 ];
 
 function testHooks() {
-  const state = { idTokenMode: 'none', failStatus: 0, failTimes: 0, tokenRequests: 0, revocations: 0 };
+  const state = {
+    idTokenMode: 'none', failStatus: 0, failTimes: 0, tokenRequests: 0, revocations: 0, parRequests: 0,
+  };
   let rotated; // { privateKey, publicJwk } once `rotated-key` has been set: /jwks serves it from then on
   let unknown; // a key whose public half is never published
 
@@ -266,7 +294,9 @@ function testHooks() {
       return;
     }
     if (ctx.path === '/__test/stats' && ctx.method === 'GET') {
-      ctx.body = { tokenRequests: state.tokenRequests, revocations: state.revocations };
+      ctx.body = {
+        tokenRequests: state.tokenRequests, revocations: state.revocations, parRequests: state.parRequests,
+      };
       return;
     }
 
@@ -282,6 +312,7 @@ function testHooks() {
       }
     }
     if (ctx.path === '/token/revocation' && ctx.method === 'POST') state.revocations += 1;
+    if (ctx.path === '/request' && ctx.method === 'POST') state.parRequests += 1;
 
     await next();
 
@@ -356,7 +387,10 @@ server.listen(PORT, HOST, () => {
   }
   provider.on('backchannel.success', (ctx, client, accountId, sid) => console.log(`backchannel.success client=${client.clientId} sub=${accountId} sid=${sid}`));
   provider.on('backchannel.error', (ctx, err, client) => console.log(`backchannel.error client=${client.clientId}: ${err.message}`));
-  provider.on('grant.error', (ctx, err) => console.log(`grant.error ${err.name}: ${err.message}`));
+  provider.on('grant.error', (ctx, err) => console.log(`grant.error ${err.name}: ${err.message} ${err.error_detail ?? ''}`));
+  for (const name of ['pushed_authorization_request.error', 'revocation.error', 'authorization.error']) {
+    provider.on(name, (ctx, err) => console.log(`${name} ${err.name}: ${err.message} ${err.error_detail ?? ''}`));
+  }
   provider.on('server_error', (ctx, err) => console.error('server_error', err));
   server.on('request', provider.callback());
   console.log(`READY ${issuer}`);

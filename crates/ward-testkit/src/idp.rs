@@ -1,7 +1,6 @@
 //! The real test IdP: `node idp/provider.mjs` (oidc-provider) on a free port, with its test hooks.
 
 use std::fmt::Write as _;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -13,6 +12,8 @@ use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
+pub use crate::fapi::{ClientKey, Par};
+pub use crate::npm::ensure_npm_installed;
 use crate::pki::IdpTls;
 use crate::repo_root;
 
@@ -32,6 +33,8 @@ pub enum ClientAuth {
     Basic,
     /// Form fields `client_id` and `client_secret` (`client_secret_post`).
     Post,
+    /// A signed JWT (`private_key_jwt`); the keys are [`IdpOptions::client_jwks`].
+    PrivateKeyJwt,
 }
 
 impl ClientAuth {
@@ -39,6 +42,7 @@ impl ClientAuth {
         match self {
             Self::Basic => "client_secret_basic",
             Self::Post => "client_secret_post",
+            Self::PrivateKeyJwt => "private_key_jwt",
         }
     }
 }
@@ -66,6 +70,12 @@ pub struct IdpOptions {
     pub client_auth: ClientAuth,
     /// `KEEP_SSRF_GUARD=1`: keep oidc-provider's block on back-channel calls to loopback.
     pub keep_ssrf_guard: bool,
+    /// `PAR`: pushed authorization requests off (the default), offered, or required.
+    pub par: Par,
+    /// `FAPI=2.0`: oidc-provider's FAPI 2.0 Security Profile checks.
+    pub fapi2: bool,
+    /// `CLIENT_JWKS`: the client's public JWKS, for [`ClientAuth::PrivateKeyJwt`].
+    pub client_jwks: Option<serde_json::Value>,
     /// Any further environment variables for the node process.
     pub extra_env: Vec<(String, String)>,
     /// Serve https with this certificate (the issuer becomes `https://…`).
@@ -85,6 +95,9 @@ impl IdpOptions {
             jwt_access_tokens: false,
             client_auth: ClientAuth::Basic,
             keep_ssrf_guard: false,
+            par: Par::Off,
+            fapi2: false,
+            client_jwks: None,
             extra_env: Vec::new(),
             tls: None,
         }
@@ -104,6 +117,8 @@ pub struct IdpStats {
     pub token_requests: u64,
     /// `POST /token/revocation` requests received.
     pub revocations: u64,
+    /// `POST /request` (PAR) requests received.
+    pub par_requests: u64,
 }
 
 /// A running test IdP. The node process is killed when this is dropped, and also exits by
@@ -237,6 +252,7 @@ impl Idp {
         Ok(IdpStats {
             token_requests: count("tokenRequests")?,
             revocations: count("revocations")?,
+            par_requests: count("parRequests")?,
         })
     }
 
@@ -323,6 +339,12 @@ fn node_command(options: &IdpOptions, idp_dir: &Path) -> Command {
             "KEEP_SSRF_GUARD",
             options.keep_ssrf_guard.then(|| "1".to_owned()),
         ),
+        ("PAR", Some(options.par.as_env().to_owned())),
+        ("FAPI", options.fapi2.then(|| "2.0".to_owned())),
+        (
+            "CLIENT_JWKS",
+            options.client_jwks.as_ref().map(|jwks| jwks.to_string()),
+        ),
     ];
     for (name, value) in optional {
         if let Some(value) = value {
@@ -362,74 +384,4 @@ async fn wait_until_ready(
 /// Runs `npm ci` in `idp/` when needed (see [`ensure_npm_installed`]).
 pub fn ensure_idp_installed() -> anyhow::Result<()> {
     ensure_npm_installed(&idp_dir())
-}
-
-/// Runs `npm ci --no-audit --no-fund` in `dir` unless its packages are installed and not
-/// older than `package-lock.json`.
-///
-/// Safe to call from parallel tests and parallel test processes: an exclusive file lock
-/// (released by the OS even if a process dies) serialises installs, and whoever gets it second
-/// finds the packages in place. Fails with npm's output, or with a clear message when `npm` is
-/// missing: integration tests never skip for want of Node.js.
-pub fn ensure_npm_installed(dir: &Path) -> anyhow::Result<()> {
-    static DONE: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
-    let mut done = DONE.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-    if done.iter().any(|d| d == dir) {
-        return Ok(());
-    }
-    let lock_path = std::env::temp_dir().join(format!(
-        "ward-testkit-npm-{}.lock",
-        dir.to_string_lossy()
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect::<String>()
-    ));
-    let lock_file = File::create(&lock_path)
-        .with_context(|| format!("creating the install lock {}", lock_path.display()))?;
-    lock_file
-        .lock()
-        .with_context(|| format!("locking {}", lock_path.display()))?;
-    if !is_installed(dir) {
-        install(dir)?;
-    }
-    done.push(dir.to_owned());
-    Ok(())
-}
-
-/// npm writes `node_modules/.package-lock.json` last, so its presence means a finished install;
-/// a `package-lock.json` changed since means the install is stale.
-fn is_installed(dir: &Path) -> bool {
-    let modified = |p: PathBuf| std::fs::metadata(p).and_then(|m| m.modified()).ok();
-    match (
-        modified(dir.join("node_modules/.package-lock.json")),
-        modified(dir.join("package-lock.json")),
-    ) {
-        (Some(installed), Some(locked)) => installed >= locked,
-        _ => false,
-    }
-}
-
-fn install(dir: &Path) -> anyhow::Result<()> {
-    let output = std::process::Command::new("npm")
-        .args(["ci", "--no-audit", "--no-fund"])
-        .current_dir(dir)
-        .stdin(Stdio::null())
-        .output()
-        .map_err(|err| {
-            anyhow!(
-                "cannot run `npm` ({err}): the integration tests need Node.js >= 20.19 and npm \
-                 on PATH to install the packages of {}",
-                dir.display()
-            )
-        })?;
-    if !output.status.success() {
-        bail!(
-            "`npm ci` in {} failed ({}):\n{}\n{}",
-            dir.display(),
-            output.status,
-            String::from_utf8_lossy(&output.stdout),
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
 }

@@ -15,7 +15,9 @@
 mod browser;
 mod cookie_jar;
 mod echo;
+mod fapi;
 mod idp;
+mod npm;
 mod password_grant;
 mod pki;
 
@@ -28,8 +30,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use browser::{Browser, BrowserRequest, Reply};
 pub use echo::{EchoUpstream, RecordedRequest};
 pub use idp::{
-    CLIENT_ID, CLIENT_SECRET, ClientAuth, Idp, IdpOptions, IdpStats, ensure_idp_installed,
-    ensure_npm_installed,
+    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Idp, IdpOptions, IdpStats, Par,
+    ensure_idp_installed, ensure_npm_installed,
 };
 pub use password_grant::{PASSWORD_SECRET, PASSWORD_USER};
 pub use pki::{IdpTls, ServerFiles, TestCa};

@@ -80,6 +80,7 @@ async fn exchange(
             form.push(("client_secret", CLIENT_SECRET));
             request
         }
+        ClientAuth::PrivateKeyJwt => anyhow::bail!("these exchanges authenticate with a secret"),
     };
     let response = request.form(&form).send().await.context("POST /token")?;
     let status = response.status().as_u16();
@@ -449,7 +450,7 @@ async fn an_idp_that_cannot_start_reports_its_output() {
     let mut options = IdpOptions::new(BFF_ORIGIN);
     options
         .extra_env
-        .push(("CLIENT_AUTH".to_owned(), "private_key_jwt".to_owned()));
+        .push(("CLIENT_AUTH".to_owned(), "tls_client_auth".to_owned()));
     let Err(err) = Idp::start(options).await else {
         panic!("the IdP started with an unsupported CLIENT_AUTH");
     };

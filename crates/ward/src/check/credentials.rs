@@ -17,9 +17,15 @@ pub(super) fn finding(
     verdict: Result<CredentialsVerdict, EndpointError>,
     oidc: &OidcConfig,
 ) -> Finding {
-    let method = match oidc.client_auth {
-        ClientAuth::ClientSecretBasic => "client_secret_basic",
-        ClientAuth::ClientSecretPost => "client_secret_post",
+    let (method, credential) = match oidc.client_auth {
+        ClientAuth::ClientSecretBasic => ("client_secret_basic", "oidc.client_secret"),
+        ClientAuth::ClientSecretPost => ("client_secret_post", "oidc.client_secret"),
+        ClientAuth::PrivateKeyJwt => (
+            "private_key_jwt",
+            "that the IdP holds the public half of oidc.private_key_file (under the kid \
+             oidc.private_key_id or the key's RFC 7638 thumbprint)",
+        ),
+        ClientAuth::TlsClientAuth => ("tls_client_auth", "the client certificate"),
     };
     match verdict {
         Ok(CredentialsVerdict::Accepted) => Finding::Fine(format!(
@@ -28,7 +34,7 @@ pub(super) fn finding(
         )),
         Ok(CredentialsVerdict::Rejected) => Finding::Problem(format!(
             "oidc: the IdP refused Ward's client credentials (invalid_client): check \
-             oidc.client_id ({:?}), oidc.client_secret, and that the IdP expects \
+             oidc.client_id ({:?}), {credential}, and that the IdP expects \
              oidc.client_auth = {method:?} for this client",
             oidc.client_id
         )),
@@ -74,6 +80,19 @@ client_id = "bff""#;
         assert!(text.contains("oidc.client_secret"), "{text}");
         assert!(text.contains(r#""client_secret_post""#), "{text}");
         assert!(!text.contains("not-in-any-message"));
+    }
+
+    #[test]
+    fn invalid_client_with_a_private_key_names_the_key_not_the_secret() {
+        let Finding::Problem(text) = finding(
+            Ok(CredentialsVerdict::Rejected),
+            &oidc(ClientAuth::PrivateKeyJwt),
+        ) else {
+            panic!("invalid_client must fail the check");
+        };
+        assert!(text.contains("oidc.private_key_file"), "{text}");
+        assert!(!text.contains("oidc.client_secret"), "{text}");
+        assert!(text.contains(r#""private_key_jwt""#), "{text}");
     }
 
     #[test]

@@ -266,7 +266,13 @@ fn parse_oidc(
         return (None, None);
     };
     let secret = secrets::take_client_secret(&mut table, base_dir, problems);
-    let oidc = sections::deserialize("oidc", table, &["issuer", "client_id"], problems);
+    let oidc =
+        sections::deserialize::<OidcConfig>("oidc", table, &["issuer", "client_id"], problems).map(
+            |mut oidc| {
+                oidc.private_key_file = oidc.private_key_file.map(|path| base_dir.join(path));
+                oidc
+            },
+        );
     (oidc, secret)
 }
 

@@ -3,6 +3,7 @@
 //! ([`ConfigErrors`]), before anything binds. `docs/configuration.md` is the user's view.
 
 mod absolute_url;
+mod client_auth;
 mod composite_checks;
 mod composites;
 pub mod duration;

@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+pub use super::client_auth::{ClientAuth, ParMode};
 use crate::secret::SecretString;
 
 /// Everything Ward reads from its configuration.
@@ -138,9 +139,20 @@ pub struct OidcConfig {
     /// Ward's client secret (or `client_secret_file`, resolved at load). Serializes as `***`.
     #[serde(default, serialize_with = "crate::config::masked::secret")]
     pub client_secret: SecretString,
-    /// How Ward authenticates at the token endpoint.
+    /// How Ward authenticates at the token endpoint (and every other call that authenticates
+    /// the client: revocation, PAR, client credentials).
     #[serde(default)]
     pub client_auth: ClientAuth,
+    /// `private_key_jwt`: the signing key (PEM PKCS#8 / SEC1 / PKCS#1, or a private JWK),
+    /// resolved against the configuration file's directory at load.
+    #[serde(default)]
+    pub private_key_file: Option<PathBuf>,
+    /// `private_key_jwt`: the JWS `kid`; absent, the key's RFC 7638 JWK thumbprint.
+    #[serde(default)]
+    pub private_key_id: Option<String>,
+    /// RFC 9126 pushed authorization requests.
+    #[serde(default)]
+    pub par: ParMode,
     /// Scopes requested at login.
     #[serde(default = "defaults::scopes")]
     pub scopes: Vec<String>,
@@ -151,17 +163,6 @@ pub struct OidcConfig {
     /// `session.absolute_timeout` (validated), zero refreshes only once it has expired.
     #[serde(default = "defaults::refresh_skew", with = "crate::config::duration")]
     pub refresh_skew: Duration,
-}
-
-/// Token endpoint client authentication.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ClientAuth {
-    /// HTTP Basic with client id and secret.
-    #[default]
-    ClientSecretBasic,
-    /// Client id and secret in the form body.
-    ClientSecretPost,
 }
 
 /// `[session]`: the session cookie and lifetimes.

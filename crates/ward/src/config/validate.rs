@@ -116,8 +116,10 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
     let insecure_dev = draft.server.map(|s| s.insecure_dev);
     if let Some(oidc) = draft.oidc {
         check_oidc(oidc, insecure_dev, out);
+        super::client_auth::check(oidc, out);
     }
-    if draft.client_secret.is_some_and(SecretString::is_empty) {
+    let uses_secret = draft.oidc.is_none_or(|oidc| oidc.client_auth.uses_secret());
+    if uses_secret && draft.client_secret.is_some_and(SecretString::is_empty) {
         out.push(
             "oidc.client_secret",
             "required (or oidc.client_secret_file, or WARD_OIDC__CLIENT_SECRET)",

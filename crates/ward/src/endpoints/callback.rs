@@ -68,10 +68,17 @@ pub async fn callback(
     }
     match finish(&state, &query, &tx, cookies.as_deref()).await {
         Ok(response) => Ok(response),
-        Err(ApiError::LoginFailed) if is_navigation(&headers) => {
-            error_redirect(&state, "login_failed")
-        }
+        Err(ApiError::LoginFailed) => login_failed(&state, &headers),
         Err(err) => Err(err),
+    }
+}
+
+/// A failed login: a `302` to the error path for a browser navigation, else `400 login_failed`.
+pub(super) fn login_failed(state: &SharedState, headers: &HeaderMap) -> Result<Response, ApiError> {
+    if is_navigation(headers) {
+        error_redirect(state, "login_failed")
+    } else {
+        Err(ApiError::LoginFailed)
     }
 }
 

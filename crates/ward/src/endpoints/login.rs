@@ -10,11 +10,13 @@ use serde::Deserialize;
 use crate::config::TokenMode;
 use crate::cookie_header;
 use crate::error::ApiError;
+use crate::oidc::{AuthorizationRequest, OidcError};
 use crate::security::{client_ip, return_url};
 use crate::session::cookie::LoginBinding;
 use crate::session::manager::TooManyPendingLogins;
 use crate::session::record::LoginTransaction;
 use crate::state::SharedState;
+use crate::telemetry::Chain;
 
 /// `prompt` values passed on to the IdP.
 const PROMPTS: [&str; 4] = ["login", "none", "consent", "select_account"];
@@ -45,8 +47,9 @@ pub async fn login(
     {
         return Err(ApiError::BadRequest);
     }
-
-    let request = state.oidc.authorization_request(query.prompt.as_deref());
+    let Ok(request) = authorization_request(&state, query.prompt.as_deref()).await else {
+        return super::callback::login_failed(&state, &headers);
+    };
     // Parallel logins of one browser share its binding, so two tabs can both finish.
     let cookies = cookie_header::joined(&headers);
     let binding = state
@@ -81,6 +84,18 @@ pub async fn login(
         [(header::LOCATION, location), (header::SET_COOKIE, cookie)],
     )
         .into_response())
+}
+
+/// The authorization request (pushed to the IdP first with PAR); a failed push is logged.
+async fn authorization_request(
+    state: &SharedState,
+    prompt: Option<&str>,
+) -> Result<AuthorizationRequest, OidcError> {
+    let request = state.oidc.authorization_request(prompt).await;
+    if let Err(err) = &request {
+        tracing::warn!(event = "login_par_failed", error = %Chain(err), "pushed authorization request failed");
+    }
+    request
 }
 
 /// Whether `return_url` lands on Ward's own endpoints or an API route (`token = "user"` or

@@ -1,11 +1,95 @@
-//! Pieces of the authorization request that come from configuration: scopes, extra
-//! parameters and `prompt`, each limited so configuration cannot override a protocol
-//! parameter Ward controls.
+//! The authorization request: PKCE S256, `state` and `nonce`, and the pieces that come from
+//! configuration (scopes, extra parameters, `prompt`), each limited so configuration cannot
+//! override a protocol parameter Ward controls; pushed to the IdP first (RFC 9126) when PAR is
+//! in use.
 
 use std::collections::BTreeMap;
 
-use openidconnect::Scope;
-use openidconnect::core::CoreAuthPrompt;
+use openidconnect::core::{CoreAuthPrompt, CoreResponseType};
+use openidconnect::{
+    AuthenticationFlow, CsrfToken, Nonce, PkceCodeChallenge, PkceCodeVerifier, Scope,
+};
+use url::Url;
+
+use super::par::{self, Par};
+use super::{OidcClient, OidcError};
+use crate::random;
+use crate::secret::SecretString;
+
+/// What the browser is sent to the IdP with, and what Ward keeps to finish the login.
+pub struct AuthorizationRequest {
+    /// The IdP's authorization URL: every parameter, or with PAR only `client_id` and
+    /// `request_uri`.
+    pub url: Url,
+    /// `state` (32 random bytes, base64url).
+    pub state: SecretString,
+    /// `nonce` (32 random bytes, base64url).
+    pub nonce: SecretString,
+    /// PKCE `code_verifier` (32 random bytes, base64url: 43 characters).
+    pub pkce_verifier: SecretString,
+}
+
+impl OidcClient {
+    /// A new authorization request; `prompt` is passed on when given. With PAR its parameters
+    /// are pushed first; a failed push fails the login ([`OidcError::Par`]).
+    ///
+    /// A `prompt` outside [`PROMPTS`] is dropped with a warning (the login endpoint validates
+    /// it first; this is the second line).
+    pub async fn authorization_request(
+        &self,
+        prompt: Option<&str>,
+    ) -> Result<AuthorizationRequest, OidcError> {
+        let mut request = self.front_channel_request(prompt);
+        if let Par::Push(endpoint) = &self.par {
+            request.url = par::push(
+                &self.http,
+                endpoint,
+                &self.auth,
+                &self.client_id,
+                &request.url,
+            )
+            .await
+            .map_err(OidcError::Par)?;
+        }
+        Ok(request)
+    }
+
+    /// The request with every parameter in the URL (as sent without PAR).
+    fn front_channel_request(&self, prompt: Option<&str>) -> AuthorizationRequest {
+        let state = random::token();
+        let nonce = random::token();
+        let verifier = random::token();
+        let challenge =
+            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.clone()));
+        let (state_param, nonce_param) = (state.clone(), nonce.clone());
+        let mut request = self
+            .client
+            .authorize_url(
+                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
+                move || CsrfToken::new(state_param),
+                move || Nonce::new(nonce_param),
+            )
+            .set_pkce_challenge(challenge)
+            .add_scopes(self.scopes.iter().cloned());
+        for (name, value) in &self.extra_auth_params {
+            request = request.add_extra_param(name.as_str(), value.as_str());
+        }
+        match prompt.map(auth_prompt) {
+            None => {}
+            Some(Some(prompt)) => request = request.add_prompt(prompt),
+            Some(None) => {
+                tracing::warn!(event = "login_prompt_dropped", "unsupported prompt value")
+            }
+        }
+        let (url, _, _) = request.url();
+        AuthorizationRequest {
+            url,
+            state: SecretString::new(state),
+            nonce: SecretString::new(nonce),
+            pkce_verifier: SecretString::new(verifier),
+        }
+    }
+}
 
 /// `prompt` values Ward passes on (SPEC §2).
 pub const PROMPTS: &[&str] = &["login", "none", "consent", "select_account"];
@@ -27,7 +111,7 @@ const RESERVED_AUTH_PARAMS: &[&str] = &[
 ];
 
 /// The openidconnect form of a [`PROMPTS`] value; `None` for anything else.
-pub(crate) fn auth_prompt(prompt: &str) -> Option<CoreAuthPrompt> {
+fn auth_prompt(prompt: &str) -> Option<CoreAuthPrompt> {
     Some(match prompt {
         "login" => CoreAuthPrompt::Login,
         "none" => CoreAuthPrompt::None,

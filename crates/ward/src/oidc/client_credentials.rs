@@ -203,11 +203,14 @@ impl OidcClient {
         &self,
         scopes: &[String],
     ) -> Result<IssuedToken, OidcError> {
-        let _timer = crate::telemetry::metrics::idp_timer("client_credentials");
-        let response = self
+        let request = self
             .client
             .exchange_client_credentials()
-            .add_scopes(scopes.iter().cloned().map(Scope::new))
+            .add_scopes(scopes.iter().cloned().map(Scope::new));
+        let request =
+            self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+        let _timer = crate::telemetry::metrics::idp_timer("client_credentials");
+        let response = request
             .request_async(&self.http)
             .instrument(crate::telemetry::spans::idp("idp client_credentials"))
             .await

@@ -10,7 +10,7 @@
 //! `error_description` or body, which an IdP may fill with what it was sent.
 
 use http::StatusCode;
-use http::header::{ACCEPT, CONTENT_TYPE};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use url::form_urlencoded::Serializer;
 
 use super::endpoint::{EndpointError, error_code};
@@ -38,7 +38,7 @@ impl OidcClient {
     /// token endpoint could not be reached at all; an IdP failure (5xx) is
     /// [`CredentialsVerdict::Unverified`].
     pub async fn probe_client_credentials(&self) -> Result<CredentialsVerdict, EndpointError> {
-        let request = self.probe_request().map_err(EndpointError::Build)?;
+        let request = self.probe_request()?;
         let answer = self
             .http
             .execute(request)
@@ -53,8 +53,13 @@ impl OidcClient {
         }
     }
 
-    /// The token request: built before any `.await` (the form serializer is not `Send`).
-    fn probe_request(&self) -> Result<http::Request<Vec<u8>>, http::Error> {
+    /// The token request: built before any `.await` (the form serializer is not `Send`), with
+    /// the configured client authentication (a fresh assertion for `private_key_jwt`).
+    fn probe_request(&self) -> Result<http::Request<Vec<u8>>, EndpointError> {
+        let credentials = self
+            .auth
+            .credentials()
+            .map_err(|_| EndpointError::Assertion)?;
         let mut form = Serializer::new(String::new());
         // Recognisable in the IdP's log, and 43 random characters no IdP has issued.
         let code = format!("ward-check-{}", random::token());
@@ -64,13 +69,20 @@ impl OidcClient {
         if let Some(redirect_uri) = self.client.redirect_uri() {
             form.append_pair("redirect_uri", redirect_uri.as_str());
         }
-        let request = http::Request::builder()
+        for (name, value) in &credentials.form {
+            form.append_pair(name, value.expose());
+        }
+        let mut request = http::Request::builder()
             .method(http::Method::POST)
             .uri(self.client.token_uri().as_str())
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json");
-        let request = self.credentials.authenticate(request, &mut form);
-        request.body(form.finish().into_bytes())
+        if let Some(header) = &credentials.header {
+            request = request.header(AUTHORIZATION, header.expose());
+        }
+        request
+            .body(form.finish().into_bytes())
+            .map_err(EndpointError::Build)
     }
 }
 

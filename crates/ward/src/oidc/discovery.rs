@@ -44,6 +44,12 @@ pub(crate) struct ExtraMetadata {
     /// OpenID Connect RP-Initiated Logout 1.0.
     #[serde(default)]
     pub end_session_endpoint: Option<Url>,
+    /// RFC 9126 pushed authorization requests.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<Url>,
+    /// RFC 9126 §5: the IdP accepts authorization requests only pushed.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}
@@ -150,7 +156,7 @@ fn check_endpoints(metadata: &ProviderMetadata) -> Result<(), DiscoveryError> {
         return Ok(());
     }
     let extra = metadata.additional_metadata();
-    let endpoints: [(&'static str, Option<&Url>); 6] = [
+    let endpoints: [(&'static str, Option<&Url>); 7] = [
         (
             "authorization_endpoint",
             Some(metadata.authorization_endpoint().url()),
@@ -163,6 +169,10 @@ fn check_endpoints(metadata: &ProviderMetadata) -> Result<(), DiscoveryError> {
         ),
         ("revocation_endpoint", extra.revocation_endpoint.as_ref()),
         ("end_session_endpoint", extra.end_session_endpoint.as_ref()),
+        (
+            "pushed_authorization_request_endpoint",
+            extra.pushed_authorization_request_endpoint.as_ref(),
+        ),
     ];
     for (name, url) in endpoints {
         if url.is_some_and(|url| url.scheme() != "https") {

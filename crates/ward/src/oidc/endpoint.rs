@@ -5,17 +5,15 @@
 //! reduced here to an [`EndpointError`] that carries only the OAuth error code, a field path or
 //! the transport error.
 
-use base64::Engine;
-use base64::engine::general_purpose::STANDARD;
 use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use openidconnect::core::CoreIdToken;
 use openidconnect::{ErrorResponseType, RequestTokenError, StandardErrorResponse};
 use tracing::Instrument as _;
 use url::Url;
-use url::form_urlencoded::{Serializer, byte_serialize};
+use url::form_urlencoded::Serializer;
 
+use super::client_auth::ClientAuthenticator;
 use super::http::{HttpError, IdpHttpClient};
-use crate::config::ClientAuth;
 use crate::secret::SecretString;
 
 /// An IdP endpoint call that failed, summarised.
@@ -42,6 +40,9 @@ pub enum EndpointError {
     /// The request could not be built.
     #[error("IdP request could not be built")]
     Build(#[source] http::Error),
+    /// The client assertion could not be signed.
+    #[error("client assertion could not be signed")]
+    Assertion,
 }
 
 impl EndpointError {
@@ -99,39 +100,6 @@ pub(super) fn error_code(code: &str) -> String {
     }
 }
 
-/// Ward's credentials at the token and revocation endpoints.
-pub(crate) struct ClientCredentials {
-    pub id: String,
-    pub secret: SecretString,
-    pub auth: ClientAuth,
-}
-
-impl ClientCredentials {
-    /// `Authorization: Basic` over the form-urlencoded id and secret (RFC 6749 §2.3.1).
-    fn basic_header(&self) -> String {
-        let id: String = byte_serialize(self.id.as_bytes()).collect();
-        let secret: String = byte_serialize(self.secret.expose().as_bytes()).collect();
-        format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")))
-    }
-
-    /// Adds the client authentication to a token-side request: the `Authorization` header or
-    /// the `client_id` and `client_secret` form fields.
-    pub(super) fn authenticate(
-        &self,
-        request: http::request::Builder,
-        form: &mut Serializer<'_, String>,
-    ) -> http::request::Builder {
-        match self.auth {
-            ClientAuth::ClientSecretBasic => request.header(AUTHORIZATION, self.basic_header()),
-            ClientAuth::ClientSecretPost => {
-                form.append_pair("client_id", &self.id)
-                    .append_pair("client_secret", self.secret.expose());
-                request
-            }
-        }
-    }
-}
-
 /// RFC 7009 revocation of a refresh token.
 ///
 /// Sent by hand rather than through oauth2, which refuses plain-http revocation endpoints even
@@ -139,11 +107,11 @@ impl ClientCredentials {
 pub(crate) async fn revoke_refresh_token(
     http: &IdpHttpClient,
     endpoint: &Url,
-    credentials: &ClientCredentials,
+    auth: &ClientAuthenticator,
     token: &SecretString,
 ) -> Result<(), EndpointError> {
     let _timer = crate::telemetry::metrics::idp_timer("revocation");
-    let request = revocation_request(endpoint, credentials, token).map_err(EndpointError::Build)?;
+    let request = revocation_request(endpoint, auth, token)?;
     let response = http
         .execute(request)
         .instrument(crate::telemetry::spans::idp("idp revocation"))
@@ -152,56 +120,50 @@ pub(crate) async fn revoke_refresh_token(
     if response.status().is_success() {
         return Ok(());
     }
+    Err(oauth_error(&response))
+}
+
+/// A refusal's OAuth `error` code, or its status when the body is not an OAuth error.
+pub(crate) fn oauth_error(response: &http::Response<Vec<u8>>) -> EndpointError {
     #[derive(serde::Deserialize)]
     struct OAuthError {
         error: String,
     }
-    Err(
-        match serde_json::from_slice::<OAuthError>(response.body()) {
-            Ok(body) => EndpointError::Refused(error_code(&body.error)),
-            Err(_) => EndpointError::Status(response.status()),
-        },
-    )
+    match serde_json::from_slice::<OAuthError>(response.body()) {
+        Ok(body) => EndpointError::Refused(error_code(&body.error)),
+        Err(_) => EndpointError::Status(response.status()),
+    }
 }
 
 /// The RFC 7009 request, built before any `.await` (the form serializer is not `Send`).
 fn revocation_request(
     endpoint: &Url,
-    credentials: &ClientCredentials,
+    auth: &ClientAuthenticator,
     token: &SecretString,
-) -> Result<http::Request<Vec<u8>>, http::Error> {
+) -> Result<http::Request<Vec<u8>>, EndpointError> {
+    let credentials = auth.credentials().map_err(|_| EndpointError::Assertion)?;
     let mut form = Serializer::new(String::new());
     form.append_pair("token", token.expose())
         .append_pair("token_type_hint", "refresh_token");
-    let request = http::Request::builder()
+    for (name, value) in &credentials.form {
+        form.append_pair(name, value.expose());
+    }
+    let mut request = http::Request::builder()
         .method(http::Method::POST)
         .uri(endpoint.as_str())
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json");
-    let request = credentials.authenticate(request, &mut form);
-    request.body(form.finish().into_bytes())
+    if let Some(header) = &credentials.header {
+        request = request.header(AUTHORIZATION, header.expose());
+    }
+    request
+        .body(form.finish().into_bytes())
+        .map_err(EndpointError::Build)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn basic_credentials_are_form_encoded_before_base64() {
-        let credentials = ClientCredentials {
-            id: "bff client".to_owned(),
-            secret: SecretString::new("s:%+ é"),
-            auth: ClientAuth::ClientSecretBasic,
-        };
-        let header = credentials.basic_header();
-        let decoded = STANDARD
-            .decode(header.trim_start_matches("Basic "))
-            .unwrap();
-        assert_eq!(
-            String::from_utf8(decoded).unwrap(),
-            "bff+client:s%3A%25%2B+%C3%A9"
-        );
-    }
 
     #[test]
     fn error_codes_are_reduced_to_their_character_set() {

@@ -12,6 +12,7 @@
 //! `password` runs the resource-owner password grant of `POST /bff/login/password`.
 
 mod authorize;
+mod client_auth;
 mod client_credentials;
 mod credentials_probe;
 mod discovery;
@@ -21,10 +22,13 @@ mod id_token;
 mod jwks;
 mod jws;
 mod logout_token;
+mod par;
 mod password;
 mod refresh;
+mod signing_key;
 #[cfg(test)]
 mod tests;
+mod token_request;
 mod userinfo;
 
 use crate::telemetry::spans;
@@ -32,23 +36,23 @@ use std::error::Error as StdError;
 use std::sync::Arc;
 use tracing::Instrument as _;
 
-use openidconnect::core::{CoreClient, CoreIdToken, CoreJsonWebKeySet, CoreResponseType};
+use openidconnect::core::{CoreClient, CoreIdToken, CoreJsonWebKeySet};
 use openidconnect::{
-    AuthType, AuthenticationFlow, AuthorizationCode, ClientId, ClientSecret, CsrfToken,
-    EndpointMaybeSet, EndpointNotSet, EndpointSet, Nonce, OAuth2TokenResponse, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
+    AuthType, AuthorizationCode, ClientId, ClientSecret, EndpointMaybeSet, EndpointNotSet,
+    EndpointSet, OAuth2TokenResponse, PkceCodeVerifier, RedirectUrl, Scope, TokenResponse,
 };
 use serde_json::{Map, Value};
 use url::Url;
 use ward_store::Clock;
 
-pub use self::authorize::PROMPTS;
-use self::authorize::{auth_prompt, extra_auth_params, scopes, warn_without_s256};
+pub use self::authorize::{AuthorizationRequest, PROMPTS};
+use self::authorize::{extra_auth_params, scopes, warn_without_s256};
+pub use self::client_auth::ClientAuthError;
+use self::client_auth::ClientAuthenticator;
 pub use self::client_credentials::{ClientTokenError, ClientTokens};
 pub use self::credentials_probe::CredentialsVerdict;
 pub use self::discovery::DiscoveryError;
 use self::discovery::ProviderMetadata;
-use self::endpoint::ClientCredentials;
 pub use self::endpoint::EndpointError;
 pub use self::http::HttpError;
 use self::http::IdpHttpClient;
@@ -59,10 +63,13 @@ pub use self::jws::JwsError;
 use self::jws::JwsPolicy;
 use self::logout_token::LogoutTokenValidator;
 pub use self::logout_token::{LogoutToken, LogoutTokenError, MAX_LOGOUT_TOKEN_LEN};
+use self::par::Par;
+pub use self::par::{ParConfigError, ParError};
 pub use self::password::PasswordGrantNotAdvertised;
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
+pub use self::signing_key::KeyError;
+use self::token_request::{check_bearer, token_request_failed};
 use crate::config::{ClientAuth, OidcConfig};
-use crate::random;
 use crate::secret::SecretString;
 
 /// The openidconnect client with the endpoints Ward requires set.
@@ -99,6 +106,15 @@ pub enum OidcError {
     /// The revocation endpoint refused or failed.
     #[error("token revocation failed")]
     Revocation(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The configured client authentication does not work with this IdP (a start error).
+    #[error("client authentication: {0}")]
+    ClientAuth(#[from] ClientAuthError),
+    /// The configured `par` does not fit this IdP (a start error).
+    #[error("{0}")]
+    ParConfig(#[from] ParConfigError),
+    /// Pushing the authorization request failed (the login fails).
+    #[error("{0}")]
+    Par(#[source] ParError),
 }
 
 impl OidcError {
@@ -115,22 +131,16 @@ impl OidcError {
         None
     }
 
+    /// Whether Ward's own configuration does not fit the IdP (client authentication, `par`):
+    /// retrying cannot help.
+    pub fn is_misconfiguration(&self) -> bool {
+        matches!(self, Self::ClientAuth(_) | Self::ParConfig(_))
+    }
+
     /// Whether the IdP did not answer in time.
     pub fn is_timeout(&self) -> bool {
         matches!(self.idp_unavailable(), Some(HttpError::Timeout(_)))
     }
-}
-
-/// What the browser is sent to the IdP with, and what Ward keeps to finish the login.
-pub struct AuthorizationRequest {
-    /// The IdP's authorization URL with every parameter.
-    pub url: Url,
-    /// `state` (32 random bytes, base64url).
-    pub state: SecretString,
-    /// `nonce` (32 random bytes, base64url).
-    pub nonce: SecretString,
-    /// PKCE `code_verifier` (32 random bytes, base64url: 43 characters).
-    pub pkce_verifier: SecretString,
 }
 
 /// Tokens and validated identity from a code exchange.
@@ -164,7 +174,11 @@ pub struct OidcClient {
     iss_parameter_required: bool,
     revocation_endpoint: Option<Url>,
     end_session_endpoint: Option<Url>,
-    credentials: ClientCredentials,
+    client_id: String,
+    /// The one way every authenticated call proves it is Ward.
+    auth: ClientAuthenticator,
+    /// Whether (and where) authorization requests are pushed.
+    par: Par,
     /// Configured scopes without `openid`, which openidconnect always sends first.
     scopes: Vec<Scope>,
     extra_auth_params: Vec<(String, String)>,
@@ -197,8 +211,14 @@ impl OidcClient {
             .ok_or_else(|| discovery_error(DiscoveryError::NoTokenEndpoint))?;
         let extra = metadata.additional_metadata().clone();
         warn_without_s256(extra.code_challenge_methods_supported.as_deref());
-        log_discovered(&metadata);
 
+        let auth = ClientAuthenticator::new(config, &metadata, Arc::clone(&clock))?;
+        let par = Par::decide(
+            config.par,
+            extra.pushed_authorization_request_endpoint.as_ref(),
+            extra.require_pushed_authorization_requests == Some(true),
+        )?;
+        log_discovered(&metadata, &auth);
         let client = idp_client(config, &metadata, token_url, redirect_uri);
         let policy = JwsPolicy::new(metadata.id_token_signing_alg_values_supported());
         let validator = IdTokenValidator::new(
@@ -220,11 +240,9 @@ impl OidcClient {
             revocation_endpoint: extra.revocation_endpoint,
             end_session_endpoint: extra.end_session_endpoint,
             metadata,
-            credentials: ClientCredentials {
-                id: config.client_id.clone(),
-                secret: config.client_secret.clone(),
-                auth: config.client_auth,
-            },
+            client_id: config.client_id.clone(),
+            auth,
+            par,
             scopes: scopes(&config.scopes),
             extra_auth_params: extra_auth_params(&config.extra_auth_params),
             keys,
@@ -233,45 +251,6 @@ impl OidcClient {
             http,
             clock,
         })
-    }
-
-    /// A new authorization request; `prompt` is passed on when given.
-    ///
-    /// A `prompt` outside [`PROMPTS`] is dropped with a warning (the login endpoint validates
-    /// it first; this is the second line).
-    pub fn authorization_request(&self, prompt: Option<&str>) -> AuthorizationRequest {
-        let state = random::token();
-        let nonce = random::token();
-        let verifier = random::token();
-        let challenge =
-            PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(verifier.clone()));
-        let (state_param, nonce_param) = (state.clone(), nonce.clone());
-        let mut request = self
-            .client
-            .authorize_url(
-                AuthenticationFlow::<CoreResponseType>::AuthorizationCode,
-                move || CsrfToken::new(state_param),
-                move || Nonce::new(nonce_param),
-            )
-            .set_pkce_challenge(challenge)
-            .add_scopes(self.scopes.iter().cloned());
-        for (name, value) in &self.extra_auth_params {
-            request = request.add_extra_param(name.as_str(), value.as_str());
-        }
-        match prompt.map(auth_prompt) {
-            None => {}
-            Some(Some(prompt)) => request = request.add_prompt(prompt),
-            Some(None) => {
-                tracing::warn!(event = "login_prompt_dropped", "unsupported prompt value")
-            }
-        }
-        let (url, _, _) = request.url();
-        AuthorizationRequest {
-            url,
-            state: SecretString::new(state),
-            nonce: SecretString::new(nonce),
-            pkce_verifier: SecretString::new(verifier),
-        }
     }
 
     /// RFC 9207: when the IdP advertises `authorization_response_iss_parameter_supported`,
@@ -301,11 +280,14 @@ impl OidcClient {
         if nonce.is_empty() {
             return Err(OidcError::IncompleteLogin("a nonce"));
         }
-        let timer = crate::telemetry::metrics::idp_timer("token");
-        let response = self
+        let request = self
             .client
             .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
+        let request =
+            self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+        let timer = crate::telemetry::metrics::idp_timer("token");
+        let response = request
             .request_async(&self.http)
             .instrument(spans::idp("idp token"))
             .await
@@ -344,7 +326,7 @@ impl OidcClient {
         let Some(endpoint) = &self.revocation_endpoint else {
             return Ok(());
         };
-        endpoint::revoke_refresh_token(&self.http, endpoint, &self.credentials, token)
+        endpoint::revoke_refresh_token(&self.http, endpoint, &self.auth, token)
             .await
             .map_err(|err| OidcError::Revocation(Box::new(err)))
     }
@@ -364,7 +346,7 @@ impl OidcClient {
                 query.append_pair("id_token_hint", hint.expose());
             }
             query
-                .append_pair("client_id", &self.credentials.id)
+                .append_pair("client_id", &self.client_id)
                 .append_pair(
                     "post_logout_redirect_uri",
                     post_logout_redirect_uri.as_str(),
@@ -383,7 +365,7 @@ impl OidcClient {
         token: &str,
     ) -> Result<LogoutToken, LogoutTokenError> {
         let validator = LogoutTokenValidator {
-            client_id: self.credentials.id.as_str(),
+            client_id: self.client_id.as_str(),
             issuer: &self.issuer,
             policy: &self.policy,
             now: self.clock.now(),
@@ -479,21 +461,28 @@ fn idp_client(
     token_url: openidconnect::TokenUrl,
     redirect_uri: Url,
 ) -> IdpClient {
+    // Secret methods are openidconnect's to send; for the others it sends `client_id` in the
+    // body and `with_assertion` adds the assertion.
+    let secret = config
+        .client_auth
+        .uses_secret()
+        .then(|| ClientSecret::new(config.client_secret.expose().to_owned()));
     CoreClient::from_provider_metadata(
         metadata.clone(),
         ClientId::new(config.client_id.clone()),
-        Some(ClientSecret::new(config.client_secret.expose().to_owned())),
+        secret,
     )
     .set_token_uri(token_url)
     .set_redirect_uri(RedirectUrl::from_url(redirect_uri))
     .set_auth_type(match config.client_auth {
         ClientAuth::ClientSecretBasic => AuthType::BasicAuth,
-        ClientAuth::ClientSecretPost => AuthType::RequestBody,
+        _ => AuthType::RequestBody,
     })
 }
 
-fn log_discovered(metadata: &ProviderMetadata) {
+fn log_discovered(metadata: &ProviderMetadata, auth: &ClientAuthenticator) {
     let extra = metadata.additional_metadata();
+    let signer = auth.signer();
     tracing::info!(
         event = "oidc_discovered",
         issuer = %metadata.issuer().as_str(),
@@ -501,43 +490,9 @@ fn log_discovered(metadata: &ProviderMetadata) {
         iss_parameter = extra.authorization_response_iss_parameter_supported == Some(true),
         revocation = extra.revocation_endpoint.is_some(),
         end_session = extra.end_session_endpoint.is_some(),
+        par = extra.pushed_authorization_request_endpoint.is_some(),
+        par_required = extra.require_pushed_authorization_requests == Some(true),
+        client_assertion_alg = signer.map(|s| s.alg()),
+        client_assertion_kid = signer.map(|s| s.kid()),
     );
-}
-
-/// The error of a token endpoint call (code exchange or refresh): a response whose `id_token`
-/// does not parse is an invalid ID token; anything else is a failed token request.
-pub(crate) fn token_request_failed<T>(
-    err: openidconnect::RequestTokenError<
-        self::http::HttpError,
-        openidconnect::StandardErrorResponse<T>,
-    >,
-) -> OidcError
-where
-    T: openidconnect::ErrorResponseType + AsRef<str> + std::fmt::Display + 'static,
-{
-    if endpoint::id_token_unparseable(&err) {
-        OidcError::InvalidIdToken(Box::new(IdTokenError::Malformed))
-    } else {
-        OidcError::TokenRequest(Box::new(EndpointError::from_request(err)))
-    }
-}
-
-/// A token response Ward can use: token type Bearer (case-insensitive, RFC 6749 §5.1; Ward only
-/// speaks Bearer) and a non-empty access token.
-pub(crate) fn check_bearer<R>(response: &R) -> Result<(), OidcError>
-where
-    R: OAuth2TokenResponse,
-    R::TokenType: AsRef<str>,
-{
-    if !response
-        .token_type()
-        .as_ref()
-        .eq_ignore_ascii_case("bearer")
-    {
-        return Err(OidcError::IncompleteResponse("a bearer token_type"));
-    }
-    if response.access_token().secret().is_empty() {
-        return Err(OidcError::IncompleteResponse("access_token"));
-    }
-    Ok(())
 }

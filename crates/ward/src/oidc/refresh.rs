@@ -112,10 +112,12 @@ impl OidcClient {
         original: &SecretString,
     ) -> Result<RefreshedTokens, OidcError> {
         let token = RefreshToken::new(refresh_token.expose().to_owned());
+        let request = self.with_assertion(
+            self.client.exchange_refresh_token(&token),
+            |r, name, value| r.add_extra_param(name, value),
+        )?;
         let timer = crate::telemetry::metrics::idp_timer("refresh");
-        let response = self
-            .client
-            .exchange_refresh_token(&token)
+        let response = request
             .request_async(&self.http)
             .instrument(crate::telemetry::spans::idp("idp refresh"))
             .await

@@ -156,7 +156,8 @@ pub async fn discover(
                 return Err(crate::oidc::PasswordGrantNotAdvertised.into());
             }
             Ok(client) => return Ok(client),
-            Err(err) if attempt < DISCOVERY_ATTEMPTS => {
+            // A key or `par` that does not fit the IdP stays so: no retry.
+            Err(err) if attempt < DISCOVERY_ATTEMPTS && !err.is_misconfiguration() => {
                 tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
                 tokio::time::sleep(delay).await;
                 delay *= 2;

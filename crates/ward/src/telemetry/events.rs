@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 73] = [
+pub const CATALOGUE: [&str; 74] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -46,6 +46,7 @@ pub const CATALOGUE: [&str; 73] = [
     "jwks_refreshed",
     "listening",
     "login_idp_error",
+    "login_par_failed",
     "login_prompt_dropped",
     "login_rejected",
     "login_started",
@@ -194,6 +195,7 @@ fn count(event: &str, reason: Option<&str>) {
         "login_succeeded" => metrics::login("success"),
         "login_rejected" => metrics::login("rejected"),
         "login_idp_error" => metrics::login("idp_error"),
+        "login_par_failed" => metrics::login("rejected"),
         "refresh_succeeded" => metrics::refresh("success"),
         "refresh_failed" => metrics::refresh(reason),
         "csrf_rejected" => metrics::csrf_rejected(reason),

@@ -58,7 +58,7 @@ pub const STATIC_ROUTE: &str = "static";
 pub const NOT_FOUND_ROUTE: &str = "not_found";
 
 /// `endpoint` values of `ward_idp_request_duration_seconds`.
-pub const IDP_ENDPOINTS: [&str; 7] = [
+pub const IDP_ENDPOINTS: [&str; 8] = [
     "discovery",
     "jwks",
     "token",
@@ -66,6 +66,7 @@ pub const IDP_ENDPOINTS: [&str; 7] = [
     "userinfo",
     "revocation",
     "client_credentials",
+    "par",
 ];
 /// `op` values of the store families: the methods of `ward_store::SessionStore` and its
 /// capabilities.

@@ -41,6 +41,9 @@ pub struct Options {
     pub env: BTreeMap<String, String>,
     /// Serve the IdP over https with this identity.
     pub idp_tls: Option<ward_testkit::IdpTls>,
+    /// The IdP in its FAPI 2.0 configuration with this client key registered, and Ward
+    /// authenticating with it (`private_key_jwt`; `env` may point Ward at another key).
+    pub client_key: Option<Arc<ward_testkit::ClientKey>>,
 }
 
 impl Default for Options {
@@ -54,6 +57,7 @@ impl Default for Options {
             outage: None,
             env: BTreeMap::new(),
             idp_tls: None,
+            client_key: None,
         }
     }
 }
@@ -100,18 +104,22 @@ impl Ward {
         idp_options.always_refresh = true;
         idp_options.tls = options.idp_tls.clone();
         (options.idp)(&mut idp_options);
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut env = options.env.clone();
+        if let Some(key) = &options.client_key {
+            fapi2(key, &mut idp_options, dir.path(), &mut env);
+        }
         let idp = Idp::start(idp_options).await.expect("start the IdP");
         let upstream = EchoUpstream::start()
             .await
             .expect("start the echo upstream");
-        let dir = tempfile::tempdir().expect("temp dir");
         let data_dir = options
             .data_dir
             .clone()
             .unwrap_or_else(|| dir.path().to_owned());
         let toml = base_config(&origin, &idp, &upstream, &data_dir, &options);
         let clock = Arc::new(ManualClock::new(SystemClock.now()));
-        let config = ward::config::load_from_str(&toml, &options.env, dir.path())
+        let config = ward::config::load_from_str(&toml, &env, dir.path())
             .unwrap_or_else(|e| panic!("test configuration invalid:\n{e}"));
         let outbound = ward::outbound::Outbound::load(&config.outbound).expect("outbound trust");
         let store = ward::server::open_store(&config, &outbound, clock.clone())
@@ -246,6 +254,24 @@ impl Drop for Ward {
             let _ = tx.send(());
         }
     }
+}
+
+/// The IdP in its FAPI 2.0 configuration for `key`; Ward on `private_key_jwt` with `key`
+/// (written to `dir`) unless `env` names another key file.
+fn fapi2(
+    key: &ward_testkit::ClientKey,
+    idp_options: &mut IdpOptions,
+    dir: &std::path::Path,
+    env: &mut BTreeMap<String, String>,
+) {
+    let always_refresh = idp_options.always_refresh;
+    *idp_options = IdpOptions::fapi2(idp_options.bff_origin.clone(), key);
+    idp_options.always_refresh = always_refresh;
+    let path = dir.join("ward-client-key.pem");
+    key.write_pem(&path).expect("write the client key");
+    env.insert("WARD_OIDC__CLIENT_AUTH".into(), "private_key_jwt".into());
+    env.entry("WARD_OIDC__PRIVATE_KEY_FILE".into())
+        .or_insert_with(|| path.display().to_string());
 }
 
 /// The machine's Redis for tests (`WARD_TEST_REDIS_URL` overrides).

@@ -242,6 +242,9 @@ impl TokenEndpoint {
             scopes: vec!["openid".to_owned()],
             extra_auth_params: Default::default(),
             refresh_skew: Duration::from_secs(60),
+            private_key_file: None,
+            private_key_id: None,
+            par: Default::default(),
         };
         OidcClient::discover(
             &config,

@@ -6,7 +6,7 @@ use super::*;
 async fn authorization_url_carries_s256_challenge_state_nonce_scopes_and_prompt() {
     let idp = Idp::start(json!({})).await;
     let client = idp.client().await;
-    let request = client.authorization_request(Some("consent"));
+    let request = client.authorization_request(Some("consent")).await.unwrap();
 
     assert!(
         request
@@ -48,7 +48,7 @@ async fn authorization_requests_never_repeat_a_secret() {
     let client = idp.client().await;
     let mut seen = std::collections::HashSet::new();
     for _ in 0..200 {
-        let request = client.authorization_request(None);
+        let request = client.authorization_request(None).await.unwrap();
         assert!(!query(&request.url).contains_key("prompt"));
         for value in [request.state, request.nonce, request.pkce_verifier] {
             assert!(seen.insert(value.expose().to_owned()));
@@ -62,7 +62,9 @@ async fn unsupported_prompt_is_dropped() {
     let request = idp
         .client()
         .await
-        .authorization_request(Some("login consent&x=y"));
+        .authorization_request(Some("login consent&x=y"))
+        .await
+        .unwrap();
     assert!(!query(&request.url).contains_key("prompt"));
     assert!(!query(&request.url).contains_key("x"));
 }
@@ -70,7 +72,12 @@ async fn unsupported_prompt_is_dropped() {
 #[tokio::test]
 async fn s256_is_sent_even_when_the_idp_does_not_advertise_it() {
     let idp = Idp::start(json!({"code_challenge_methods_supported": ["plain"]})).await;
-    let request = idp.client().await.authorization_request(None);
+    let request = idp
+        .client()
+        .await
+        .authorization_request(None)
+        .await
+        .unwrap();
     assert_eq!(query(&request.url)["code_challenge_method"], ["S256"]);
 }
 

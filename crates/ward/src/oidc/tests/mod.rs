@@ -21,6 +21,7 @@ use ward_store::{Clock, ManualClock};
 
 use super::*;
 
+mod client_auth;
 mod exchange;
 mod front_channel;
 mod jwks_schedule;
@@ -162,6 +163,9 @@ impl Idp {
                 ("state".to_owned(), "attacker-chosen".to_owned()),
             ]),
             refresh_skew: std::time::Duration::from_secs(60),
+            private_key_file: None,
+            private_key_id: None,
+            par: Default::default(),
         }
     }
 

@@ -41,5 +41,6 @@ fn client_futures_can_cross_threads() {
     fn check(client: &OidcClient, secret: &SecretString) {
         send(&client.exchange_code("", secret, secret));
         send(&client.revoke_refresh_token(secret));
+        send(&client.authorization_request(None));
     }
 }
