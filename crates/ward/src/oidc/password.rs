@@ -46,12 +46,16 @@ impl OidcClient {
     ) -> Result<TokenSet, OidcError> {
         let username = ResourceOwnerUsername::new(username.to_owned());
         let password = ResourceOwnerPassword::new(password.expose().to_owned());
-        let timer = crate::telemetry::metrics::idp_timer("token");
-        let response = self
+        let request = self
             .client
             .exchange_password(&username, &password)
             .add_scope(Scope::new("openid".to_owned()))
-            .add_scopes(self.scopes.iter().cloned())
+            .add_scopes(self.scopes.iter().cloned());
+        // The client authenticates as on every token call (`private_key_jwt` included).
+        let request =
+            self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+        let timer = crate::telemetry::metrics::idp_timer("token");
+        let response = request
             .request_async(&self.http)
             .instrument(crate::telemetry::spans::idp("idp token"))
             .await
