@@ -6,66 +6,20 @@
 //! The only test in this binary: it installs the process-wide subscriber.
 
 mod common;
-
-use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
 use common::{Options, Ward};
+use log_capture::Capture;
 use serde_json::{Value, json};
-use tracing_subscriber::fmt::MakeWriter;
-use ward::config::{LogFormat, TelemetryConfig};
 use ward_testkit::{Browser, IdpOptions, PASSWORD_SECRET, PASSWORD_USER};
 
 /// A wrong password as distinctive as the right one, so a leak of either is found.
 const WRONG_PASSWORD: &str = "wrong-password-never-logged";
 
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn bytes(&self) -> MutexGuard<'_, Vec<u8>> {
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.bytes().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn no_password_reaches_the_log_or_a_body() {
-    let capture = Capture::default();
-    ward::telemetry::init(
-        &TelemetryConfig {
-            log_format: LogFormat::Json,
-            log_level: "debug".into(),
-            ..TelemetryConfig::default()
-        },
-        &ward::outbound::Outbound::load(&Default::default()).expect("outbound trust"),
-        capture.clone(),
-    )
-    .expect("install the log subscriber");
+    let capture = Capture::install();
     let ward = Ward::start_with(Options {
         extra_toml: "[login]\npassword_grant = true\n".into(),
         idp: |idp: &mut IdpOptions| *idp = idp.clone().with_password_grant(),
