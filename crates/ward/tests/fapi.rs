@@ -7,12 +7,13 @@
 //! (The assertion's claims, the replay and wrong-`aud` refusals: `src/oidc/client_auth/tests`.)
 
 mod common;
+#[path = "support/log_capture.rs"]
+mod log_capture;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use common::{Options, Ward};
-use ward::config::{LogFormat, TelemetryConfig};
+use log_capture::Capture;
 use ward_testkit::{Browser, ClientKey};
 
 async fn fapi_ward() -> Ward {
@@ -114,43 +115,9 @@ async fn logout_revokes_with_an_assertion(ward: &Ward, browser: &Browser, csrf: 
     );
 }
 
-/// Ward's JSON log lines, captured.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let mut bytes = self.0.lock().unwrap_or_else(PoisonError::into_inner);
-        bytes.extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
-
 #[tokio::test]
 async fn a_key_the_idp_does_not_know_fails_the_login_with_invalid_client() {
-    let capture = Capture::default();
-    let telemetry = TelemetryConfig {
-        log_format: LogFormat::Json,
-        ..TelemetryConfig::default()
-    };
-    ward::telemetry::init(
-        &telemetry,
-        &ward::outbound::Outbound::load(&Default::default()).expect("outbound trust"),
-        capture.clone(),
-    )
-    .expect("log subscriber");
+    let capture = Capture::install();
     let other_dir = tempfile::tempdir().unwrap();
     let other_key = other_dir.path().join("not-registered.pem");
     ClientKey::generate()
@@ -184,7 +151,7 @@ async fn a_key_the_idp_does_not_know_fails_the_login_with_invalid_client() {
     assert_eq!(navigation.status, 302);
     assert_eq!(navigation.location(), Some("/?bff_error=login_failed"));
 
-    let log = String::from_utf8_lossy(&capture.0.lock().unwrap()).into_owned();
+    let log = capture.text();
     let line = log
         .lines()
         .find(|line| line.contains("\"login_par_failed\""))

@@ -5,55 +5,17 @@
 //! The only test in this binary: it installs the process-wide subscriber.
 
 mod common;
+#[path = "support/log_capture.rs"]
+mod log_capture;
 #[path = "support/secrets.rs"]
 mod secrets;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, MutexGuard};
-
 use common::{Options, TEST_KEY, Ward};
+use log_capture::Capture;
 use reqwest::Method;
 use secrets::{Secret, WalkedLogin, id_token_hint, last_bearer, leaked, param};
 use serde_json::Value;
-use tracing_subscriber::fmt::MakeWriter;
-use ward::config::{LogFormat, TelemetryConfig};
 use ward_testkit::{Browser, Reply};
-
-/// Everything the subscriber wrote, shared with the test.
-#[derive(Clone, Default)]
-struct Capture(Arc<Mutex<Vec<u8>>>);
-
-impl Capture {
-    fn bytes(&self) -> MutexGuard<'_, Vec<u8>> {
-        // Writes append whole lines; a poisoned lock still holds a usable log.
-        self.0
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.bytes()).into_owned()
-    }
-}
-
-impl Write for Capture {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.bytes().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> MakeWriter<'a> for Capture {
-    type Writer = Capture;
-
-    fn make_writer(&'a self) -> Self::Writer {
-        self.clone()
-    }
-}
 
 /// A body Ward sent, with the secrets it may legitimately carry.
 struct Body {
@@ -86,7 +48,7 @@ const ECHO: usize = 3;
 
 #[tokio::test]
 async fn a_whole_session_logs_every_step_and_no_secret() {
-    let capture = install_the_json_subscriber();
+    let capture = Capture::install();
     let ward = Ward::start_with(Options {
         extra_toml: "[logout]\nid_token_hint = true\n".into(),
         ..Default::default()
@@ -131,22 +93,6 @@ async fn a_whole_session_logs_every_step_and_no_secret() {
         .collect();
     assert_each_step_has_its_event(&lines);
     assert_one_access_line_per_request(&lines, &seen);
-}
-
-/// Ward's JSON subscriber at `debug`, writing into the returned capture.
-fn install_the_json_subscriber() -> Capture {
-    let capture = Capture::default();
-    ward::telemetry::init(
-        &TelemetryConfig {
-            log_format: LogFormat::Json,
-            log_level: "debug".into(),
-            ..TelemetryConfig::default()
-        },
-        &ward::outbound::Outbound::load(&Default::default()).expect("outbound trust"),
-        capture.clone(),
-    )
-    .expect("install the log subscriber");
-    capture
 }
 
 /// `GET /bff/user`; the session's CSRF token.
