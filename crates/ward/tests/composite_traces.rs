@@ -114,27 +114,8 @@ fn write_config(
     parts: &PartsUpstream,
     endpoint: &str,
 ) -> PathBuf {
-    let config = dir.join("ward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-shutdown_timeout = "2s"
-
-[oidc]
-issuer = "{issuer}"
-client_id = "bff"
-client_secret = "bff-secret"
-
-[store]
-kind = "memory"
-
-[crypto]
-keys = ["{KEY}"]
-
+    let extra = format!(
+        r#"
 [telemetry]
 log_format = "json"
 otlp_endpoint = "{endpoint}"
@@ -150,10 +131,7 @@ token = "none"
 path = "/open/board"
 parts = {{ a = "/open/profile", b = "/open/orders" }}
 "#,
-            issuer = idp.issuer(),
-            upstream = parts.url(),
-        ),
-    )
-    .unwrap();
-    config
+        upstream = parts.url(),
+    );
+    procs::write_served_config(dir, port, idp.issuer(), KEY, &extra)
 }

@@ -22,32 +22,14 @@ const KEY: &str = "eotl:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8";
 const ARRIVAL: Duration = Duration::from_secs(20);
 
 fn write_config(dir: &Path, port: u16, issuer: &str, endpoint: &str) -> std::path::PathBuf {
-    let config = dir.join("ward.toml");
-    let text = format!(
+    let extra = format!(
         r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-shutdown_timeout = "2s"
-
-[oidc]
-issuer = "{issuer}"
-client_id = "bff"
-client_secret = "bff-secret"
-
-[store]
-kind = "memory"
-
-[crypto]
-keys = ["{KEY}"]
-
 [telemetry]
 otlp_endpoint = "{endpoint}"
 otlp_protocol = "http"
 "#
     );
-    std::fs::write(&config, text).expect("write ward.toml");
-    config
+    procs::write_served_config(dir, port, issuer, KEY, &extra)
 }
 
 #[tokio::test]

@@ -392,27 +392,8 @@ fn write_config(
     protocol: &str,
     ratio: &str,
 ) -> PathBuf {
-    let config = dir.join("ward.toml");
-    std::fs::write(
-        &config,
-        format!(
-            r#"
-[server]
-listen = "127.0.0.1:{port}"
-public_url = "http://localhost:{port}"
-shutdown_timeout = "2s"
-
-[oidc]
-issuer = "{issuer}"
-client_id = "bff"
-client_secret = "bff-secret"
-
-[store]
-kind = "memory"
-
-[crypto]
-keys = ["{KEY}"]
-
+    let extra = format!(
+        r#"
 [logout]
 id_token_hint = true
 
@@ -429,10 +410,7 @@ prefix = "/api"
 upstream = "{api}"
 token = "user"
 "#,
-            issuer = idp.issuer(),
-            api = upstream.url(),
-        ),
-    )
-    .unwrap();
-    config
+        api = upstream.url(),
+    );
+    procs::write_served_config(dir, port, idp.issuer(), KEY, &extra)
 }

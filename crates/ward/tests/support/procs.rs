@@ -296,3 +296,37 @@ fn forwarded<'a>(
         None => request,
     }
 }
+
+/// Writes `dir/ward.toml` for a `ward serve` child on `port`: the sections every such test
+/// shares (loopback listener, a 2 s shutdown, the test IdP's client at `issuer`, a memory store,
+/// `key`), then `extra` (the sections the test is about). Returns the file's path.
+pub fn write_served_config(
+    dir: &Path,
+    port: u16,
+    issuer: &str,
+    key: &str,
+    extra: &str,
+) -> std::path::PathBuf {
+    let config = dir.join("ward.toml");
+    let text = format!(
+        r#"
+[server]
+listen = "127.0.0.1:{port}"
+public_url = "http://localhost:{port}"
+shutdown_timeout = "2s"
+
+[oidc]
+issuer = "{issuer}"
+client_id = "bff"
+client_secret = "bff-secret"
+
+[store]
+kind = "memory"
+
+[crypto]
+keys = ["{key}"]
+{extra}"#
+    );
+    std::fs::write(&config, text).expect("write ward.toml");
+    config
+}
