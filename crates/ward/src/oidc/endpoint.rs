@@ -148,17 +148,25 @@ fn revocation_request(
     for (name, value) in &credentials.form {
         form.append_pair(name, value.expose());
     }
+    form_post(endpoint, form.finish(), credentials.header.as_ref()).map_err(EndpointError::Build)
+}
+
+/// A client-authenticated form POST to `endpoint` (revocation, PAR): `form` already holds the
+/// credentials' form fields; `authorization` is their `Authorization` header, if any.
+pub(super) fn form_post(
+    endpoint: &Url,
+    form: String,
+    authorization: Option<&SecretString>,
+) -> Result<http::Request<Vec<u8>>, http::Error> {
     let mut request = http::Request::builder()
         .method(http::Method::POST)
         .uri(endpoint.as_str())
         .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
         .header(ACCEPT, "application/json");
-    if let Some(header) = &credentials.header {
+    if let Some(header) = authorization {
         request = request.header(AUTHORIZATION, header.expose());
     }
-    request
-        .body(form.finish().into_bytes())
-        .map_err(EndpointError::Build)
+    request.body(form.into_bytes())
 }
 
 #[cfg(test)]

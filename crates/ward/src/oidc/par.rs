@@ -3,14 +3,13 @@
 //! browser carries only `client_id` and the returned `request_uri`. Nothing of the request
 //! (PKCE challenge, `state`, `nonce`, scopes) is then exposed to or alterable by the browser.
 
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
 use serde::Deserialize;
 use tracing::Instrument as _;
 use url::Url;
 use url::form_urlencoded::Serializer;
 
 use super::client_auth::ClientAuthenticator;
-use super::endpoint::{EndpointError, oauth_error};
+use super::endpoint::{EndpointError, form_post, oauth_error};
 use super::http::IdpHttpClient;
 use crate::config::ParMode;
 
@@ -125,16 +124,7 @@ fn par_request(
     {
         form.append_pair(name, value.expose());
     }
-    let mut request = http::Request::builder()
-        .method(http::Method::POST)
-        .uri(endpoint.as_str())
-        .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-        .header(ACCEPT, "application/json");
-    if let Some(header) = &credentials.header {
-        request = request.header(AUTHORIZATION, header.expose());
-    }
-    request
-        .body(form.finish().into_bytes())
+    form_post(endpoint, form.finish(), credentials.header.as_ref())
         .map_err(|err| ParError::Endpoint(EndpointError::Build(err)))
 }
 
