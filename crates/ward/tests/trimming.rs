@@ -129,4 +129,22 @@ async fn what_cannot_be_trimmed_is_refused_not_passed_on() {
     // Compressed although Ward asked for identity.
     let packed = browser.get(ward.url("/trim/gzip")).await.unwrap();
     assert_ward_error(&packed, 502, "upstream_unavailable");
+    // No Content-Type and not JSON: not declared as something else, so trimmed, so refused.
+    let untyped = browser.get(ward.url("/trim/untyped-text")).await.unwrap();
+    assert_ward_error(&untyped, 502, "upstream_unavailable");
+}
+
+#[tokio::test]
+async fn a_record_without_a_clear_type_is_trimmed_all_the_same() {
+    let parts = PartsUpstream::start(1).await;
+    let ward = start(&parts).await;
+    let browser = Browser::new().unwrap();
+    // A page's `response.json()` ignores the type: a record with no Content-Type, or with
+    // `text/plain` and `application/json` both, must not slip past the allow-list.
+    for path in ["/trim/untyped", "/trim/two-types"] {
+        let reply = browser.get(ward.url(path)).await.unwrap();
+        assert_eq!(reply.status, 200, "{path}: {}", reply.text());
+        assert_eq!(reply.json().unwrap(), json!({"name": "Ada"}), "{path}");
+        assert!(!reply.text().contains("ssn"), "{path}");
+    }
 }

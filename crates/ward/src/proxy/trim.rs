@@ -1,8 +1,9 @@
 //! Trimming a route's JSON responses to its `fields` allow-list (data minimisation).
 //!
-//! Only responses that say they are JSON (`application/json` or `…/…+json`) and have a body
-//! are trimmed; anything else streams through untouched, as does every response of a route
-//! without `fields`. A trimmed body is buffered first, up to the route's
+//! Responses with a body are trimmed unless they declare, with exactly one `Content-Type`,
+//! something other than JSON (`application/json` or `…/…+json`): HTML, images, `text/plain`
+//! stream through untouched, as does every response of a route without `fields`; a body with
+//! no type or with two is trimmed, and so fails closed unless it is JSON. A trimmed body is buffered first, up to the route's
 //! `max_buffered_response`. Whatever cannot be trimmed fails closed with `502
 //! upstream_unavailable` and the `response_trim_refused` event: a body over the cap, a body
 //! that says it is JSON but is not, a compressed body (Ward asks for identity), a body cut
@@ -35,13 +36,25 @@ pub fn is_json(headers: &HeaderMap) -> bool {
             .is_some_and(|(kind, sub)| !kind.is_empty() && sub.ends_with("+json"))
 }
 
-/// Whether a response to `method` with `status` and `headers` is one to trim: it is JSON and
-/// can have a body.
+/// Whether a response to `method` with `status` and `headers` is one to trim: it can have a
+/// body, and it is not unambiguously declared as something other than JSON. A body without a
+/// `Content-Type`, or with more than one, is trimmed too (so it fails closed unless it is
+/// JSON): a page's `response.json()` ignores the type, and a mislabelled record must not slip
+/// past the allow-list.
 pub(crate) fn applies(method: &Method, status: StatusCode, headers: &HeaderMap) -> bool {
     *method != Method::HEAD
         && status != StatusCode::NO_CONTENT
         && status != StatusCode::NOT_MODIFIED
-        && is_json(headers)
+        && !declares_other_than_json(headers)
+}
+
+/// Exactly one `Content-Type`, and it is not JSON.
+fn declares_other_than_json(headers: &HeaderMap) -> bool {
+    let mut values = headers.get_all(header::CONTENT_TYPE).iter();
+    match (values.next(), values.next()) {
+        (Some(_), None) => !is_json(headers),
+        _ => false,
+    }
 }
 
 /// Why a body could not be read for trimming or embedding.

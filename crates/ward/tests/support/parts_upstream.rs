@@ -7,6 +7,8 @@
 //! - `…/meet/<name>`: waits until every party of the barrier has arrived, then `{"met": name}`;
 //! - `…/hang`: never answers;
 //! - `…/html`: `text/html`;
+//! - `…/untyped`: the profile document without a `Content-Type`; `…/untyped-text`: plain text
+//!   without one; `…/two-types`: the profile document with `text/plain` and `application/json`;
 //! - `…/status/<code>`: that status with a JSON body;
 //! - `…/big`: about 20 KiB of JSON;
 //! - `…/gzip`: `Content-Encoding: gzip` JSON (not really compressed: Ward must not read it).
@@ -133,6 +135,9 @@ async fn answer(State(shared): State<Arc<Shared>>, req: Request) -> Response {
         }
         ["hang", ..] => std::future::pending().await,
         ["html", ..] => ([(header::CONTENT_TYPE, "text/html")], "<p>not json</p>").into_response(),
+        ["untyped", ..] => untyped(PROFILE, &[]),
+        ["untyped-text", ..] => untyped("not json", &[]),
+        ["two-types", ..] => untyped(PROFILE, &["text/plain", "application/json"]),
         [code, "status"] => {
             let status = code.parse().ok().and_then(|c| StatusCode::from_u16(c).ok());
             let status = status.unwrap_or(StatusCode::BAD_REQUEST);
@@ -153,6 +158,21 @@ async fn answer(State(shared): State<Arc<Shared>>, req: Request) -> Response {
             .into_response(),
         _ => (StatusCode::NOT_FOUND, "no such test path").into_response(),
     }
+}
+
+/// The profile document as raw JSON text.
+const PROFILE: &str =
+    r#"{"name": "Ada", "email": "ada@example.com", "internal": {"ssn": "000-00-0000"}}"#;
+
+/// `body` with exactly the `Content-Type` values `types` (none: no `Content-Type` at all).
+fn untyped(body: &'static str, types: &[&'static str]) -> Response {
+    let mut reply = Response::builder();
+    for kind in types {
+        reply = reply.header(header::CONTENT_TYPE, *kind);
+    }
+    reply
+        .body(axum::body::Body::from(body))
+        .expect("a valid response")
 }
 
 fn json_reply(value: Value) -> Response {
