@@ -81,6 +81,21 @@ pub enum DiscoveryError {
     Client(#[source] HttpError),
 }
 
+impl DiscoveryError {
+    /// Whether asking again cannot help: the IdP answered, and its answer does not fit the
+    /// configuration (another issuer, no token endpoint, plain http under an https issuer), or
+    /// its TLS certificate is not trusted.
+    pub(crate) fn is_permanent(&self) -> bool {
+        match self {
+            Self::IssuerMismatch { .. } | Self::NoTokenEndpoint | Self::InsecureEndpoint(_) => true,
+            Self::Fetch(openidconnect::DiscoveryError::Request(err)) => {
+                matches!(err, HttpError::Untrusted(..))
+            }
+            Self::Fetch(_) | Self::Client(_) => false,
+        }
+    }
+}
+
 /// Fetches `<issuer>/.well-known/openid-configuration` and the JWKS it names.
 ///
 /// The document's `issuer` must equal the configured issuer character for character
@@ -185,6 +200,20 @@ fn check_endpoints(metadata: &ProviderMetadata) -> Result<(), DiscoveryError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_answers_that_cannot_change_stop_the_retries() {
+        let mismatch = DiscoveryError::IssuerMismatch {
+            reported: "https://idp.example/".to_owned(),
+        };
+        assert!(mismatch.is_permanent());
+        assert!(DiscoveryError::NoTokenEndpoint.is_permanent());
+        assert!(DiscoveryError::InsecureEndpoint("jwks_uri").is_permanent());
+        let unreachable = DiscoveryError::Fetch(openidconnect::DiscoveryError::Other(
+            "connection refused".to_owned(),
+        ));
+        assert!(!unreachable.is_permanent(), "an IdP still starting");
+    }
 
     fn spellings(issuer: &str) -> Vec<String> {
         issuer_spellings(&Url::parse(issuer).unwrap())

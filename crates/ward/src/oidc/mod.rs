@@ -131,10 +131,16 @@ impl OidcError {
         None
     }
 
-    /// Whether Ward's own configuration does not fit the IdP (client authentication, `par`):
-    /// retrying cannot help.
+    /// Whether Ward's own configuration does not fit the IdP (client authentication, `par`,
+    /// the issuer, an untrusted certificate): retrying cannot help.
     pub fn is_misconfiguration(&self) -> bool {
-        matches!(self, Self::ClientAuth(_) | Self::ParConfig(_))
+        match self {
+            Self::ClientAuth(_) | Self::ParConfig(_) => true,
+            Self::Discovery(err) => err
+                .downcast_ref::<discovery::DiscoveryError>()
+                .is_some_and(discovery::DiscoveryError::is_permanent),
+            _ => false,
+        }
     }
 
     /// Whether the IdP did not answer in time.
