@@ -23,7 +23,7 @@ pub const CLIENT_ID: &str = "bff";
 pub const CLIENT_SECRET: &str = "bff-secret";
 
 /// How long the IdP may take to print `READY` (node start-up is slow while cargo compiles).
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
+const READY_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How the registered client authenticates at the token endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
