@@ -3,6 +3,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -22,8 +23,13 @@ pub const CLIENT_ID: &str = "bff";
 /// The client secret registered at the test IdP (a well-known test value, not a secret).
 pub const CLIENT_SECRET: &str = "bff-secret";
 
-/// How long the IdP may take to print `READY` (node start-up is slow while cargo compiles).
-const READY_TIMEOUT: Duration = Duration::from_secs(120);
+/// How long one start of the IdP may take to print `READY`. Node prints it within 2.5 s here even
+/// with both cores busy (300 starts measured under a cargo build); CI twice saw a start that
+/// printed nothing for 30 s and then 120 s, so a silent start is given up and tried again.
+const READY_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How many starts [`Idp::start`] tries before it fails.
+const START_ATTEMPTS: u32 = 3;
 
 /// How the registered client authenticates at the token endpoint.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -134,30 +140,32 @@ pub struct Idp {
 
 impl Idp {
     /// Installs the IdP's npm packages if needed, starts it on a free port with the test hooks
-    /// on, and waits (at most 30 s) for its `READY <issuer>` line. The error carries the IdP's
-    /// output when it fails to come up.
+    /// on, and waits (at most [`READY_TIMEOUT`]) for its `READY <issuer>` line; a start that
+    /// stays silent is given up (its diagnostic report printed) and tried again, at most
+    /// [`START_ATTEMPTS`] times. The error carries the IdP's output when it fails to come up.
     pub async fn start(options: IdpOptions) -> anyhow::Result<Self> {
         tokio::task::spawn_blocking(ensure_idp_installed)
             .await
             .context("the npm install task panicked")??;
         let idp_dir = idp_dir();
-        let mut command = node_command(&options, &idp_dir);
-        let mut child = command.spawn().map_err(|err| {
-            anyhow!(
-                "cannot run `node` ({err}): the integration tests need Node.js >= 20.19 and npm \
-                 on PATH to run the test IdP in {}",
-                idp_dir.display()
-            )
-        })?;
-
-        let logs = Arc::new(Mutex::new(String::new()));
-        let (ready_tx, ready_rx) = oneshot::channel();
-        let stdout = child.stdout.take().context("node stdout is piped")?;
-        let stderr = child.stderr.take().context("node stderr is piped")?;
-        tokio::spawn(capture(stdout, "out", Arc::clone(&logs), Some(ready_tx)));
-        let stderr_task = tokio::spawn(capture(stderr, "err", Arc::clone(&logs), None));
-
-        let issuer = wait_until_ready(&mut child, ready_rx, stderr_task, &logs).await?;
+        let mut attempt = 1;
+        let (issuer, mut child, logs) = loop {
+            match start_once(&options, &idp_dir).await {
+                Ok(started) => break started,
+                Err(Start::Silent(report)) if attempt < START_ATTEMPTS => {
+                    // Printed to the test's output: kept by the test runner for a failing test.
+                    eprintln!(
+                        "ward-testkit: start {attempt} of the test IdP printed no READY within \
+                         {READY_TIMEOUT:?}; starting it again. {report}"
+                    );
+                    attempt += 1;
+                }
+                Err(Start::Silent(report)) => {
+                    bail!("the test IdP printed no READY in {START_ATTEMPTS} starts; {report}")
+                }
+                Err(Start::Failed(err)) => return Err(err),
+            }
+        };
         let mut http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(Duration::from_secs(30));
@@ -302,10 +310,14 @@ fn idp_dir() -> PathBuf {
 }
 
 /// `node provider.mjs` in `idp_dir` with the test hooks on and `options` as its environment;
-/// its standard streams piped, killed when dropped.
-fn node_command(options: &IdpOptions, idp_dir: &Path) -> Command {
+/// its standard streams piped, killed when dropped; SIGUSR2 writes a diagnostic report into
+/// `report_dir`.
+fn node_command(options: &IdpOptions, idp_dir: &Path, report_dir: &Path) -> Command {
     let mut command = Command::new("node");
     command
+        .arg("--report-on-signal")
+        .arg("--report-signal=SIGUSR2")
+        .arg(format!("--report-directory={}", report_dir.display()))
         .arg("provider.mjs")
         .current_dir(idp_dir)
         .env("OP_PORT", "0")
@@ -357,28 +369,115 @@ fn node_command(options: &IdpOptions, idp_dir: &Path) -> Command {
     command
 }
 
-/// The issuer from the IdP's `READY <issuer>` line, at most [`READY_TIMEOUT`] away; else the
-/// process is killed and the error carries its output.
-async fn wait_until_ready(
-    child: &mut Child,
-    ready_rx: oneshot::Receiver<String>,
-    stderr_task: tokio::task::JoinHandle<()>,
-    logs: &Mutex<String>,
-) -> anyhow::Result<String> {
-    match tokio::time::timeout(READY_TIMEOUT, ready_rx).await {
-        Ok(Ok(issuer)) => Ok(issuer),
-        outcome => {
-            let why = if outcome.is_err() {
-                format!("did not print READY within {READY_TIMEOUT:?}")
-            } else {
-                "exited before printing READY".to_owned()
-            };
-            let _ = child.start_kill();
-            let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
-            let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
-            bail!("the test IdP {why}; its output:\n{}", lock(logs));
-        }
+/// Why one start of the IdP gave no issuer.
+enum Start {
+    /// It ran but printed no `READY` within [`READY_TIMEOUT`]: its output and Node's diagnostic
+    /// report (where it hung).
+    Silent(String),
+    /// It could not run or exited: retrying would not help.
+    Failed(anyhow::Error),
+}
+
+/// Runs the IdP once: its issuer, process and output once it printed `READY`.
+async fn start_once(
+    options: &IdpOptions,
+    idp_dir: &Path,
+) -> Result<(String, Child, Arc<Mutex<String>>), Start> {
+    let report_dir = std::env::temp_dir().join(format!(
+        "ward-testkit-idp-report-{}-{}",
+        std::process::id(),
+        REPORTS.fetch_add(1, Ordering::Relaxed)
+    ));
+    // Node writes no report into a directory that does not exist.
+    std::fs::create_dir_all(&report_dir)
+        .map_err(|err| Start::Failed(anyhow!("creating {}: {err}", report_dir.display())))?;
+    let mut command = node_command(options, idp_dir, &report_dir);
+    let mut child = command.spawn().map_err(|err| {
+        Start::Failed(anyhow!(
+            "cannot run `node` ({err}): the integration tests need Node.js >= 20.19 and npm \
+             on PATH to run the test IdP in {}",
+            idp_dir.display()
+        ))
+    })?;
+    let logs = Arc::new(Mutex::new(String::new()));
+    let (ready_tx, ready_rx) = oneshot::channel();
+    let (Some(stdout), Some(stderr)) = (child.stdout.take(), child.stderr.take()) else {
+        return Err(Start::Failed(anyhow!("node's output is not piped")));
+    };
+    tokio::spawn(capture(stdout, "out", Arc::clone(&logs), Some(ready_tx)));
+    let stderr_task = tokio::spawn(capture(stderr, "err", Arc::clone(&logs), None));
+
+    let outcome = tokio::time::timeout(READY_TIMEOUT, ready_rx).await;
+    if let Ok(Ok(issuer)) = outcome {
+        let _ = std::fs::remove_dir(&report_dir);
+        return Ok((issuer, child, logs));
     }
+    let report = if outcome.is_err() {
+        diagnostic_report(&child, &report_dir).await
+    } else {
+        String::new()
+    };
+    let _ = child.start_kill();
+    let _ = tokio::time::timeout(Duration::from_secs(2), child.wait()).await;
+    let _ = tokio::time::timeout(Duration::from_secs(2), stderr_task).await;
+    let _ = std::fs::remove_dir_all(&report_dir);
+    let output = lock(&logs).clone();
+    match outcome {
+        Err(_) => Err(Start::Silent(format!(
+            "Its output:\n{output}\nWhere it was (Node's diagnostic report): {report}"
+        ))),
+        Ok(_) => Err(Start::Failed(anyhow!(
+            "the test IdP exited before printing READY; its output:\n{output}"
+        ))),
+    }
+}
+
+/// A distinct report directory per start within this process.
+static REPORTS: AtomicU32 = AtomicU32::new(0);
+
+/// Asks the silent node process for its diagnostic report (SIGUSR2 with `--report-on-signal`)
+/// and returns its JavaScript and native stacks, or why there is none.
+async fn diagnostic_report(child: &Child, report_dir: &Path) -> String {
+    let Some(pid) = child.id() else {
+        return "none (the process has gone)".to_owned();
+    };
+    let signalled = Command::new("kill")
+        .args(["-USR2", &pid.to_string()])
+        .status()
+        .await;
+    if !matches!(signalled, Ok(status) if status.success()) {
+        return format!("none (kill -USR2 {pid} failed: {signalled:?})");
+    }
+    for _ in 0..50 {
+        let written = std::fs::read_dir(report_dir)
+            .ok()
+            .and_then(|mut entries| entries.next())
+            .and_then(Result::ok)
+            .and_then(|entry| std::fs::read_to_string(entry.path()).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        if let Some(report) = written {
+            // What the event loop waits on (an idle hang) and the JavaScript stack (if any ran).
+            let handles: Vec<String> = report["libuv"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|handle| {
+                    let mut fields = handle.clone();
+                    if let Some(object) = fields.as_object_mut() {
+                        object.remove("address");
+                    }
+                    fields.to_string()
+                })
+                .collect();
+            return format!(
+                "javascriptStack: {}\nlibuv handles:\n{}",
+                report["javascriptStack"]["stack"],
+                handles.join("\n")
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    "none within 5 s of SIGUSR2 (the process does not answer signals)".to_owned()
 }
 
 /// Runs `npm ci` in `idp/` when needed (see [`ensure_npm_installed`]).
