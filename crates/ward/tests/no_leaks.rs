@@ -237,6 +237,25 @@ fn assert_one_access_line_per_request(lines: &[Value], seen: &Seen) {
         );
         let path = line["path"].as_str().unwrap_or("");
         let status = line["status"].as_u64().unwrap_or(0);
+        // The route is the bounded label of the metrics: the route prefix, never the raw path.
+        let expected_route = if path == "/api" || path.starts_with("/api/") {
+            "/api"
+        } else {
+            path
+        };
+        assert_eq!(
+            line["route"].as_str(),
+            Some(expected_route),
+            "{path} {status}: the access line names its route"
+        );
+        // Latency as a rounded number: milliseconds with at most three decimals.
+        let latency = line["latency_ms"]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{path} {status}: latency_ms is a number"));
+        assert!(
+            latency >= 0.0 && ((latency * 1000.0).round() - latency * 1000.0).abs() < 1e-6,
+            "{path} {status}: latency_ms {latency} is whole microseconds"
+        );
         if path.starts_with("/api") || (path == "/bff/logout" && status != 401) {
             assert!(
                 !line["session"].as_str().unwrap_or("").is_empty(),
