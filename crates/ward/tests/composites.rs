@@ -50,6 +50,17 @@ parts = {{ a = "/open/meet/a", b = "/open/meet/b", c = "/open/meet/c" }}
 path = "/open/broken"
 parts = {{ ok = "/open/profile", slow = {{ path = "/open/hang", timeout = "1s" }}, html = "/open/html", missing = "/open/status/404", failing = "/open/status/500", big = "/trim/big", packed = "/trim/gzip" }}
 
+[[routes]]
+prefix = "/patient"
+upstream = "{url}"
+token = "none"
+timeout = "1h"
+
+[[composites]]
+path = "/open/waiting"
+timeout = "1s"
+parts = {{ quick = "/open/profile", slow = "/patient/hang" }}
+
 [[composites]]
 path = "/shop/act"
 parts = {{ seen = {{ path = "/shop/orders", method = "POST" }}, me = "/shop/profile" }}
@@ -196,6 +207,28 @@ async fn failed_parts_are_members_with_a_code_and_a_status() {
             "failing": {"error": "upstream_error", "status": 500},
             "big": {"error": "upstream_unavailable", "status": 502},
             "packed": {"error": "upstream_unavailable", "status": 502},
+        })
+    );
+}
+
+/// A part without a `timeout` of its own is held to the composite's: the composite answers with
+/// the quick part and the slow one as `upstream_timeout`, not after its route's hour (the test
+/// runner would stop the test long before).
+#[tokio::test]
+async fn a_part_without_its_own_timeout_gets_the_composites() {
+    let parts = PartsUpstream::start(3).await;
+    let ward = start(&parts, "").await;
+    let reply = Browser::new()
+        .unwrap()
+        .get(ward.url("/open/waiting"))
+        .await
+        .unwrap();
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    assert_eq!(
+        reply.json().unwrap(),
+        json!({
+            "quick": {"name": "Ada", "email": "ada@example.com", "internal": {"ssn": "000-00-0000"}},
+            "slow": {"error": "upstream_timeout", "status": 504},
         })
     );
 }
