@@ -1,10 +1,12 @@
 // Ward's demo page in a real browser: headless Chromium (Debian's `chromium`, driven by
 // playwright-core) against a running Ward that serves demo/page/ (with `[static]
-// trusted_types = ["ward-demo"]` and a 121 s idle timeout) and an `/api` route (token "user")
-// to an upstream answering any path with a JSON description of the request.
+// trusted_types = ["ward-demo"]`, a 121 s idle timeout and the `/api/dashboard` composite) and an
+// `/api` route (token "user") to an upstream answering any path with a JSON description of the
+// request.
 //
 // The walk: load (the service worker takes over) → log in at the IdP → the page shows the user,
-// the session cookie's attributes and the expiry warning → "Call API" shows the masked bearer →
+// the session cookie's attributes and the expiry warning → "Dashboard" shows both parts, trimmed →
+// "Call API" shows the masked bearer →
 // "POST without CSRF token" shows 403 → cross-site attempts fail → offline reload shows the
 // vault's data → logout → the address bar is clean. A screenshot at each step:
 // ward-demo-<n>-<step>.png in E2E_ARTIFACTS_DIR (each path is printed).
@@ -167,7 +169,18 @@ async function sessionStaysOutOfScriptReach(page, context) {
 }
 
 async function callApi(page, takeScreenshot) {
+  step('click "Dashboard": one call, Ward fetches /api/hello and /api/time at once, trimmed');
+  await page.getByRole('button', { name: /^Dashboard/ }).click();
+  const dashboard = await apiResult(page, 'GET (composite /api/dashboard)');
+  // The test's composite (tests/browser.rs) trims each part of the echo API's answer to
+  // `method` and `path`; demo/run's trims the demo API's to its own fields.
+  assert.deepEqual(dashboard, {
+    hello: { method: 'GET', path: '/api/hello' },
+    clock: { method: 'GET', path: '/api/time' },
+  }, 'one member per part, each trimmed: no headers, no bearer');
+
   step('GET /api/hello with the bearer token added by Ward');
+  await page.locator('#api-result').evaluate((element) => { element.textContent = ''; });
   await maskedBearerShows(page);
   checkForwardedHeaders(await apiResult(page, 'GET'), 'GET');
   await takeScreenshot('ward-demo-3-api-masked-bearer.png');
@@ -179,6 +192,7 @@ async function callApi(page, takeScreenshot) {
 
   await csrfButtonIsRefused(page);
   await takeScreenshot('ward-demo-4-csrf-403.png');
+
 }
 
 async function logOut(page, context) {

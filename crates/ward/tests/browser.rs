@@ -55,10 +55,14 @@ async fn ward_serving_the_demo_page() -> Ward {
     );
     Ward::start_with(Options {
         extra_toml: format!(
-            // The demo's Trusted Types policy (demo/run sets the same), and an idle timeout
-            // just over the client's 120 s warning, so its `expiring` event comes at once.
+            // The demo's Trusted Types policy (demo/run sets the same), an idle timeout just
+            // over the client's 120 s warning, so its `expiring` event comes at once, and the
+            // demo's dashboard composite, its parts trimmed to fields the echo API has.
             "[static]\ndir = {}\ntrusted_types = [\"ward-demo\"]\n\n\
-             [session]\nidle_timeout = \"121s\"\n",
+             [session]\nidle_timeout = \"121s\"\n\n\
+             [[composites]]\npath = \"/api/dashboard\"\n\
+             parts = {{ hello = {{ path = \"/api/hello\", fields = [\"method\", \"path\"] }}, \
+             clock = {{ path = \"/api/time\", fields = [\"method\", \"path\"] }} }}\n",
             toml::Value::String(page_dir.display().to_string())
         ),
         ..Options::default()
@@ -70,14 +74,23 @@ async fn ward_serving_the_demo_page() -> Ward {
 /// browser's credentials; nothing of the refused POSTs.
 fn assert_the_upstream_saw_only_the_pages_calls(ward: &Ward) {
     let requests = ward.upstream.requests();
-    let summary: Vec<String> = requests
+    let mut summary: Vec<String> = requests
         .iter()
         .map(|r| format!("{} {}", r.method, r.path()))
         .collect();
+    // The dashboard's two parts (first) run at once: in either order.
+    if let Some(parts) = summary.get_mut(..2) {
+        parts.sort();
+    }
     assert_eq!(
         summary,
-        ["GET /api/hello", "POST /api/hello"],
-        "the upstream saw exactly the page's two API calls"
+        [
+            "GET /api/hello",
+            "GET /api/time",
+            "GET /api/hello",
+            "POST /api/hello"
+        ],
+        "the upstream saw exactly the dashboard's two parts and the page's two API calls"
     );
     for request in &requests {
         let bearer = request
@@ -85,20 +98,23 @@ fn assert_the_upstream_saw_only_the_pages_calls(ward: &Ward) {
             .and_then(|v| v.strip_prefix("Bearer "));
         assert!(
             bearer.is_some_and(|token| token.len() >= 8),
-            "{} /api/hello carried no bearer token",
-            request.method
+            "{} {} carried no bearer token",
+            request.method,
+            request.path()
         );
         assert!(
             !request
                 .header("cookie")
                 .is_some_and(|c| c.contains("__Host-ward")),
-            "{} /api/hello carried Ward's session cookie",
-            request.method
+            "{} {} carried Ward's session cookie",
+            request.method,
+            request.path()
         );
         assert!(
             request.header("x-csrf-token").is_none(),
-            "{} /api/hello carried the CSRF header",
-            request.method
+            "{} {} carried the CSRF header",
+            request.method,
+            request.path()
         );
     }
 }
