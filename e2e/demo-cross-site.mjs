@@ -1,6 +1,7 @@
 // The demo's cross-site checks: another site (127.0.0.1) POSTs to Ward (localhost) while the
-// user is logged in, by CORS fetch, no-cors fetch and form; and a link from there arrives
-// without the session cookie (SameSite=Strict).
+// user is logged in, by CORS fetch, no-cors fetch and form; it cannot frame Ward's page
+// (frame-ancestors 'none'); and a link from there arrives without the session cookie
+// (SameSite=Strict).
 
 import assert from 'node:assert/strict';
 import http from 'node:http';
@@ -77,6 +78,23 @@ export async function crossSitePostsAreRefused(context) {
     ]);
     assert.equal(answer.status(), 403, 'Ward refuses the cross-site form POST');
     assert.equal((await answer.json()).error, 'csrf_failed');
+
+    // Framing (clickjacking): Ward's document says `frame-ancestors 'none'` and
+    // `X-Frame-Options: DENY`, so the other site's frame shows Chromium's error page, not Ward.
+    expectConsoleError(/frame-ancestors 'none'/, '');
+    const [refusal] = await Promise.all([
+      page.waitForEvent('console', (message) => /frame-ancestors 'none'/.test(message.text())),
+      page.evaluate((url) => {
+        const frame = document.createElement('iframe');
+        frame.src = url;
+        document.body.append(frame);
+      }, `${WARD_URL}/`),
+    ]);
+    assert.match(refusal.text(), /"frame-ancestors 'none'"\. The request has been blocked/,
+      `Chromium refused to frame Ward: ${refusal.text()}`);
+    const framed = page.frames().filter((frame) => frame !== page.mainFrame());
+    assert.equal(framed.length, 1, 'one frame');
+    assert.ok(!framed[0].url().startsWith(WARD_URL), `the frame holds no Ward page: ${framed[0].url()}`);
 
     // SameSite=Strict on its own: even a top-level GET from another site comes without the
     // session cookie (Lax would send it), so Ward sees no session.
