@@ -1,7 +1,9 @@
 //! The store over TLS with the one outbound trust (SPEC §7 `[outbound]`): a real Redis
-//! (`redis-server --tls-port`, Debian's build) serving a certificate from a private CA that
-//! this test makes. Opened the way `ward serve` opens it, the store is reached when
-//! `[outbound] ca_file` names the CA and refused (certificate not trusted) when it does not.
+//! (`redis-server --tls-port`, Debian's build) and a real PostgreSQL server (a cluster of its
+//! own, `initdb` + `postgres -c ssl=on`, Debian's build, run as the `postgres` user) serving a
+//! certificate from a private CA that this test makes. Opened the way `ward serve` opens it,
+//! the store is reached when `[outbound] ca_file` names the CA and refused (certificate not
+//! trusted) when it does not.
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -77,9 +79,127 @@ impl Drop for TlsRedis {
     }
 }
 
+/// A PostgreSQL server of its own (a fresh cluster in a temporary directory) accepting TLS
+/// with a certificate from `ca` on a loopback port; stopped on drop. The server refuses to run
+/// as root, so the cluster belongs to the `postgres` user of Debian's package.
+struct TlsPostgres {
+    child: Child,
+    port: u16,
+}
+
+impl TlsPostgres {
+    fn start(dir: &Path, ca: &TestCa) -> Self {
+        let bin = postgres_bin_dir();
+        let data = dir.join("pgdata");
+        let files = ca
+            .write_server(dir, "postgres", &["127.0.0.1"])
+            .expect("make the server certificate");
+        let (uid, gid) = postgres_user();
+        for path in [dir, files.cert_file.as_path(), files.key_file.as_path()] {
+            std::os::unix::fs::chown(path, Some(uid), Some(gid)).expect("chown to postgres");
+        }
+        // The server insists on a key only its owner can read.
+        std::fs::set_permissions(
+            &files.key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )
+        .expect("chmod the key");
+        let initdb = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("initdb"))
+            .args(["--auth=trust", "--username=postgres", "--no-sync", "-D"])
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .expect("runuser and initdb run");
+        assert!(
+            initdb.status.success(),
+            "initdb failed: {}",
+            String::from_utf8_lossy(&initdb.stderr)
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .expect("a free loopback port")
+            .port();
+        let setting = |name: &str, value: &Path| format!("{name}={}", value.display());
+        let child = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(bin.join("postgres"))
+            .arg("-D")
+            .arg(&data)
+            .args(["-c", "listen_addresses=127.0.0.1", "-c"])
+            .arg(format!("port={port}"))
+            .args(["-c", "ssl=on", "-c", "fsync=off", "-c"])
+            .arg(setting("unix_socket_directories", dir))
+            .arg("-c")
+            .arg(setting("ssl_cert_file", &files.cert_file))
+            .arg("-c")
+            .arg(setting("ssl_key_file", &files.key_file))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("runuser and postgres run");
+        let server = Self { child, port };
+        let deadline = Instant::now() + READY;
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "postgres did not accept on 127.0.0.1:{port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        server
+    }
+}
+
+impl Drop for TlsPostgres {
+    fn drop(&mut self) {
+        // runuser passes SIGTERM on: the server's "smart" shutdown, then the process is reaped.
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let _ = self.child.wait();
+    }
+}
+
+/// Where Debian's PostgreSQL server binaries are (`/usr/lib/postgresql/<version>/bin`).
+fn postgres_bin_dir() -> std::path::PathBuf {
+    std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL is installed (Debian package postgresql)")
+        .filter_map(Result::ok)
+        .map(|entry| entry.path().join("bin"))
+        .find(|bin| bin.join("initdb").is_file())
+        .expect("an initdb under /usr/lib/postgresql/<version>/bin")
+}
+
+/// The uid and gid of the `postgres` user (Debian's package makes it).
+fn postgres_user() -> (u32, u32) {
+    let id = |flag: &str| {
+        let out = Command::new("id")
+            .args([flag, "postgres"])
+            .output()
+            .expect("id runs");
+        assert!(out.status.success(), "the postgres user exists");
+        String::from_utf8_lossy(&out.stdout)
+            .trim()
+            .parse::<u32>()
+            .expect("a numeric id")
+    };
+    (id("-u"), id("-g"))
+}
+
 /// A configuration with the Redis store at `rediss://127.0.0.1:<port>` and, when given,
 /// `[outbound] ca_file`.
 fn config(port: u16, ca_file: Option<&Path>) -> ward::config::Config {
+    store_config(
+        &format!("kind = \"redis\"\nurl = \"rediss://127.0.0.1:{port}\""),
+        ca_file,
+    )
+}
+
+/// A configuration with `store` as its `[store]` table and, when given, `[outbound] ca_file`.
+fn store_config(store: &str, ca_file: Option<&Path>) -> ward::config::Config {
     let outbound = ca_file.map_or_else(String::new, |path| {
         format!("[outbound]\nca_file = {:?}\n", path.display().to_string())
     });
@@ -91,8 +211,7 @@ client_id = "bff"
 client_secret = "bff-secret"
 
 [store]
-kind = "redis"
-url = "rediss://127.0.0.1:{port}"
+{store}
 
 [crypto]
 keys = ["{KEY}"]
@@ -134,6 +253,35 @@ async fn redis_over_tls_is_trusted_through_the_outbound_ca_file_only() {
     let outbound = ward::outbound::Outbound::load(&untrusted.outbound).expect("outbound trust");
     let Err(error) = ward::server::open_store(&untrusted, &outbound, clock).await else {
         panic!("a Redis certificate from an unknown CA was accepted");
+    };
+    let causes = chain(&error);
+    assert!(causes.contains("UnknownIssuer"), "{causes}");
+}
+
+#[tokio::test]
+async fn postgres_over_tls_is_trusted_through_the_outbound_ca_file_only() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("Ward store TLS test CA").expect("make the CA");
+    let postgres = TlsPostgres::start(dir.path(), &ca);
+    let ca_file = ca.write_cert(dir.path(), "outbound").expect("write the CA");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    // No sslmode: TLS required and verified (SPEC §6), here against [outbound] ca_file.
+    let store = format!(
+        "kind = \"postgres\"\nurl = \"postgres://postgres@127.0.0.1:{}/postgres\"",
+        postgres.port
+    );
+
+    let trusted = store_config(&store, Some(&ca_file));
+    let outbound = ward::outbound::Outbound::load(&trusted.outbound).expect("outbound trust");
+    let opened = ward::server::open_store(&trusted, &outbound, clock.clone())
+        .await
+        .expect("the store over TLS, its CA in ca_file");
+    opened.ping().await.expect("the store answers over TLS");
+
+    let untrusted = store_config(&store, None);
+    let outbound = ward::outbound::Outbound::load(&untrusted.outbound).expect("outbound trust");
+    let Err(error) = ward::server::open_store(&untrusted, &outbound, clock).await else {
+        panic!("a PostgreSQL certificate from an unknown CA was accepted");
     };
     let causes = chain(&error);
     assert!(causes.contains("UnknownIssuer"), "{causes}");
