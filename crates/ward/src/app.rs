@@ -3,7 +3,7 @@
 //! Every request first passes [`front`], one layer doing in order:
 //! 1. head checks — a URI over 8 KiB (414), header fields over 32 KiB (431), or a missing or
 //!    repeated `Host` (400) stop before anything else, the access log included, copies them
-//!    (`security::limits`);
+//!    (`security::limits`); they are counted in the metrics under the route `refused`;
 //! 2. the `login` rate limit — `/bff/login`, `/bff/callback` and `/bff/login/password` per
 //!    client address, before the endpoint creates a login transaction or reads the store
 //!    (`429` with `Retry-After`, logged as the `rate_limited` event, not by the access log:
@@ -85,10 +85,14 @@ async fn front(
     mut req: Request,
     next: Next,
 ) -> Response<Body> {
+    let started = std::time::Instant::now();
     if let Err(err) = limits::check_head(req.uri(), req.headers())
         .and_then(|()| limits::check_host(req.version(), req.headers()))
     {
-        return err.into_response();
+        let response = err.into_response();
+        let status = response.status().as_u16();
+        metrics::refused_route().record(req.method(), status, started.elapsed());
+        return response;
     }
     if is_login_path(req.uri().path()) && state.rate_limits.is_on(LimitName::Login) {
         let client = state.rate_limits.client(peer.ip(), req.headers());

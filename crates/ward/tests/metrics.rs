@@ -134,6 +134,12 @@ async fn use_and_log_out(
         .await
         .unwrap();
     assert_eq!(refused.status, 403);
+    // Refused by the head checks, before routing: counted under `refused`.
+    let long = browser
+        .get(format!("{origin}/api/{}", "a".repeat(9 * 1024)))
+        .await
+        .unwrap();
+    assert_eq!(long.status, 414);
     let logout = browser
         .post(format!("{origin}/bff/logout"))
         .header("x-csrf-token", &csrf)
@@ -154,6 +160,7 @@ fn assert_the_walk_was_counted(text: &str) {
         "ward_http_requests_total{route=\"/api\",method=\"GET\",status=\"200\"} 1\n",
         "ward_http_requests_total{route=\"/api\",method=\"POST\",status=\"403\"} 1\n",
         "ward_http_requests_total{route=\"/bff/callback\",method=\"GET\",status=\"302\"} 1\n",
+        "ward_http_requests_total{route=\"refused\",method=\"GET\",status=\"414\"} 1\n",
         "ward_upstream_request_duration_seconds_count{route=\"/api\"} 1\n",
         "ward_idp_request_duration_seconds_count{endpoint=\"token\"} 1\n",
         "ward_security_events_total{event=\"login_succeeded\"} 1\n",

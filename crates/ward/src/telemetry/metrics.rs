@@ -56,6 +56,8 @@ pub const ENDPOINT_ROUTES: [&str; 7] = [
 pub const STATIC_ROUTE: &str = "static";
 /// `route` of requests nothing answers (unknown `/bff/*` endpoints, paths outside every route).
 pub const NOT_FOUND_ROUTE: &str = "not_found";
+/// `route` of requests the head checks refuse before routing (414, 431, a bad `Host`).
+pub const REFUSED_ROUTE: &str = "refused";
 
 /// `endpoint` values of `ward_idp_request_duration_seconds`.
 pub const IDP_ENDPOINTS: [&str; 8] = [
@@ -332,7 +334,7 @@ static METRICS: LazyLock<Metrics> = LazyLock::new(|| {
     };
     for name in ENDPOINT_ROUTES
         .iter()
-        .chain(&[STATIC_ROUTE, NOT_FOUND_ROUTE])
+        .chain(&[STATIC_ROUTE, NOT_FOUND_ROUTE, REFUSED_ROUTE])
     {
         make_route(&metrics, name);
     }
@@ -362,12 +364,12 @@ fn make_route(metrics: &Metrics, name: &str) -> &'static RouteSeries {
     series
 }
 
-/// The series of Ward's own routes ([`ENDPOINT_ROUTES`], then static, then not found),
+/// The series of Ward's own routes ([`ENDPOINT_ROUTES`], then static, not found, refused),
 /// resolved once so classifying a request takes no lock.
 static FIXED_ROUTES: LazyLock<Vec<&'static RouteSeries>> = LazyLock::new(|| {
     ENDPOINT_ROUTES
         .iter()
-        .chain(&[STATIC_ROUTE, NOT_FOUND_ROUTE])
+        .chain(&[STATIC_ROUTE, NOT_FOUND_ROUTE, REFUSED_ROUTE])
         .map(|name| route(name))
         .collect()
 });
@@ -386,6 +388,11 @@ pub fn static_route() -> &'static RouteSeries {
 /// The series of requests nothing answers.
 pub fn not_found_route() -> &'static RouteSeries {
     FIXED_ROUTES[ENDPOINT_ROUTES.len() + 1]
+}
+
+/// The series of requests the head checks refuse.
+pub fn refused_route() -> &'static RouteSeries {
+    FIXED_ROUTES[ENDPOINT_ROUTES.len() + 2]
 }
 
 /// A timer for one call to the IdP's `endpoint` (one of [`IDP_ENDPOINTS`]).
