@@ -97,3 +97,38 @@ async fn an_http11_request_must_name_its_host_exactly_once() {
         assert!(answer.contains(" 200 OK"), "{head:?}: {answer}");
     }
 }
+
+/// Request smuggling (RFC 9112 §6.1, §6.3): a request with both `Content-Length` and
+/// `Transfer-Encoding` is refused, or framed by `Transfer-Encoding` alone and the connection
+/// closed after the answer. Either way the bytes after the chunked body (a second request a
+/// front proxy framing by `Content-Length` would not see) never become a request, and the
+/// upstream never receives both framings.
+#[tokio::test]
+async fn a_request_with_content_length_and_transfer_encoding_smuggles_nothing() {
+    let ward = Ward::start().await;
+    let request = "POST /public/echo HTTP/1.1\r\nHost: localhost\r\nContent-Type: text/plain\r\n\
+                   Content-Length: 48\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n\
+                   GET /public/smuggled HTTP/1.1\r\nHost: localhost\r\n\r\n";
+    let answer = exchange(&ward, request.as_bytes()).await;
+    let statuses: Vec<&str> = answer
+        .lines()
+        .filter(|line| line.starts_with("HTTP/1.1 "))
+        .collect();
+    assert_eq!(
+        statuses.len(),
+        1,
+        "one answer, then the connection closed: {answer}"
+    );
+    let seen = ward.upstream.requests();
+    assert!(
+        seen.iter().all(|r| !r.path().contains("smuggled")),
+        "the smuggled request reached the upstream: {seen:?}"
+    );
+    for forwarded in &seen {
+        assert!(
+            forwarded.header("content-length").is_none()
+                || forwarded.header("transfer-encoding").is_none(),
+            "the upstream received both framings"
+        );
+    }
+}
