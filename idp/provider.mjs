@@ -19,7 +19,11 @@
 //        PASSWORD_GRANT=1 (register the resource-owner password grant, see below; only then is
 //        `password` in grant_types_supported and the client's grant_types).
 //        TLS_CERT / TLS_KEY (PEM files: serve https, the issuer becomes https://…).
-import { generateKeyPairSync } from 'node:crypto';
+//        MTLS=1 (RFC 8705, needs TLS_CERT/TLS_KEY: see the MTLS block below; implies
+//          CLIENT_AUTH=tls_client_auth), MTLS_CA (PEM: the CA client certificates must chain to),
+//          MTLS_SAN_DNS (the registered tls_client_auth_san_dns, default ward-client.test),
+//          MTLS_ALIAS_HOST (publish mtls_endpoint_aliases on this host name, same port).
+import { X509Certificate, generateKeyPairSync, hash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -32,7 +36,9 @@ const BFF = process.env.BFF_ORIGIN || 'http://127.0.0.1:8080';
 const CLIENT_ID = process.env.CLIENT_ID || 'bff';
 const CLIENT_SECRET = process.env.CLIENT_SECRET || 'bff-secret';
 const FAPI = process.env.FAPI === '2.0';
-const CLIENT_AUTH = process.env.CLIENT_AUTH || (FAPI ? 'private_key_jwt' : 'client_secret_basic');
+const MTLS = process.env.MTLS === '1';
+const CLIENT_AUTH = process.env.CLIENT_AUTH
+  || (MTLS ? 'tls_client_auth' : FAPI ? 'private_key_jwt' : 'client_secret_basic');
 const PAR = process.env.PAR || (FAPI ? 'required' : 'off');
 const CLIENT_JWKS = process.env.CLIENT_JWKS ? JSON.parse(process.env.CLIENT_JWKS) : undefined;
 const AT_TTL = Number(process.env.AT_TTL || 300);
@@ -44,7 +50,7 @@ const PASSWORD_GRANT = process.env.PASSWORD_GRANT === '1';
 const PASSWORD_USER = 'pat';
 const PASSWORD_SECRET = 'correct horse battery staple';
 
-if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt'].includes(CLIENT_AUTH)) {
+if (!['client_secret_basic', 'client_secret_post', 'private_key_jwt', ...(MTLS ? ['tls_client_auth'] : [])].includes(CLIENT_AUTH)) {
   console.error(`CLIENT_AUTH must be client_secret_basic, client_secret_post or private_key_jwt, got ${CLIENT_AUTH}`);
   process.exit(2);
 }
@@ -56,7 +62,7 @@ if (!['off', 'on', 'required'].includes(PAR)) {
   console.error(`PAR must be off, on or required, got ${PAR}`);
   process.exit(2);
 }
-const SECRET_AUTH = CLIENT_AUTH !== 'private_key_jwt';
+const SECRET_AUTH = !['private_key_jwt', 'tls_client_auth'].includes(CLIENT_AUTH);
 
 // Fresh signing key per run (no key material on disk).
 const SIGNING_KID = 'test-rs256';
@@ -76,7 +82,7 @@ function configuration() {
   return {
     clients: [{
       client_id: CLIENT_ID,
-      ...(SECRET_AUTH ? { client_secret: CLIENT_SECRET } : { jwks: CLIENT_JWKS }),
+      ...(SECRET_AUTH ? { client_secret: CLIENT_SECRET } : CLIENT_JWKS ? { jwks: CLIENT_JWKS } : {}),
       token_endpoint_auth_method: CLIENT_AUTH,
       redirect_uris: [`${BFF}/bff/callback`],
       post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
@@ -367,19 +373,93 @@ function passwordGrant(provider) {
   };
 }
 
+// ---------------------------------------------------------------------------------------------
+// MTLS=1: RFC 8705 mutual TLS. The https server asks every client for a certificate (and lets
+// those without one in: browsers use the same port); oidc-provider's features.mTLS takes the
+// peer certificate of the connection. The client is registered for tls_client_auth (PKI: the
+// certificate must chain to MTLS_CA and carry the DNS SAN MTLS_SAN_DNS) with certificate-bound
+// access tokens. With TEST_HOOKS=1, GET /__test/mtls lists what each client-authenticated call
+// carried (a certificate's x5t#S256, a secret, an assertion, a Basic header; never a value).
+// ---------------------------------------------------------------------------------------------
+if (MTLS && !(process.env.TLS_CERT && process.env.TLS_KEY)) {
+  console.error('MTLS=1 needs TLS_CERT and TLS_KEY (client certificates travel only over TLS)');
+  process.exit(2);
+}
+const MTLS_SAN_DNS = process.env.MTLS_SAN_DNS || 'ward-client.test';
+const mtlsServerOptions = () => (MTLS ? {
+  requestCert: true, rejectUnauthorized: false, ...(process.env.MTLS_CA ? { ca: readFileSync(process.env.MTLS_CA) } : {}),
+} : {});
+function peerCertificate(ctx) {
+  const peer = ctx.socket.getPeerCertificate?.(true);
+  return peer?.raw ? new X509Certificate(peer.raw) : undefined;
+}
+function withMtls(config, issuer) {
+  if (!MTLS) return config;
+  if (process.env.MTLS_ALIAS_HOST) { // RFC 8705 §5: the same endpoints under another host name
+    const alias = new URL(issuer);
+    alias.hostname = process.env.MTLS_ALIAS_HOST;
+    const at = (path) => new URL(path, alias).href;
+    config.discovery = {
+      ...config.discovery,
+      mtls_endpoint_aliases: {
+        token_endpoint: at('/token'), revocation_endpoint: at('/token/revocation'),
+        introspection_endpoint: at('/token/introspection'), userinfo_endpoint: at('/me'),
+        pushed_authorization_request_endpoint: at('/request'),
+      },
+    };
+  }
+  Object.assign(config.clients[0], {
+    tls_client_auth_san_dns: MTLS_SAN_DNS, tls_client_certificate_bound_access_tokens: true,
+  });
+  config.clientAuthMethods = ['client_secret_basic', 'client_secret_post', 'private_key_jwt', 'tls_client_auth'];
+  config.features.mTLS = {
+    enabled: true, certificateBoundAccessTokens: true, tlsClientAuth: true,
+    getCertificate: peerCertificate,
+    certificateAuthorized: (ctx) => ctx.socket.authorized === true,
+    certificateSubjectMatches: (ctx, property, expected) => property === 'tls_client_auth_san_dns'
+      && (peerCertificate(ctx)?.subjectAltName || '').split(', ').includes(`DNS:${expected}`),
+  };
+  return config;
+}
+const mtlsSeen = [];
+async function mtlsObserver(ctx, next) {
+  if (ctx.path === '/__test/mtls' && ctx.method === 'GET') {
+    ctx.body = { calls: mtlsSeen };
+    return;
+  }
+  await next();
+  if (ctx.method === 'POST' && CLIENT_AUTH_PATHS.includes(ctx.path)) {
+    const cert = peerCertificate(ctx);
+    const params = ctx.oidc?.params || {};
+    mtlsSeen.push({ // presence only, never a value
+      path: ctx.path,
+      host: ctx.hostname,
+      status: ctx.status,
+      x5t: cert ? hash('sha256', cert.raw, 'base64url') : null,
+      authorized: ctx.socket.authorized === true,
+      clientId: params.client_id ?? null,
+      secret: params.client_secret !== undefined,
+      assertion: params.client_assertion !== undefined,
+      basic: /^basic /i.test(ctx.get('authorization')),
+    });
+  }
+}
+// ------------------------------------------------------------------------------- end of MTLS
+
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
 const TLS = process.env.TLS_CERT && process.env.TLS_KEY;
 const server = TLS
-  ? createHttpsServer({ cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY) })
+  ? createHttpsServer({ cert: readFileSync(process.env.TLS_CERT), key: readFileSync(process.env.TLS_KEY), ...mtlsServerOptions() })
   : createHttpServer();
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
   const issuer = `${TLS ? 'https' : 'http'}://${HOST}:${port}`;
-  const provider = new Provider(issuer, configuration());
+  const provider = new Provider(issuer, withMtls(configuration(), issuer));
   if (process.env.TEST_HOOKS === '1') { // first, so the counters see every request
     provider.use(testHooks());
     console.log('test-hook: TEST_HOOKS=1, /__test/* endpoints enabled (test use only)');
   }
+  if (MTLS && process.env.TEST_HOOKS === '1') provider.use(mtlsObserver);
   provider.use(strictClientAuth);
   if (PASSWORD_GRANT) {
     provider.registerGrantType('password', passwordGrant(provider), ['username', 'password', 'scope']);

@@ -30,6 +30,9 @@ pub struct RecordedRequest {
     pub headers: HeaderMap,
     /// The whole body.
     pub body: Bytes,
+    /// Over TLS ([`EchoUpstream::start_tls`]): RFC 8705 `x5t#S256` of the client certificate
+    /// the connection presented.
+    pub client_cert_x5t: Option<String>,
 }
 
 impl std::fmt::Debug for RecordedRequest {
@@ -39,6 +42,7 @@ impl std::fmt::Debug for RecordedRequest {
             .field("path_and_query", &self.path_and_query)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("body_len", &self.body.len())
+            .field("client_cert_x5t", &self.client_cert_x5t)
             .finish()
     }
 }
@@ -57,7 +61,11 @@ impl RecordedRequest {
     }
 }
 
-type Log = Arc<Mutex<Vec<RecordedRequest>>>;
+pub(crate) type Log = Arc<Mutex<Vec<RecordedRequest>>>;
+
+/// The `x5t#S256` of a TLS connection's client certificate, put on each of its requests.
+#[derive(Clone, Debug)]
+pub(crate) struct PeerCertificate(pub(crate) Option<String>);
 
 /// The echo upstream on `127.0.0.1:<free port>`; it stops when dropped.
 ///
@@ -71,6 +79,8 @@ pub struct EchoUpstream {
     addr: SocketAddr,
     log: Log,
     server: JoinHandle<()>,
+    /// `http`, or `https` for [`EchoUpstream::start_tls`].
+    scheme: &'static str,
 }
 
 impl EchoUpstream {
@@ -81,17 +91,41 @@ impl EchoUpstream {
             .context("binding the echo upstream")?;
         let addr = listener.local_addr().context("echo upstream address")?;
         let log: Log = Arc::default();
-        let app = Router::new().fallback(echo).with_state(Arc::clone(&log));
+        let app = Self::app(&log);
         let server = tokio::spawn(async move {
             // Serving ends only when the task is aborted (on drop) or the socket fails.
             let _ = axum::serve(listener, app).await;
         });
-        Ok(Self { addr, log, server })
+        Ok(Self {
+            addr,
+            log,
+            server,
+            scheme: "http",
+        })
     }
 
-    /// `http://127.0.0.1:<port>`, without a trailing slash.
+    /// The same upstream served over TLS (`tls.rs`); `https://localhost:<port>` from `url`.
+    pub(crate) fn from_tls_parts(addr: SocketAddr, log: Log, server: JoinHandle<()>) -> Self {
+        Self {
+            addr,
+            log,
+            server,
+            scheme: "https",
+        }
+    }
+
+    /// The app every echo upstream serves, recording into `log`.
+    pub(crate) fn app(log: &Log) -> Router {
+        Router::new().fallback(echo).with_state(Arc::clone(log))
+    }
+
+    /// `http://127.0.0.1:<port>` (`https://localhost:<port>` over TLS), without a trailing
+    /// slash.
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        match self.scheme {
+            "https" => format!("https://localhost:{}", self.addr.port()),
+            _ => format!("http://{}", self.addr),
+        }
     }
 
     /// The bound address.
@@ -161,6 +195,10 @@ fn record(log: &Log, parts: &axum::http::request::Parts, path: &str, body: &Byte
             .map_or_else(|| path.to_owned(), |pq| pq.as_str().to_owned()),
         headers: parts.headers.clone(),
         body: body.clone(),
+        client_cert_x5t: parts
+            .extensions
+            .get::<PeerCertificate>()
+            .and_then(|peer| peer.0.clone()),
     };
     lock(log).push(recorded);
 }

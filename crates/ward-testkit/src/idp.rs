@@ -14,6 +14,7 @@ use tokio::process::{Child, ChildStdin, Command};
 use tokio::sync::oneshot;
 
 pub use crate::fapi::{ClientKey, Par};
+pub use crate::mtls::{IdpMtls, MtlsCall};
 pub use crate::npm::ensure_npm_installed;
 use crate::pki::IdpTls;
 use crate::repo_root;
@@ -41,6 +42,8 @@ pub enum ClientAuth {
     Post,
     /// A signed JWT (`private_key_jwt`); the keys are [`IdpOptions::client_jwks`].
     PrivateKeyJwt,
+    /// A PKI client certificate (`tls_client_auth`, RFC 8705); needs [`IdpOptions::mtls`].
+    TlsClientAuth,
 }
 
 impl ClientAuth {
@@ -49,6 +52,7 @@ impl ClientAuth {
             Self::Basic => "client_secret_basic",
             Self::Post => "client_secret_post",
             Self::PrivateKeyJwt => "private_key_jwt",
+            Self::TlsClientAuth => "tls_client_auth",
         }
     }
 }
@@ -86,6 +90,8 @@ pub struct IdpOptions {
     pub extra_env: Vec<(String, String)>,
     /// Serve https with this certificate (the issuer becomes `https://…`).
     pub tls: Option<IdpTls>,
+    /// `MTLS=1` (RFC 8705; needs `tls`): client certificates, `tls_client_auth`, bound tokens.
+    pub mtls: Option<IdpMtls>,
 }
 
 impl IdpOptions {
@@ -106,6 +112,7 @@ impl IdpOptions {
             client_jwks: None,
             extra_env: Vec::new(),
             tls: None,
+            mtls: None,
         }
     }
 }
@@ -264,6 +271,26 @@ impl Idp {
         })
     }
 
+    /// With [`IdpOptions::mtls`]: every client-authenticated call so far, as the IdP saw it.
+    pub async fn mtls_calls(&self) -> anyhow::Result<Vec<MtlsCall>> {
+        #[derive(serde::Deserialize)]
+        struct Calls {
+            calls: Vec<MtlsCall>,
+        }
+        let response = self
+            .http
+            .get(self.url("/__test/mtls"))
+            .send()
+            .await
+            .context("GET /__test/mtls")?;
+        let status = response.status();
+        if !status.is_success() {
+            bail!("GET /__test/mtls answered {status} (is IdpOptions::mtls set?)");
+        }
+        let calls: Calls = response.json().await.context("the mTLS calls")?;
+        Ok(calls.calls)
+    }
+
     async fn hook(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
         let response = self
             .http
@@ -333,6 +360,15 @@ fn node_command(options: &IdpOptions, idp_dir: &Path, report_dir: &Path) -> Comm
         command
             .env("TLS_CERT", &tls.cert_file)
             .env("TLS_KEY", &tls.key_file);
+    }
+    if let Some(mtls) = &options.mtls {
+        command
+            .env("MTLS", "1")
+            .env("MTLS_CA", &mtls.client_ca_file)
+            .env("MTLS_SAN_DNS", &mtls.san_dns);
+        if let Some(host) = &mtls.alias_host {
+            command.env("MTLS_ALIAS_HOST", host);
+        }
     }
     let optional = [
         ("OP_HOST", options.host.clone()),

@@ -15,8 +15,10 @@
 mod browser;
 mod cookie_jar;
 mod echo;
+mod echo_tls;
 mod fapi;
 mod idp;
+mod mtls;
 mod npm;
 mod password_grant;
 mod pki;
@@ -30,11 +32,11 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub use browser::{Browser, BrowserRequest, Reply};
 pub use echo::{EchoUpstream, RecordedRequest};
 pub use idp::{
-    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Idp, IdpOptions, IdpStats, Par,
-    ensure_idp_installed, ensure_npm_installed,
+    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Idp, IdpMtls, IdpOptions, IdpStats, MtlsCall,
+    Par, ensure_idp_installed, ensure_npm_installed,
 };
 pub use password_grant::{PASSWORD_SECRET, PASSWORD_USER};
-pub use pki::{IdpTls, ServerFiles, TestCa};
+pub use pki::{ClientFiles, IdpTls, ServerFiles, TestCa};
 
 /// The tag of this test run: `WARD_TEST_RUN` (set by `scripts/test`), reduced to at most 16
 /// characters of `[a-z0-9]`, or `local`. Every Redis key prefix and PostgreSQL table name a

@@ -80,7 +80,9 @@ async fn exchange(
             form.push(("client_secret", CLIENT_SECRET));
             request
         }
-        ClientAuth::PrivateKeyJwt => anyhow::bail!("these exchanges authenticate with a secret"),
+        ClientAuth::PrivateKeyJwt | ClientAuth::TlsClientAuth => {
+            anyhow::bail!("these exchanges authenticate with a secret")
+        }
     };
     let response = request.form(&form).send().await.context("POST /token")?;
     let status = response.status().as_u16();

@@ -25,7 +25,11 @@ pub(super) fn finding(
             "that the IdP holds the public half of oidc.private_key_file (under the kid \
              oidc.private_key_id or the key's RFC 7638 thumbprint)",
         ),
-        ClientAuth::TlsClientAuth => ("tls_client_auth", "the client certificate"),
+        ClientAuth::TlsClientAuth => (
+            "tls_client_auth",
+            "that the IdP trusts the issuer of oidc.client_cert and has this client registered \
+             with its subject (tls_client_auth_subject_dn or a tls_client_auth_san_* value)",
+        ),
     };
     match verdict {
         Ok(CredentialsVerdict::Accepted) => Finding::Fine(format!(
@@ -93,6 +97,20 @@ client_id = "bff""#;
         assert!(text.contains("oidc.private_key_file"), "{text}");
         assert!(!text.contains("oidc.client_secret"), "{text}");
         assert!(text.contains(r#""private_key_jwt""#), "{text}");
+    }
+
+    #[test]
+    fn invalid_client_with_a_certificate_names_the_certificate_and_the_registration() {
+        let Finding::Problem(text) = finding(
+            Ok(CredentialsVerdict::Rejected),
+            &oidc(ClientAuth::TlsClientAuth),
+        ) else {
+            panic!("invalid_client must fail the check");
+        };
+        assert!(text.contains("oidc.client_cert"), "{text}");
+        assert!(text.contains("tls_client_auth_subject_dn"), "{text}");
+        assert!(!text.contains("oidc.client_secret"), "{text}");
+        assert!(!text.contains("not-in-any-message"), "{text}");
     }
 
     #[test]

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use ward_store::{Clock, SystemClock};
 
 use crate::config::{Config, StoreKind, TelemetryConfig};
-use crate::outbound::Outbound;
+use crate::outbound::{ClientIdentity, Outbound};
 
 /// What one run of the checks has found so far.
 struct Report<'a> {
@@ -65,9 +65,12 @@ pub async fn run(
         }
     };
     report.fine(format_args!("outbound: {}", outbound.describe()))?;
+    let (outbound, identity_usable) = report.client_certificate(config, outbound)?;
     report.keys_and_routes(config, &outbound)?;
     report.store(config, &outbound, Arc::clone(&clock)).await?;
-    report.oidc(config, &outbound, clock).await?;
+    if identity_usable {
+        report.oidc(config, &outbound, clock).await?;
+    }
     report.upstreams(config).await?;
     report.telemetry(&config.telemetry)?;
     if report.problems.is_empty() {
@@ -80,6 +83,40 @@ pub async fn run(
 }
 
 impl Report<'_> {
+    /// `[oidc] client_cert` / `client_key` (`tls_client_auth`), loaded as `serve` loads them;
+    /// `outbound` with it, and whether the IdP can be tried (a bad pair is the problem then).
+    fn client_certificate(
+        &mut self,
+        config: &Config,
+        outbound: Outbound,
+    ) -> io::Result<(Outbound, bool)> {
+        match ClientIdentity::from_config(&config.oidc) {
+            Ok(None) => Ok((outbound, true)),
+            Ok(Some(identity)) => {
+                let info = identity.info();
+                self.fine(format_args!(
+                    "oidc: client certificate {} (not after {}, x5t#S256 {}), presented to the \
+                     IdP and to https upstreams of token-carrying routes",
+                    info.subject,
+                    info.not_after,
+                    identity.thumbprint()
+                ))?;
+                if info.out_of_validity {
+                    self.warn(format_args!(
+                        "oidc.client_cert: the certificate is not valid now (not before {}, not \
+                         after {}): the IdP will refuse it",
+                        info.not_before, info.not_after
+                    ))?;
+                }
+                Ok((outbound.with_client_identity(Some(identity)), true))
+            }
+            Err(err) => {
+                self.problem("oidc", &err);
+                Ok((outbound, false))
+            }
+        }
+    }
+
     fn keys_and_routes(&mut self, config: &Config, outbound: &Outbound) -> io::Result<()> {
         if let Err(err) = crate::session::keyring::KeyRing::from_config(&config.crypto.keys) {
             self.problem("crypto.keys", &err);

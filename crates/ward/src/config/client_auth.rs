@@ -1,6 +1,7 @@
 //! `[oidc] client_auth` and the keys each method needs. The private key itself is read and
 //! checked against the IdP's metadata at start (`oidc::client_auth`), where its algorithm can
-//! be chosen; here only what the file alone decides.
+//! be chosen; the client certificate and its key (`tls_client_auth`) are read at start too
+//! (`outbound::identity`); here only what the file alone decides.
 
 use serde::{Deserialize, Serialize};
 
@@ -18,7 +19,8 @@ pub enum ClientAuth {
     ClientSecretPost,
     /// A JWT signed with Ward's private key (RFC 7523 §2.2, OpenID Connect Core §9).
     PrivateKeyJwt,
-    /// Mutual TLS with a client certificate (RFC 8705): not supported yet, refused at load.
+    /// Mutual TLS with a PKI client certificate (RFC 8705 §2.1): `client_cert` and
+    /// `client_key`; the requests carry `client_id` and no secret or assertion.
     TlsClientAuth,
 }
 
@@ -45,34 +47,79 @@ pub enum ParMode {
 
 /// The keys of `oidc` that `client_auth` requires or forbids.
 pub(crate) fn check(oidc: &OidcConfig, out: &mut Problems) {
-    match oidc.client_auth {
-        ClientAuth::PrivateKeyJwt => {
-            if oidc.private_key_file.is_none() {
+    let key_jwt = oidc.client_auth == ClientAuth::PrivateKeyJwt;
+    let mtls = oidc.client_auth == ClientAuth::TlsClientAuth;
+    if key_jwt {
+        if oidc.private_key_file.is_none() {
+            out.push(
+                "oidc.private_key_file",
+                "required with client_auth = \"private_key_jwt\" (a PEM or JWK private key)",
+            );
+        }
+        if oidc.private_key_id.as_deref().is_some_and(str::is_empty) {
+            out.push(
+                "oidc.private_key_id",
+                "must not be empty (leave it out to use the key's RFC 7638 thumbprint)",
+            );
+        }
+    }
+    if mtls && oidc.issuer.scheme() != "https" {
+        out.push(
+            "oidc.issuer",
+            "must be https with client_auth = \"tls_client_auth\" (the client certificate \
+             travels only in a TLS handshake)",
+        );
+    }
+    if mtls {
+        for (key, set, what) in [
+            (
+                "oidc.client_cert",
+                oidc.client_cert.is_some(),
+                "the client certificate chain, PEM, leaf first",
+            ),
+            (
+                "oidc.client_key",
+                oidc.client_key.is_some(),
+                "the certificate's private key, PEM: PKCS#8, SEC1 or PKCS#1",
+            ),
+        ] {
+            if !set {
                 out.push(
-                    "oidc.private_key_file",
-                    "required with client_auth = \"private_key_jwt\" (a PEM or JWK private key)",
-                );
-            }
-            if oidc.private_key_id.as_deref().is_some_and(str::is_empty) {
-                out.push(
-                    "oidc.private_key_id",
-                    "must not be empty (leave it out to use the key's RFC 7638 thumbprint)",
+                    key,
+                    format!("required with client_auth = \"tls_client_auth\" ({what})"),
                 );
             }
         }
-        ClientAuth::TlsClientAuth => out.push(
-            "oidc.client_auth",
-            "tls_client_auth (RFC 8705) is not supported yet: use private_key_jwt",
+    }
+    let only = [
+        (
+            "oidc.private_key_file",
+            oidc.private_key_file.is_some(),
+            key_jwt,
+            "private_key_jwt",
         ),
-        ClientAuth::ClientSecretBasic | ClientAuth::ClientSecretPost => {
-            for (key, set) in [
-                ("oidc.private_key_file", oidc.private_key_file.is_some()),
-                ("oidc.private_key_id", oidc.private_key_id.is_some()),
-            ] {
-                if set {
-                    out.push(key, "only used with client_auth = \"private_key_jwt\"");
-                }
-            }
+        (
+            "oidc.private_key_id",
+            oidc.private_key_id.is_some(),
+            key_jwt,
+            "private_key_jwt",
+        ),
+        (
+            "oidc.client_cert",
+            oidc.client_cert.is_some(),
+            mtls,
+            "tls_client_auth",
+        ),
+        (
+            "oidc.client_key",
+            oidc.client_key.is_some(),
+            mtls,
+            "tls_client_auth",
+        ),
+    ];
+    for (key, set, used, method) in only {
+        if set && !used {
+            out.push(key, format!("only used with client_auth = \"{method}\""));
         }
     }
 }
@@ -123,9 +170,66 @@ mod tests {
     }
 
     #[test]
-    fn tls_client_auth_is_refused_as_not_supported_yet() {
+    fn tls_client_auth_needs_a_certificate_and_key_resolved_against_the_config_dir() {
         let problems = errors("client_auth = \"tls_client_auth\"");
-        assert!(problems.contains("not supported yet"), "{problems}");
+        assert!(
+            problems.contains("oidc.client_cert: required"),
+            "{problems}"
+        );
+        assert!(problems.contains("oidc.client_key: required"), "{problems}");
+        assert!(!problems.contains("not supported"), "{problems}");
+        let config = load_from_str(
+            &text(
+                "client_auth = \"tls_client_auth\"\nclient_cert = \"c.pem\"\n\
+                 client_key = \"/keys/k.pem\"",
+            ),
+            &Default::default(),
+            Path::new("/etc/ward"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.oidc.client_cert.unwrap(),
+            Path::new("/etc/ward/c.pem")
+        );
+        assert_eq!(config.oidc.client_key.unwrap(), Path::new("/keys/k.pem"));
+    }
+
+    #[test]
+    fn tls_client_auth_needs_an_https_issuer() {
+        let text = "[oidc]\nissuer = \"http://localhost:4000\"\nclient_id = \"ward\"\n\
+                    client_auth = \"tls_client_auth\"\nclient_cert = \"c\"\nclient_key = \"k\"\n\n\
+                    [crypto]\nkeys = [\"KEY\"]\n"
+            .replace("KEY", &key("k1", 1));
+        let problems = load_from_str(&text, &Default::default(), Path::new("/etc/ward"))
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            problems.contains("oidc.issuer: must be https with client_auth = \"tls_client_auth\""),
+            "{problems}"
+        );
+    }
+
+    #[test]
+    fn a_client_certificate_without_tls_client_auth_is_refused() {
+        let problems = errors("client_cert = \"c.pem\"\nclient_key = \"k.pem\"");
+        assert!(
+            problems.contains("oidc.client_cert: only used with client_auth = \"tls_client_auth\""),
+            "{problems}"
+        );
+        assert!(
+            problems.contains("oidc.client_key: only used with"),
+            "{problems}"
+        );
+        let problems = errors(
+            "client_auth = \"tls_client_auth\"\nclient_cert = \"c\"\n\
+                               client_key = \"k\"\nprivate_key_file = \"p\"",
+        );
+        assert!(
+            problems.contains(
+                "oidc.private_key_file: only used with client_auth = \"private_key_jwt\""
+            ),
+            "{problems}"
+        );
     }
 
     #[test]

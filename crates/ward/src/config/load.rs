@@ -270,6 +270,8 @@ fn parse_oidc(
         sections::deserialize::<OidcConfig>("oidc", table, &["issuer", "client_id"], problems).map(
             |mut oidc| {
                 oidc.private_key_file = oidc.private_key_file.map(|path| base_dir.join(path));
+                oidc.client_cert = oidc.client_cert.map(|path| base_dir.join(path));
+                oidc.client_key = oidc.client_key.map(|path| base_dir.join(path));
                 oidc
             },
         );

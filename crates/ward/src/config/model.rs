@@ -150,6 +150,15 @@ pub struct OidcConfig {
     /// `private_key_jwt`: the JWS `kid`; absent, the key's RFC 7638 JWK thumbprint.
     #[serde(default)]
     pub private_key_id: Option<String>,
+    /// `tls_client_auth` (RFC 8705): Ward's client certificate chain (PEM, leaf first),
+    /// presented to the IdP and to https upstreams of token-carrying routes; resolved against
+    /// the configuration file's directory at load.
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// `tls_client_auth`: the private key of `client_cert` (PEM: PKCS#8, SEC1 or PKCS#1);
+    /// read at start, its bytes wiped after parsing.
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
     /// RFC 9126 pushed authorization requests.
     #[serde(default)]
     pub par: ParMode,

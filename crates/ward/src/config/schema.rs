@@ -55,6 +55,8 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("oidc", "client_auth", Shape::Text),
     ("oidc", "private_key_file", Shape::Text),
     ("oidc", "private_key_id", Shape::Text),
+    ("oidc", "client_cert", Shape::Text),
+    ("oidc", "client_key", Shape::Text),
     ("oidc", "par", Shape::Text),
     ("oidc", "scopes", Shape::Structured),
     ("oidc", "extra_auth_params", Shape::Structured),

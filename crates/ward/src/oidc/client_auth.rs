@@ -1,7 +1,9 @@
 //! How Ward authenticates itself to the IdP: the one component every call that authenticates
 //! the client goes through (code exchange, refresh, client credentials, revocation, PAR).
 //!
-//! `client_secret_basic` / `client_secret_post` send the secret; `private_key_jwt` (RFC 7523
+//! `client_secret_basic` / `client_secret_post` send the secret; `tls_client_auth` (RFC 8705
+//! §2.1) sends only `client_id`, the certificate Ward's IdP client presents in the TLS
+//! handshake being the credential; `private_key_jwt` (RFC 7523
 //! §2.2, OpenID Connect Core §9) sends a fresh JWT signed with Ward's key, whose `aud` is the
 //! issuer identifier as a single string: the fix for CVE-2025-27370/27371 that
 //! draft-ietf-oauth-rfc7523bis and FAPI 2.0 require (an assertion made for one IdP cannot be
@@ -56,6 +58,10 @@ pub enum ClientAuthError {
         "oidc.client_auth: the IdP does not accept {0} (token_endpoint_auth_methods_supported)"
     )]
     MethodNotOffered(&'static str),
+    /// `tls_client_auth` without a client certificate on the IdP client (a wiring error: the
+    /// caller must load `oidc.client_cert` / `client_key` into the outbound settings).
+    #[error("oidc.client_cert: tls_client_auth needs Ward's client certificate")]
+    NoClientCertificate,
 }
 
 /// Ward's client authentication at one IdP.
@@ -68,6 +74,8 @@ enum Method {
     SecretBasic(SecretString),
     SecretPost(SecretString),
     PrivateKeyJwt(AssertionSigner),
+    /// The certificate is in the TLS layer; the requests carry `client_id` alone.
+    TlsClientAuth,
 }
 
 /// Makes `private_key_jwt` client assertions.
@@ -97,10 +105,13 @@ impl ClientAuthenticator {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, ClientAuthError> {
         let name = method_name(config.client_auth);
-        // Only for the key method: secret methods worked before this check existed, and IdPs
-        // that list their methods incompletely would otherwise stop a running deployment.
-        if config.client_auth == ClientAuth::PrivateKeyJwt
-            && let Some(methods) = metadata.token_endpoint_auth_methods_supported()
+        // Only for the key and certificate methods: secret methods worked before this check
+        // existed, and IdPs that list their methods incompletely would otherwise stop a running
+        // deployment.
+        if matches!(
+            config.client_auth,
+            ClientAuth::PrivateKeyJwt | ClientAuth::TlsClientAuth
+        ) && let Some(methods) = metadata.token_endpoint_auth_methods_supported()
             && !methods.iter().any(|m| m.as_ref() == name)
         {
             return Err(ClientAuthError::MethodNotOffered(name));
@@ -108,8 +119,7 @@ impl ClientAuthenticator {
         let method = match config.client_auth {
             ClientAuth::ClientSecretBasic => Method::SecretBasic(config.client_secret.clone()),
             ClientAuth::ClientSecretPost => Method::SecretPost(config.client_secret.clone()),
-            // Refused by configuration validation; a start error if built in code anyway.
-            ClientAuth::TlsClientAuth => return Err(ClientAuthError::MethodNotOffered(name)),
+            ClientAuth::TlsClientAuth => Method::TlsClientAuth,
             ClientAuth::PrivateKeyJwt => {
                 let path = config
                     .private_key_file
@@ -164,6 +174,10 @@ impl ClientAuthenticator {
                 form.extend(signer.params()?);
                 Credentials { header: None, form }
             }
+            Method::TlsClientAuth => Credentials {
+                header: None,
+                form: vec![("client_id", id)],
+            },
         })
     }
 }

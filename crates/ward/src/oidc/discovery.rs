@@ -50,6 +50,12 @@ pub(crate) struct ExtraMetadata {
     /// RFC 9126 §5: the IdP accepts authorization requests only pushed.
     #[serde(default)]
     pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 8705 §5: the endpoints to use with mutual TLS (`oidc::mtls`).
+    #[serde(default)]
+    pub mtls_endpoint_aliases: Option<super::mtls::MtlsEndpointAliases>,
+    /// RFC 8705 §3.3: the IdP binds access tokens to the client certificate.
+    #[serde(default)]
+    pub tls_client_certificate_bound_access_tokens: Option<bool>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

@@ -103,10 +103,11 @@ pub(crate) struct IdpHttpClient {
 }
 
 impl IdpHttpClient {
-    /// A client with the trust and egress proxy of `outbound`.
+    /// A client with the trust and egress proxy of `outbound`, presenting its client
+    /// certificate when it has one.
     pub(crate) fn new(outbound: &crate::outbound::Outbound) -> Result<Self, HttpError> {
         let inner = outbound
-            .http_client()?
+            .idp_http_client()?
             .redirect(reqwest::redirect::Policy::none())
             .timeout(REQUEST_TIMEOUT)
             .connect_timeout(CONNECT_TIMEOUT)

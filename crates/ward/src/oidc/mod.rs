@@ -9,7 +9,9 @@
 //! openidconnect leaves to clients; `userinfo` fetches the claims to merge; `endpoint`
 //! revokes tokens and reduces IdP failures to summaries that cannot leak a token;
 //! `credentials_probe` lets `ward check` tell a wrong client secret from a right one;
-//! `password` runs the resource-owner password grant of `POST /bff/login/password`.
+//! `password` runs the resource-owner password grant of `POST /bff/login/password`; `mtls`
+//! turns the metadata into what a `tls_client_auth` client uses (RFC 8705 endpoint aliases) and
+//! logs the bound-token mode.
 
 mod authorize;
 mod client_auth;
@@ -22,6 +24,7 @@ mod id_token;
 mod jwks;
 mod jws;
 mod logout_token;
+mod mtls;
 mod par;
 mod password;
 mod refresh;
@@ -208,9 +211,18 @@ impl OidcClient {
         let discovery_error = |err: DiscoveryError| OidcError::Discovery(Box::new(err));
         let http = IdpHttpClient::new(outbound)
             .map_err(|err| discovery_error(DiscoveryError::Client(err)))?;
-        let metadata = discovery::discover(&config.issuer, &http)
+        let mut metadata = discovery::discover(&config.issuer, &http)
             .await
             .map_err(discovery_error)?;
+        if config.client_auth == ClientAuth::TlsClientAuth {
+            let identity = outbound
+                .client_identity()
+                .ok_or(ClientAuthError::NoClientCertificate)?;
+            let (aliased, aliases) =
+                mtls::use_endpoint_aliases(metadata).map_err(discovery_error)?;
+            metadata = aliased;
+            mtls::log_mode(&metadata, identity, &aliases);
+        }
         let token_url = metadata
             .token_endpoint()
             .cloned()

@@ -12,6 +12,9 @@
 //!   ([`Outbound::http_client`]). Upstreams and the store are reached directly: they are
 //!   in-cluster services, and a proxy in that path would add a hop, see every API call, and
 //!   break WebSockets and connection pooling for nothing.
+//! - Client certificate (`identity`): with `[oidc] client_auth = "tls_client_auth"`, Ward's
+//!   certificate is presented to the IdP ([`Outbound::idp_http_client`]) and to the https
+//!   upstreams of token-carrying routes ([`Outbound::tls_config_presenting`]) — only there.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -21,8 +24,10 @@ use rustls::pki_types::CertificateDer;
 
 use crate::config::{EgressProxy, OutboundConfig};
 
+mod identity;
 mod pem;
 
+pub use identity::{ClientIdentity, IdentityError};
 pub use pem::{PemError, load_certificates};
 
 /// Why the outbound trust cannot be built.
@@ -64,6 +69,8 @@ pub struct Outbound {
     ca_roots: usize,
     ca_file: Option<PathBuf>,
     proxy: EgressProxy,
+    /// Ward's client certificate (RFC 8705), when `tls_client_auth` configures one.
+    identity: Option<ClientIdentity>,
 }
 
 impl Outbound {
@@ -98,7 +105,30 @@ impl Outbound {
             system_roots,
             ca_file: config.ca_file.clone(),
             proxy: config.proxy.clone(),
+            identity: None,
         })
+    }
+
+    /// The same trust and egress with `identity` as Ward's client certificate (RFC 8705).
+    #[must_use]
+    pub fn with_client_identity(mut self, identity: Option<ClientIdentity>) -> Self {
+        self.identity = identity;
+        self
+    }
+
+    /// Ward's client certificate, when one is configured.
+    pub fn client_identity(&self) -> Option<&ClientIdentity> {
+        self.identity.as_ref()
+    }
+
+    /// [`Self::tls_config`] presenting Ward's client certificate whenever a server asks for
+    /// one (the same as `tls_config` without a certificate).
+    pub fn tls_config_presenting(&self, alpn: &[&[u8]]) -> rustls::ClientConfig {
+        let mut config = self.tls_config(alpn);
+        if let Some(identity) = &self.identity {
+            config.client_auth_cert_resolver = identity.resolver();
+        }
+        config
     }
 
     /// The shared client configuration with `alpn` (empty: none, e.g. for hyper-rustls, which
@@ -123,7 +153,19 @@ impl Outbound {
     /// or HTTP/1.1 by ALPN, and exactly the proxies of [`EgressProxy`] (reqwest's own reading
     /// of the environment is switched off, so the settings printed at start are the ones used).
     pub fn http_client(&self) -> Result<reqwest::ClientBuilder, OutboundError> {
-        let tls = self.tls_config(&[b"h2", b"http/1.1"]);
+        self.http_client_with(self.tls_config(&[b"h2", b"http/1.1"]))
+    }
+
+    /// [`Self::http_client`] for the IdP: it also presents Ward's client certificate, when one
+    /// is configured (RFC 8705 mutual-TLS client authentication and bound tokens).
+    pub fn idp_http_client(&self) -> Result<reqwest::ClientBuilder, OutboundError> {
+        self.http_client_with(self.tls_config_presenting(&[b"h2", b"http/1.1"]))
+    }
+
+    fn http_client_with(
+        &self,
+        tls: rustls::ClientConfig,
+    ) -> Result<reqwest::ClientBuilder, OutboundError> {
         let mut builder = reqwest::Client::builder()
             .tls_backend_preconfigured(tls)
             .no_proxy();

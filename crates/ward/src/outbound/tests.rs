@@ -181,6 +181,11 @@ async fn https_calls_take_the_proxy_unless_no_proxy_names_the_host() {
     let dir = tempfile::tempdir().unwrap();
     let ca = TestCa::new("Ward unit-test CA").unwrap();
     let ca_file = ca.write_cert(dir.path(), "private").unwrap();
+    // With a client certificate (tls_client_auth) too: the IdP client keeps the proxies.
+    let client = ca
+        .write_client(dir.path(), "ward-client", "ward-client.test")
+        .unwrap();
+    let identity = ClientIdentity::load(&client.cert_file, &client.key_file).unwrap();
     let through = |no_proxy: Option<&str>| {
         let proxy = EgressProxy {
             https: dead_proxy(),
@@ -192,6 +197,7 @@ async fn https_calls_take_the_proxy_unless_no_proxy_names_the_host() {
             ..with_ca_file(&ca_file)
         })
         .unwrap()
+        .with_client_identity(Some(identity.clone()))
     };
     let url = serve_once(&ca, dir.path());
     let direct = IdpHttpClient::new(&through(Some("example.org, 127.0.0.1")))

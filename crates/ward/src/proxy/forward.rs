@@ -14,14 +14,13 @@ use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::routes::Route;
 use crate::error::ApiError;
-use crate::outbound::Outbound;
 use crate::security::limits::LimitedBody;
 use crate::telemetry::spans;
 use tracing::Instrument as _;
 
 /// The pooled clients of every route, one per serving worker (`server::run`), so that a request
 /// and the upstream connection it uses are driven by the same thread. TLS (the shared trust of
-/// [`Outbound`]: system roots plus `[outbound] ca_file`) is set up only when some upstream is
+/// `Outbound`: system roots plus `[outbound] ca_file`) is set up only when some upstream is
 /// `https`. Requests go out as HTTP/1.1; HTTP/2 is used where an `https` upstream offers it by
 /// ALPN. Never through the egress proxy: upstreams are in-cluster services.
 pub(crate) enum UpstreamClient {
@@ -30,21 +29,22 @@ pub(crate) enum UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Clients with `workers` pools (at least one).
-    pub(crate) fn new(needs_tls: bool, workers: usize, outbound: &Outbound) -> Self {
+    /// Clients with `workers` pools (at least one), TLS-capable with `tls` (some route is
+    /// https).
+    pub(crate) fn new(tls: Option<rustls::ClientConfig>, workers: usize) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         // The timer lets the pool expire idle connections.
         builder.pool_timer(TokioTimer::new());
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
         let workers = workers.max(1);
-        if !needs_tls {
+        let Some(tls) = tls else {
             let clients = (0..workers).map(|_| builder.build(http.clone())).collect();
             return Self::Plain(clients);
-        }
+        };
         http.enforce_http(false);
         let https = HttpsConnectorBuilder::new()
-            .with_tls_config(outbound.tls_config(&[]))
+            .with_tls_config(tls)
             .https_or_http()
             .enable_http1()
             .enable_http2()

@@ -6,14 +6,16 @@
 //! the headers (`headers.rs`, `cookies.rs`, `trace.rs`: hop-by-hop fields, credentials,
 //! forwarding claims and Ward's cookies out; bearer, `X-Forwarded-*`, `Host`, `traceparent`
 //! in), sends the request with its body streamed through one shared connection pool
-//! (`forward.rs`) and streams the answer back, cleaned of hop-by-hop fields, CORS fields and
-//! `Set-Cookie`s naming Ward's cookies. WebSocket upgrades take the same rewrite, then
+//! (`forward.rs`; with `tls_client_auth`, https routes that forward a token use a second pool
+//! presenting Ward's client certificate, `client_cert.rs`) and streams the answer back,
+//! cleaned of hop-by-hop fields, CORS fields and `Set-Cookie`s naming Ward's cookies. WebSocket upgrades take the same rewrite, then
 //! `Proxy::forward_upgrade` splices the two connections (`websocket.rs`).
 //!
 //! The caller (`app.rs`) decides the bearer: the session's access token (refreshed first when
 //! near expiry) for `user` and `user-optional`, Ward's client-credentials token for `client`;
 //! [`Proxy::forward`] attaches it as the route's [`TokenMode`] allows.
 
+mod client_cert;
 mod composite;
 mod cookies;
 pub mod fields;
@@ -90,6 +92,9 @@ pub struct Proxy {
     client: forward::UpstreamClient,
     /// HTTP/1.1-only client for WebSocket upgrades (`websocket.rs`).
     upgrades: forward::UpstreamClient,
+    /// The pools presenting Ward's client certificate, for the routes that need it (RFC 8705
+    /// §3, `client_cert.rs`).
+    certified: client_cert::CertifiedClients,
     forwarded_proto: HeaderValue,
     forwarded_host: HeaderValue,
     /// Request body limit of routes without their own (`[server] max_request_body`).
@@ -132,13 +137,18 @@ impl Proxy {
         }
         let forwarded_host =
             HeaderValue::from_str(host).map_err(|_| ProxyError::InvalidPublicUrl)?;
-        let needs_tls = routes.iter().any(Route::is_https);
-        let client = forward::UpstreamClient::new(needs_tls, workers, outbound);
-        let upgrades = websocket::upgrade_client(needs_tls, outbound);
+        let tls = routes
+            .iter()
+            .any(Route::is_https)
+            .then(|| outbound.tls_config(&[]));
+        let client = forward::UpstreamClient::new(tls.clone(), workers);
+        let upgrades = websocket::upgrade_client(tls);
+        let certified = client_cert::CertifiedClients::new(&routes, workers, outbound);
         Ok(Self {
             routes,
             client,
             upgrades,
+            certified,
             forwarded_proto,
             forwarded_host,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
@@ -211,7 +221,8 @@ impl Proxy {
         }
         let method = req.method().clone();
         let upstream_req = self.upstream_request(route, req, ctx)?;
-        let response = forward::send_limited(&self.client, route, upstream_req, limit).await?;
+        let client = self.certified.client_for(route).unwrap_or(&self.client);
+        let response = forward::send_limited(client, route, upstream_req, limit).await?;
         let (mut parts, body) = response.into_parts();
         headers::rewrite_response(&mut parts.headers, ctx.ward_cookies);
         parts.version = Version::default();

@@ -362,6 +362,31 @@ async fn an_https_upstream_gets_a_tls_client_with_the_shared_trust() {
     ));
 }
 
+#[test]
+fn only_https_routes_that_forward_a_token_present_the_client_certificate() {
+    let presents = |upstream: &str, token| {
+        let config = route("/api", upstream, token, Duration::from_secs(1));
+        let compiled = super::routes::compile_all(&[config]).expect("route");
+        super::client_cert::presents_certificate(&compiled[0])
+    };
+    for token in [TokenMode::User, TokenMode::UserOptional, TokenMode::Client] {
+        assert!(presents("https://api.example", token), "{token:?}");
+        assert!(!presents("http://api.example", token), "{token:?}");
+    }
+    assert!(!presents("https://api.example", TokenMode::None));
+    // Without a client certificate there is no certified pool at all.
+    let public = Url::parse("https://app.example").expect("public URL");
+    let routes = [route(
+        "/api",
+        "https://api.example",
+        TokenMode::User,
+        Duration::from_secs(1),
+    )];
+    let proxy = Proxy::new(&routes, &public, &outbound()).expect("proxy");
+    let api = proxy.route_for("/api/x").expect("route");
+    assert!(proxy.certified.client_for(api).is_none());
+}
+
 fn outbound() -> crate::outbound::Outbound {
     crate::outbound::Outbound::load(&crate::config::OutboundConfig::default()).expect("outbound")
 }

@@ -16,7 +16,7 @@ use ward_store::{Clock, SessionStore, SystemClock};
 
 use crate::config::{AdminConfig, Config, SameSite, StoreKind};
 use crate::oidc::{ClientTokens, OidcClient, OidcError};
-use crate::outbound::Outbound;
+use crate::outbound::{ClientIdentity, Outbound};
 use crate::proxy::{Proxy, ProxyError};
 use crate::security::rate_limit::RateLimiting;
 use crate::session::cookie::CookieAttributes;
@@ -63,6 +63,9 @@ pub enum StartError {
     /// `[outbound]`: the trusted roots or the egress proxy are unusable.
     #[error("outbound")]
     Outbound(#[from] crate::outbound::OutboundError),
+    /// `[oidc] client_cert` / `client_key` (`tls_client_auth`) cannot be used.
+    #[error(transparent)]
+    ClientCertificate(#[from] crate::outbound::IdentityError),
     /// The callback URL cannot be formed from `public_url`.
     #[error("server.public_url: cannot form the callback URL")]
     PublicUrl,
@@ -202,6 +205,10 @@ async fn assemble(
 ) -> Result<SharedState, StartError> {
     let store = crate::telemetry::InstrumentedStore::wrap(store);
     let ring = KeyRing::from_config(&config.crypto.keys)?;
+    // RFC 8705: the IdP client and the upstream pools present it; nothing else does.
+    let outbound = &outbound
+        .clone()
+        .with_client_identity(ClientIdentity::from_config(&config.oidc)?);
     let oidc = discover(&config, outbound, clock.clone()).await?;
     crate::endpoints::warn_password_grant(&config.login);
     let proxy = Proxy::for_workers(

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 74] = [
+pub const CATALOGUE: [&str; 75] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -52,6 +52,7 @@ pub const CATALOGUE: [&str; 74] = [
     "login_started",
     "login_succeeded",
     "login_superseded",
+    "mtls_configured",
     "not_ready",
     "oidc_discovered",
     "outbound_configured",

@@ -98,6 +98,19 @@ pub enum TlsError {
     Hsts,
 }
 
+/// Reads and checks a certificate chain and its private key (the key is the leaf's), as a
+/// served pair is: for Ward's own client certificate (`outbound::identity`). The key file's
+/// bytes are wiped once parsed.
+pub(crate) fn load_pair(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<(Arc<CertifiedKey>, CertificateInfo), TlsError> {
+    let provider = rustls::crypto::aws_lc_rs::default_provider();
+    let files = PairFiles::read(cert, key)?;
+    let pair = pem::parse(&files, cert, key, &provider)?;
+    Ok((pair.key, pair.info))
+}
+
 /// What asked for a (re)load, as the log names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {

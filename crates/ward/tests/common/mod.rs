@@ -44,6 +44,9 @@ pub struct Options {
     /// The IdP in its FAPI 2.0 configuration with this client key registered, and Ward
     /// authenticating with it (`private_key_jwt`; `env` may point Ward at another key).
     pub client_key: Option<Arc<ward_testkit::ClientKey>>,
+    /// Mutual TLS at the IdP (RFC 8705, with `idp_tls`): the client registered for
+    /// `tls_client_auth`; Ward's certificate comes through `env` (`WARD_OIDC__CLIENT_*`).
+    pub idp_mtls: Option<ward_testkit::IdpMtls>,
 }
 
 impl Default for Options {
@@ -58,6 +61,7 @@ impl Default for Options {
             env: BTreeMap::new(),
             idp_tls: None,
             client_key: None,
+            idp_mtls: None,
         }
     }
 }
@@ -103,6 +107,10 @@ impl Ward {
         let mut idp_options = IdpOptions::new(origin.clone());
         idp_options.always_refresh = true;
         idp_options.tls = options.idp_tls.clone();
+        if let Some(mtls) = &options.idp_mtls {
+            idp_options.mtls = Some(mtls.clone());
+            idp_options.client_auth = ward_testkit::ClientAuth::TlsClientAuth;
+        }
         (options.idp)(&mut idp_options);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env = options.env.clone();

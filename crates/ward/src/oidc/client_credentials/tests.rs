@@ -244,6 +244,8 @@ impl TokenEndpoint {
             refresh_skew: Duration::from_secs(60),
             private_key_file: None,
             private_key_id: None,
+            client_cert: None,
+            client_key: None,
             par: Default::default(),
         };
         OidcClient::discover(

@@ -27,6 +27,7 @@ mod front_channel;
 mod jwks_schedule;
 mod logout_token;
 mod logout_token_rules;
+mod mtls;
 mod refresh;
 mod revocation;
 
@@ -165,6 +166,8 @@ impl Idp {
             refresh_skew: std::time::Duration::from_secs(60),
             private_key_file: None,
             private_key_id: None,
+            client_cert: None,
+            client_key: None,
             par: Default::default(),
         }
     }

@@ -37,7 +37,6 @@ use super::forward::{self, UpstreamClient};
 use super::routes::Route;
 use super::{ForwardContext, Proxy, headers};
 use crate::error::ApiError;
-use crate::outbound::Outbound;
 
 /// How often an open socket's session is re-checked (real time). Also the longest a socket
 /// stays open after its session ended, plus [`CLOSE_GRACE`].
@@ -97,18 +96,18 @@ fn restore_upgrade_fields(headers: &mut HeaderMap) {
 
 /// The client for upgrades: HTTP/1.1 only, unpooled in effect (an upgraded connection never
 /// returns to the pool).
-pub(crate) fn upgrade_client(needs_tls: bool, outbound: &Outbound) -> UpstreamClient {
+pub(crate) fn upgrade_client(tls: Option<rustls::ClientConfig>) -> UpstreamClient {
     let builder = Client::builder(TokioExecutor::new())
         .pool_timer(TokioTimer::new())
         .clone();
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
-    if !needs_tls {
+    let Some(tls) = tls else {
         return UpstreamClient::Plain(vec![builder.build(http)]);
-    }
+    };
     http.enforce_http(false);
     let https = HttpsConnectorBuilder::new()
-        .with_tls_config(outbound.tls_config(&[]))
+        .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
@@ -163,7 +162,8 @@ impl Proxy {
         };
         let mut upstream_req = self.upstream_request(route, req, ctx)?;
         restore_upgrade_fields(upstream_req.headers_mut());
-        let mut response = forward::send(&self.upgrades, route, upstream_req).await?;
+        let upgrades = self.certified.upgrades_for(route).unwrap_or(&self.upgrades);
+        let mut response = forward::send(upgrades, route, upstream_req).await?;
         let switched = response.status() == StatusCode::SWITCHING_PROTOCOLS;
         if switched && !has_token(response.headers(), &header::UPGRADE, "websocket") {
             // Ward tunnels WebSocket, nothing else the upstream might switch to.

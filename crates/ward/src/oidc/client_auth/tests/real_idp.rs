@@ -23,6 +23,8 @@ async fn fapi_idp(key: &ClientKey, dir: &Path) -> (Idp, OidcClient) {
         client_auth: ClientAuth::PrivateKeyJwt,
         private_key_file: Some(path),
         private_key_id: None,
+        client_cert: None,
+        client_key: None,
         par: crate::config::ParMode::Auto,
         scopes: vec!["openid".to_owned()],
         extra_auth_params: Default::default(),
