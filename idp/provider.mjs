@@ -11,6 +11,8 @@
 //        FAPI=2.0 (oidc-provider's FAPI 2.0 profile: client assertions' aud must be the issuer,
 //          PKCE and redirect_uri required; implies CLIENT_AUTH=private_key_jwt, PAR=required),
 //        AT_FORMAT=jwt (access tokens as JWT for resource "urn:bff:api"; default opaque),
+//        DPOP=1 (RFC 9449 DPoP; DPOP_NONCE=1 also requires server nonces; with FAPI=2.0 the
+//          client must bind its tokens: dpop_bound_access_tokens),
 //        ALWAYS_REFRESH=1 (issue refresh tokens without offline_access/prompt=consent),
 //        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
 //        KEEP_SSRF_GUARD=1 (keep oidc-provider's loopback/private-IP block on back-channel logout),
@@ -23,7 +25,7 @@
 //          CLIENT_AUTH=tls_client_auth), MTLS_CA (PEM: the CA client certificates must chain to),
 //          MTLS_SAN_DNS (the registered tls_client_auth_san_dns, default ward-client.test),
 //          MTLS_ALIAS_HOST (publish mtls_endpoint_aliases on this host name, same port).
-import { X509Certificate, generateKeyPairSync, hash } from 'node:crypto';
+import { X509Certificate, generateKeyPairSync, hash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
@@ -445,6 +447,21 @@ async function mtlsObserver(ctx, next) {
   }
 }
 // ------------------------------------------------------------------------------- end of MTLS
+// DPOP=1: RFC 9449 sender-constrained tokens (features.dPoP). DPOP_NONCE=1: every proof must
+// carry a nonce the OP issued (`DPoP-Nonce`, answered with `use_dpop_nonce` otherwise). With
+// FAPI=2.0 the client is registered with `dpop_bound_access_tokens: true`: a token request
+// without a proof is refused.
+// ---------------------------------------------------------------------------------------------
+function withDpop(config) {
+  if (process.env.DPOP !== '1') return config;
+  config.features.dPoP = {
+    enabled: true,
+    ...(process.env.DPOP_NONCE === '1' ? { nonceSecret: randomBytes(32), requireNonce: () => true } : {}),
+  };
+  if (FAPI) config.clients = config.clients.map((client) => ({ ...client, dpop_bound_access_tokens: true }));
+  return config;
+}
+// ------------------------------------------------------------------------- end of DPOP=1
 
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
 const TLS = process.env.TLS_CERT && process.env.TLS_KEY;
@@ -454,7 +471,7 @@ const server = TLS
 server.listen(PORT, HOST, () => {
   const { port } = server.address();
   const issuer = `${TLS ? 'https' : 'http'}://${HOST}:${port}`;
-  const provider = new Provider(issuer, withMtls(configuration(), issuer));
+  const provider = new Provider(issuer, withDpop(withMtls(configuration(), issuer)));
   if (process.env.TEST_HOOKS === '1') { // first, so the counters see every request
     provider.use(testHooks());
     console.log('test-hook: TEST_HOOKS=1, /__test/* endpoints enabled (test use only)');

@@ -79,6 +79,7 @@ fn fake_tokens(n: u64, now: u64) -> TokenSet {
         sub: format!("bench{n}"),
         sid: Some(opaque("sid")),
         claims,
+        dpop_key: None,
     }
 }
 

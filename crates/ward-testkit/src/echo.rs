@@ -15,6 +15,8 @@ use bytes::Bytes;
 use serde_json::{Map, Value, json};
 use tokio::task::JoinHandle;
 
+use crate::dpop::{DpopPolicy, DpopRefusal, DpopState, verify};
+
 /// Largest request body the echo server reads (bigger bodies get 413).
 const MAX_BODY: usize = 64 * 1024 * 1024;
 
@@ -67,6 +69,14 @@ pub(crate) type Log = Arc<Mutex<Vec<RecordedRequest>>>;
 #[derive(Clone, Debug)]
 pub(crate) struct PeerCertificate(pub(crate) Option<String>);
 
+/// The handler's state: the log, and the DPoP check when one is asked for.
+#[derive(Clone)]
+struct Shared {
+    log: Log,
+    dpop: Arc<Mutex<DpopState>>,
+    addr: SocketAddr,
+}
+
 /// The echo upstream on `127.0.0.1:<free port>`; it stops when dropped.
 ///
 /// Every method and path answers `200` with
@@ -75,9 +85,14 @@ pub(crate) struct PeerCertificate(pub(crate) Option<String>);
 /// - `/slow?ms=N`: waits N ms first (timeout tests; the request is recorded on arrival);
 /// - `/set-cookie`: also sends `Set-Cookie: __Host-ward=evil; Path=/` and `Set-Cookie: app=1`;
 /// - `/status/<code>`: answers with that status (no body for 204 and 304).
+///
+/// With [`EchoUpstream::require_dpop`] every request must also pass a resource server's DPoP
+/// check ([`crate::dpop::verify`]); one that fails is answered `401` with a DPoP
+/// `WWW-Authenticate` challenge (and recorded, and its reason kept: [`Self::dpop_rejections`]).
 pub struct EchoUpstream {
     addr: SocketAddr,
     log: Log,
+    dpop: Arc<Mutex<DpopState>>,
     server: JoinHandle<()>,
     /// `http`, or `https` for [`EchoUpstream::start_tls`].
     scheme: &'static str,
@@ -91,7 +106,8 @@ impl EchoUpstream {
             .context("binding the echo upstream")?;
         let addr = listener.local_addr().context("echo upstream address")?;
         let log: Log = Arc::default();
-        let app = Self::app(&log);
+        let dpop: Arc<Mutex<DpopState>> = Arc::default();
+        let app = Self::app(&log, &dpop, addr);
         let server = tokio::spawn(async move {
             // Serving ends only when the task is aborted (on drop) or the socket fails.
             let _ = axum::serve(listener, app).await;
@@ -99,24 +115,53 @@ impl EchoUpstream {
         Ok(Self {
             addr,
             log,
+            dpop,
             server,
             scheme: "http",
         })
     }
 
+    /// From now on, every request must carry a DPoP-bound token and a valid proof for its
+    /// method and URL (`http://127.0.0.1:<port><path>`), and, with `policy.nonce`, that nonce.
+    pub fn require_dpop(&self, policy: DpopPolicy) {
+        lock_dpop(&self.dpop).policy = Some(policy);
+    }
+
+    /// Why requests failed the DPoP check, oldest first (`use_dpop_nonce` challenges excluded).
+    pub fn dpop_rejections(&self) -> Vec<String> {
+        lock_dpop(&self.dpop).rejections.clone()
+    }
+
+    /// How many requests were answered `use_dpop_nonce`.
+    pub fn dpop_nonce_challenges(&self) -> u64 {
+        lock_dpop(&self.dpop).nonce_challenges
+    }
+
     /// The same upstream served over TLS (`tls.rs`); `https://localhost:<port>` from `url`.
-    pub(crate) fn from_tls_parts(addr: SocketAddr, log: Log, server: JoinHandle<()>) -> Self {
+    pub(crate) fn from_tls_parts(
+        addr: SocketAddr,
+        log: Log,
+        dpop: Arc<Mutex<DpopState>>,
+        server: JoinHandle<()>,
+    ) -> Self {
         Self {
             addr,
             log,
+            dpop,
             server,
             scheme: "https",
         }
     }
 
-    /// The app every echo upstream serves, recording into `log`.
-    pub(crate) fn app(log: &Log) -> Router {
-        Router::new().fallback(echo).with_state(Arc::clone(log))
+    /// The app every echo upstream serves, recording into `log`, checking DPoP by `dpop` for
+    /// the URLs of `addr`.
+    pub(crate) fn app(log: &Log, dpop: &Arc<Mutex<DpopState>>, addr: SocketAddr) -> Router {
+        let shared = Shared {
+            log: Arc::clone(log),
+            dpop: Arc::clone(dpop),
+            addr,
+        };
+        Router::new().fallback(echo).with_state(shared)
     }
 
     /// `http://127.0.0.1:<port>` (`https://localhost:<port>` over TLS), without a trailing
@@ -160,14 +205,21 @@ fn lock(log: &Log) -> MutexGuard<'_, Vec<RecordedRequest>> {
     log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-async fn echo(State(log): State<Log>, request: Request) -> Response {
+fn lock_dpop(dpop: &Mutex<DpopState>) -> MutexGuard<'_, DpopState> {
+    dpop.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+async fn echo(State(shared): State<Shared>, request: Request) -> Response {
     let (parts, body) = request.into_parts();
     let Ok(body) = to_bytes(body, MAX_BODY).await else {
         return StatusCode::PAYLOAD_TOO_LARGE.into_response();
     };
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().map(str::to_owned);
-    record(&log, &parts, &path, &body);
+    record(&shared.log, &parts, &path, &body);
+    if let Some(refused) = check_dpop(&shared, &parts, &path) {
+        return refused;
+    }
 
     let description = describe(
         &parts.method,
@@ -183,6 +235,51 @@ async fn echo(State(log): State<Log>, request: Request) -> Response {
         [.., "status", code] => with_status(code, &description),
         _ => json_response(StatusCode::OK, &description),
     }
+}
+
+/// The DPoP check of [`EchoUpstream::require_dpop`], when on: `None` to go on, else the `401`.
+fn check_dpop(shared: &Shared, parts: &axum::http::request::Parts, path: &str) -> Option<Response> {
+    let mut state = lock_dpop(&shared.dpop);
+    let policy = state.policy.clone()?;
+    let url = format!("http://{}{path}", shared.addr);
+    let state = &mut *state;
+    let refusal = verify(
+        &parts.method,
+        &url,
+        &parts.headers,
+        policy.nonce.as_deref(),
+        &mut state.seen_jti,
+    )
+    .err()?;
+    let mut response = match refusal {
+        DpopRefusal::UseNonce => {
+            state.nonce_challenges += 1;
+            let mut response = json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "use_dpop_nonce"}),
+            );
+            if let Some(nonce) = policy.nonce.as_deref().and_then(|n| n.parse().ok()) {
+                response.headers_mut().insert("dpop-nonce", nonce);
+            }
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static(r#"DPoP error="use_dpop_nonce", algs="ES256""#),
+            );
+            return Some(response);
+        }
+        DpopRefusal::Invalid(why) => {
+            state.rejections.push(why.clone());
+            json_response(
+                StatusCode::UNAUTHORIZED,
+                &json!({"error": "invalid_dpop_proof", "reason": why}),
+            )
+        }
+    };
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        header::HeaderValue::from_static(r#"DPoP error="invalid_dpop_proof", algs="ES256""#),
+    );
+    Some(response)
 }
 
 /// Appends the request, as received, to the log.

@@ -29,7 +29,8 @@ impl EchoUpstream {
             .context("binding the TLS echo upstream")?;
         let addr = listener.local_addr().context("echo upstream address")?;
         let log: Log = Arc::default();
-        let app = Self::app(&log);
+        let dpop = Arc::default();
+        let app = Self::app(&log, &dpop, addr);
         let task = tokio::spawn(async move {
             while let Ok((tcp, _)) = listener.accept().await {
                 let acceptor = acceptor.clone();
@@ -56,7 +57,7 @@ impl EchoUpstream {
                 });
             }
         });
-        Ok(Self::from_tls_parts(addr, log, task))
+        Ok(Self::from_tls_parts(addr, log, dpop, task))
     }
 }
 

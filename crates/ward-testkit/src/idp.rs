@@ -57,6 +57,18 @@ impl ClientAuth {
     }
 }
 
+/// `DPOP` of the test IdP (RFC 9449).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Dpop {
+    /// DPoP off (the default).
+    #[default]
+    Off,
+    /// DPoP on, proofs without a nonce accepted.
+    On,
+    /// DPoP on, every proof must carry a nonce the IdP issued (`use_dpop_nonce` otherwise).
+    Nonce,
+}
+
 /// Knobs of [`Idp::start`]; each maps to an environment variable of `idp/provider.mjs`.
 #[derive(Clone, Debug)]
 pub struct IdpOptions {
@@ -86,6 +98,10 @@ pub struct IdpOptions {
     pub fapi2: bool,
     /// `CLIENT_JWKS`: the client's public JWKS, for [`ClientAuth::PrivateKeyJwt`].
     pub client_jwks: Option<serde_json::Value>,
+    /// `DPOP=1` (RFC 9449, `features.dPoP`), and with [`Dpop::Nonce`] `DPOP_NONCE=1` (every
+    /// proof must carry a nonce the IdP issued). With [`IdpOptions::fapi2`] the client must
+    /// then bind its tokens (`dpop_bound_access_tokens`).
+    pub dpop: Dpop,
     /// Any further environment variables for the node process.
     pub extra_env: Vec<(String, String)>,
     /// Serve https with this certificate (the issuer becomes `https://…`).
@@ -110,6 +126,7 @@ impl IdpOptions {
             par: Par::Off,
             fapi2: false,
             client_jwks: None,
+            dpop: Dpop::Off,
             extra_env: Vec::new(),
             tls: None,
             mtls: None,
@@ -392,6 +409,11 @@ fn node_command(options: &IdpOptions, idp_dir: &Path, report_dir: &Path) -> Comm
         (
             "CLIENT_JWKS",
             options.client_jwks.as_ref().map(|jwks| jwks.to_string()),
+        ),
+        ("DPOP", (options.dpop != Dpop::Off).then(|| "1".to_owned())),
+        (
+            "DPOP_NONCE",
+            (options.dpop == Dpop::Nonce).then(|| "1".to_owned()),
         ),
     ];
     for (name, value) in optional {

@@ -14,6 +14,7 @@
 
 mod browser;
 mod cookie_jar;
+pub mod dpop;
 mod echo;
 mod echo_tls;
 mod fapi;
@@ -30,10 +31,11 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 pub use browser::{Browser, BrowserRequest, Reply};
+pub use dpop::DpopPolicy;
 pub use echo::{EchoUpstream, RecordedRequest};
 pub use idp::{
-    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Idp, IdpMtls, IdpOptions, IdpStats, MtlsCall,
-    Par, ensure_idp_installed, ensure_npm_installed,
+    CLIENT_ID, CLIENT_SECRET, ClientAuth, ClientKey, Dpop, Idp, IdpMtls, IdpOptions, IdpStats,
+    MtlsCall, Par, ensure_idp_installed, ensure_npm_installed,
 };
 pub use password_grant::{PASSWORD_SECRET, PASSWORD_USER};
 pub use pki::{ClientFiles, IdpTls, ServerFiles, TestCa};

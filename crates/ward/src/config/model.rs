@@ -162,6 +162,10 @@ pub struct OidcConfig {
     /// RFC 9126 pushed authorization requests.
     #[serde(default)]
     pub par: ParMode,
+    /// RFC 9449: sender-constrained (DPoP-bound) tokens, with one key pair per session made at
+    /// login and kept sealed in the session record.
+    #[serde(default)]
+    pub dpop: bool,
     /// Scopes requested at login.
     #[serde(default = "defaults::scopes")]
     pub scopes: Vec<String>,

@@ -58,6 +58,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("oidc", "client_cert", Shape::Text),
     ("oidc", "client_key", Shape::Text),
     ("oidc", "par", Shape::Text),
+    ("oidc", "dpop", Shape::Structured),
     ("oidc", "scopes", Shape::Structured),
     ("oidc", "extra_auth_params", Shape::Structured),
     ("oidc", "refresh_skew", Shape::Text),

@@ -117,7 +117,7 @@ async fn finish(
     }
     let tokens = state
         .oidc
-        .exchange_code(code, &tx.pkce_verifier, &tx.nonce)
+        .exchange_code(code, &tx.pkce_verifier, &tx.nonce, tx.dpop_key.as_ref())
         .await
         .map_err(|err| {
             tracing::warn!(event = "login_rejected", reason = "code_exchange", error = %Chain(&err));

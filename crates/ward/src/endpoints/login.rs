@@ -64,6 +64,7 @@ pub async fn login(
         return_url,
         created_at: state.clock.now(),
         replaces: state.sessions.session_key(cookies.as_deref()),
+        dpop_key: request.dpop_key,
     };
     let client = client_ip::client_ip(peer.ip(), &headers, state.config.server.trusted_proxy_hops);
     match state.sessions.begin_login(&binding, client, &tx).await {

@@ -186,10 +186,12 @@ impl FanOut<'_> {
         let bearer = super::bearer(self.state, route, self.session)
             .await
             .map_err(PartFailure::Refused)?;
+        let dpop = super::dpop_proof(self.state, route, self.session);
         let ctx = ForwardContext {
             bearer: bearer.as_ref(),
             client_ip: self.client_ip,
             ward_cookies: &self.state.cookie_names,
+            dpop: dpop.as_ref(),
         };
         let response = self
             .state

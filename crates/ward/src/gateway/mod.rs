@@ -30,7 +30,7 @@ use crate::config::TokenMode;
 use crate::cookie_header;
 use crate::endpoints::SessionLogId;
 use crate::error::{self, ApiError};
-use crate::proxy::{ForwardContext, Route, websocket};
+use crate::proxy::{DpopProof, ForwardContext, Route, websocket};
 use crate::secret::bearer_value;
 use crate::security::rate_limit::{LimitName, Subject};
 use crate::security::{client_ip, csrf};
@@ -171,7 +171,9 @@ async fn forward(
         Err(refused) => return Ok(refused),
     };
     let bearer = bearer(state, route, session.as_ref()).await?;
+    let dpop = dpop_proof(state, route, session.as_ref());
     let ctx = ForwardContext {
+        dpop: dpop.as_ref(),
         bearer: bearer.as_ref(),
         client_ip: client_ip::client_ip(
             peer.ip(),
@@ -268,7 +270,7 @@ async fn bearer(
     session: Option<&LoadedSession>,
 ) -> Result<Option<HeaderValue>, ApiError> {
     let bearer = match route.token {
-        TokenMode::User | TokenMode::UserOptional => session.map(LoadedSession::bearer).transpose(),
+        TokenMode::User | TokenMode::UserOptional => session.map(authorization).transpose(),
         TokenMode::Client => {
             // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
             let token = state
@@ -288,4 +290,33 @@ async fn bearer(
         );
         ApiError::UpstreamUnavailable
     })
+}
+
+/// The session's `Authorization` value: `DPoP <token>` for a DPoP-bound token (RFC 9449 §7.1),
+/// else `Bearer <token>`.
+fn authorization(session: &LoadedSession) -> Result<HeaderValue, crate::secret::UnsendableBearer> {
+    if session.data.dpop_key.is_some() {
+        crate::proxy::dpop::dpop_value(&session.data.access_token)
+    } else {
+        session.bearer()
+    }
+}
+
+/// Step 5 with a DPoP-bound session token: what proves its key upstream (a fresh proof per
+/// upstream request, made by the proxy for the URL it calls).
+fn dpop_proof(
+    state: &AppState,
+    route: &Route,
+    session: Option<&LoadedSession>,
+) -> Option<DpopProof> {
+    if !matches!(route.token, TokenMode::User | TokenMode::UserOptional) {
+        return None;
+    }
+    let session = session?;
+    let key = session.data.dpop_key.as_ref()?;
+    Some(DpopProof::new(
+        key,
+        &session.data.access_token,
+        state.clock.now(),
+    ))
 }

@@ -11,6 +11,7 @@ use openidconnect::{
 };
 use url::Url;
 
+use super::dpop::DpopKey;
 use super::par::{self, Par};
 use super::{OidcClient, OidcError};
 use crate::random;
@@ -27,6 +28,9 @@ pub struct AuthorizationRequest {
     pub nonce: SecretString,
     /// PKCE `code_verifier` (32 random bytes, base64url: 43 characters).
     pub pkce_verifier: SecretString,
+    /// With `[oidc] dpop`: the login's key pair, named by `dpop_jkt` in the request (RFC 9449
+    /// §10), so the code can be redeemed only with a proof of it.
+    pub dpop_key: Option<DpopKey>,
 }
 
 impl OidcClient {
@@ -39,7 +43,8 @@ impl OidcClient {
         &self,
         prompt: Option<&str>,
     ) -> Result<AuthorizationRequest, OidcError> {
-        let mut request = self.front_channel_request(prompt);
+        let dpop_key = self.dpop.then(DpopKey::generate).transpose()?;
+        let mut request = self.front_channel_request(prompt, dpop_key);
         if let Par::Push(endpoint) = &self.par {
             request.url = par::push(
                 &self.http,
@@ -55,7 +60,11 @@ impl OidcClient {
     }
 
     /// The request with every parameter in the URL (as sent without PAR).
-    fn front_channel_request(&self, prompt: Option<&str>) -> AuthorizationRequest {
+    fn front_channel_request(
+        &self,
+        prompt: Option<&str>,
+        dpop_key: Option<DpopKey>,
+    ) -> AuthorizationRequest {
         let state = random::token();
         let nonce = random::token();
         let verifier = random::token();
@@ -74,6 +83,9 @@ impl OidcClient {
         for (name, value) in &self.extra_auth_params {
             request = request.add_extra_param(name.as_str(), value.as_str());
         }
+        if let Some(key) = &dpop_key {
+            request = request.add_extra_param("dpop_jkt", key.thumbprint().to_owned());
+        }
         match prompt.map(auth_prompt) {
             None => {}
             Some(Some(prompt)) => request = request.add_prompt(prompt),
@@ -87,6 +99,7 @@ impl OidcClient {
             state: SecretString::new(state),
             nonce: SecretString::new(nonce),
             pkce_verifier: SecretString::new(verifier),
+            dpop_key,
         }
     }
 }
@@ -108,6 +121,7 @@ const RESERVED_AUTH_PARAMS: &[&str] = &[
     "prompt",
     "request",
     "request_uri",
+    "dpop_jkt",
 ];
 
 /// The openidconnect form of a [`PROMPTS`] value; `None` for anything else.

@@ -56,6 +56,9 @@ pub(crate) struct ExtraMetadata {
     /// RFC 8705 §3.3: the IdP binds access tokens to the client certificate.
     #[serde(default)]
     pub tls_client_certificate_bound_access_tokens: Option<bool>,
+    /// RFC 9449 §5.1: the JWS algorithms the IdP accepts in DPoP proofs.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl AdditionalProviderMetadata for ExtraMetadata {}

@@ -50,6 +50,9 @@ pub enum HttpError {
     /// The response could not be rebuilt as an `http::Response`.
     #[error("IdP response could not be read")]
     Response(#[source] http::Error),
+    /// The DPoP proof for the request could not be made (`oidc::dpop`).
+    #[error("DPoP proof could not be made")]
+    Proof,
 }
 
 impl HttpError {

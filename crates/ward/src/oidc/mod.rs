@@ -18,6 +18,7 @@ mod client_auth;
 mod client_credentials;
 mod credentials_probe;
 mod discovery;
+pub mod dpop;
 mod endpoint;
 pub(crate) mod http;
 mod id_token;
@@ -56,6 +57,8 @@ pub use self::client_credentials::{ClientTokenError, ClientTokens};
 pub use self::credentials_probe::CredentialsVerdict;
 pub use self::discovery::DiscoveryError;
 use self::discovery::ProviderMetadata;
+pub use self::dpop::DpopError;
+use self::dpop::{DpopKey, DpopNonces};
 pub use self::endpoint::EndpointError;
 pub use self::http::HttpError;
 use self::http::IdpHttpClient;
@@ -71,7 +74,7 @@ pub use self::par::{ParConfigError, ParError};
 pub use self::password::PasswordGrantNotAdvertised;
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
 pub use self::signing_key::KeyError;
-use self::token_request::{check_bearer, token_request_failed};
+use self::token_request::{check_token_type, token_request_failed};
 use crate::config::{ClientAuth, OidcConfig};
 use crate::secret::SecretString;
 
@@ -118,6 +121,9 @@ pub enum OidcError {
     /// Pushing the authorization request failed (the login fails).
     #[error("{0}")]
     Par(#[source] ParError),
+    /// `[oidc] dpop` does not fit this IdP (a start error), or a login's key could not be made.
+    #[error("{0}")]
+    Dpop(#[from] DpopError),
 }
 
 impl OidcError {
@@ -139,6 +145,7 @@ impl OidcError {
     pub fn is_misconfiguration(&self) -> bool {
         match self {
             Self::ClientAuth(_) | Self::ParConfig(_) => true,
+            Self::Dpop(err) => matches!(err, DpopError::Es256NotOffered(_)),
             Self::Discovery(err) => err
                 .downcast_ref::<discovery::DiscoveryError>()
                 .is_some_and(discovery::DiscoveryError::is_permanent),
@@ -170,6 +177,8 @@ pub struct TokenSet {
     pub sid: Option<String>,
     /// Claims of the ID token (merged with userinfo), minus protocol claims.
     pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The DPoP key the tokens are bound to (`[oidc] dpop`), kept with the session.
+    pub dpop_key: Option<DpopKey>,
 }
 
 /// Ward's client at one IdP.
@@ -197,6 +206,10 @@ pub struct OidcClient {
     validator: IdTokenValidator,
     http: IdpHttpClient,
     clock: Arc<dyn Clock>,
+    /// `[oidc] dpop`: every login makes a key and binds its tokens to it.
+    dpop: bool,
+    /// The IdP's latest `DPoP-Nonce` (RFC 9449 §8), per origin.
+    dpop_nonces: DpopNonces,
 }
 
 impl OidcClient {
@@ -236,6 +249,9 @@ impl OidcClient {
             extra.pushed_authorization_request_endpoint.as_ref(),
             extra.require_pushed_authorization_requests == Some(true),
         )?;
+        if config.dpop {
+            dpop::check_advertised(extra.dpop_signing_alg_values_supported.as_deref())?;
+        }
         log_discovered(&metadata, &auth);
         let client = idp_client(config, &metadata, token_url, redirect_uri);
         let policy = JwsPolicy::new(metadata.id_token_signing_alg_values_supported());
@@ -268,6 +284,8 @@ impl OidcClient {
             validator,
             http,
             clock,
+            dpop: config.dpop,
+            dpop_nonces: DpopNonces::default(),
         })
     }
 
@@ -284,12 +302,14 @@ impl OidcClient {
     }
 
     /// Exchanges `code` with the client credentials and `pkce_verifier`, validates the ID token
-    /// against `nonce`.
+    /// against `nonce`. With `dpop_key` (the login's, `[oidc] dpop`) the request carries a proof
+    /// of it and the tokens must come back bound to it (`token_type` DPoP).
     pub async fn exchange_code(
         &self,
         code: &str,
         pkce_verifier: &SecretString,
         nonce: &SecretString,
+        dpop_key: Option<&DpopKey>,
     ) -> Result<TokenSet, OidcError> {
         // Fail closed before anything is sent: a login without verifier or nonce is broken.
         if pkce_verifier.is_empty() {
@@ -298,21 +318,28 @@ impl OidcClient {
         if nonce.is_empty() {
             return Err(OidcError::IncompleteLogin("a nonce"));
         }
-        let request = self
-            .client
-            .exchange_code(AuthorizationCode::new(code.to_owned()))
-            .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
-        let request =
-            self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+        if self.dpop && dpop_key.is_none() {
+            return Err(OidcError::IncompleteLogin("a DPoP key"));
+        }
         let timer = crate::telemetry::metrics::idp_timer("token");
-        let response = request
-            .request_async(&self.http)
-            .instrument(spans::idp("idp token"))
-            .await
-            .map_err(token_request_failed);
+        let response = self
+            .with_dpop_retry(dpop_key, None, |http| async move {
+                let request = self
+                    .client
+                    .exchange_code(AuthorizationCode::new(code.to_owned()))
+                    .set_pkce_verifier(PkceCodeVerifier::new(pkce_verifier.expose().to_owned()));
+                let request =
+                    self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+                request
+                    .request_async(&http)
+                    .instrument(spans::idp("idp token"))
+                    .await
+                    .map_err(token_request_failed)
+            })
+            .await;
         drop(timer);
         let response = response?;
-        check_bearer(&response)?;
+        check_token_type(&response, dpop_key.is_some())?;
         let id_token = response
             .id_token()
             .ok_or(OidcError::IncompleteResponse("id_token"))?;
@@ -322,7 +349,7 @@ impl OidcClient {
             .map_err(|err| OidcError::InvalidIdToken(Box::new(err)))?;
         let access_token = SecretString::new(response.access_token().secret().clone());
         let claims = self
-            .with_userinfo(&access_token, &identity.sub, identity.claims)
+            .with_userinfo(&access_token, dpop_key, &identity.sub, identity.claims)
             .await?;
         Ok(TokenSet {
             access_expires_at: response
@@ -336,6 +363,7 @@ impl OidcClient {
             sub: identity.sub,
             sid: identity.sid,
             claims,
+            dpop_key: dpop_key.cloned(),
         })
     }
 
@@ -440,21 +468,26 @@ impl OidcClient {
     async fn with_userinfo(
         &self,
         access_token: &SecretString,
+        dpop_key: Option<&DpopKey>,
         sub: &str,
         mut claims: Map<String, Value>,
     ) -> Result<Map<String, Value>, OidcError> {
         if self.metadata.userinfo_endpoint().is_none() {
             return Ok(claims);
         }
-        let keys = self.keys.current();
-        let fetched = userinfo::fetch(
-            &self.metadata,
-            &keys,
-            self.client.client_id(),
-            &self.http,
-            access_token,
-        )
-        .await;
+        let keys = &self.keys.current();
+        let fetched = self
+            .with_dpop_retry(dpop_key, Some(access_token), |http| async move {
+                userinfo::fetch(
+                    &self.metadata,
+                    keys,
+                    self.client.client_id(),
+                    &http,
+                    access_token,
+                )
+                .await
+            })
+            .await;
         match fetched {
             Ok(info) if info.get("sub").and_then(Value::as_str) == Some(sub) => {
                 claims.extend(user_claims(info));

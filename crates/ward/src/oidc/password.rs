@@ -15,6 +15,7 @@ use openidconnect::{
 use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
+use super::dpop::DpopKey;
 use super::id_token::{IdTokenError, VerifiedIdToken};
 use super::{OidcClient, OidcError, TokenSet};
 use crate::secret::SecretString;
@@ -44,36 +45,51 @@ impl OidcClient {
         username: &str,
         password: &SecretString,
     ) -> Result<TokenSet, OidcError> {
-        let username = ResourceOwnerUsername::new(username.to_owned());
+        let username = &ResourceOwnerUsername::new(username.to_owned());
         let password = ResourceOwnerPassword::new(password.expose().to_owned());
-        let request = self
-            .client
-            .exchange_password(&username, &password)
-            .add_scope(Scope::new("openid".to_owned()))
-            .add_scopes(self.scopes.iter().cloned());
-        // The client authenticates as on every token call (`private_key_jwt` included).
-        let request =
-            self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+        let password_ref = &password;
+        let dpop_key = self.dpop.then(DpopKey::generate).transpose()?;
         let timer = crate::telemetry::metrics::idp_timer("token");
-        let response = request
-            .request_async(&self.http)
-            .instrument(crate::telemetry::spans::idp("idp token"))
-            .await
-            .map_err(super::token_request_failed);
+        let response = self
+            .with_dpop_retry(dpop_key.as_ref(), None, |http| async move {
+                let request = self
+                    .client
+                    .exchange_password(username, password_ref)
+                    .add_scope(Scope::new("openid".to_owned()))
+                    .add_scopes(self.scopes.iter().cloned());
+                // The client authenticates as on every token call (`private_key_jwt` included).
+                let request =
+                    self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
+                request
+                    .request_async(&http)
+                    .instrument(crate::telemetry::spans::idp("idp token"))
+                    .await
+                    .map_err(super::token_request_failed)
+            })
+            .await;
         drop(password);
         drop(timer);
         let response = response?;
-        super::check_bearer(&response)?;
+        super::check_token_type(&response, dpop_key.is_some())?;
         let access_token = SecretString::new(response.access_token().secret().clone());
         let (identity, id_token) = match response.id_token() {
             Some(id_token) => (
                 self.password_identity(id_token).await?,
                 id_token.to_string(),
             ),
-            None => (self.userinfo_identity(&access_token).await?, String::new()),
+            None => (
+                self.userinfo_identity(&access_token, dpop_key.as_ref())
+                    .await?,
+                String::new(),
+            ),
         };
         let claims = self
-            .with_userinfo(&access_token, &identity.sub, identity.claims)
+            .with_userinfo(
+                &access_token,
+                dpop_key.as_ref(),
+                &identity.sub,
+                identity.claims,
+            )
             .await?;
         Ok(TokenSet {
             access_expires_at: response
@@ -88,6 +104,7 @@ impl OidcClient {
             sub: identity.sub,
             sid: identity.sid,
             claims,
+            dpop_key,
         })
     }
 
@@ -109,20 +126,25 @@ impl OidcClient {
     async fn userinfo_identity(
         &self,
         access_token: &SecretString,
+        dpop_key: Option<&DpopKey>,
     ) -> Result<VerifiedIdToken, OidcError> {
         if self.metadata.userinfo_endpoint().is_none() {
             return Err(OidcError::IncompleteResponse("id_token (and no userinfo)"));
         }
-        let keys = self.keys.current();
-        let info = super::userinfo::fetch(
-            &self.metadata,
-            &keys,
-            self.client.client_id(),
-            &self.http,
-            access_token,
-        )
-        .await
-        .map_err(|reason| {
+        let keys = &self.keys.current();
+        let info = self
+            .with_dpop_retry(dpop_key, Some(access_token), |http| async move {
+                super::userinfo::fetch(
+                    &self.metadata,
+                    keys,
+                    self.client.client_id(),
+                    &http,
+                    access_token,
+                )
+                .await
+            })
+            .await
+            .map_err(|reason| {
             tracing::warn!(event = "userinfo_failed", reason = %reason, "no ID token to fall back on");
             OidcError::IncompleteResponse("id_token (and userinfo failed)")
         })?;

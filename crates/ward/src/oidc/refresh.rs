@@ -13,6 +13,7 @@ use openidconnect::core::CoreIdToken;
 use openidconnect::{OAuth2TokenResponse, RefreshToken, TokenResponse};
 use tracing::Instrument as _;
 
+use super::dpop::DpopKey;
 use super::endpoint::EndpointError;
 use std::collections::BTreeSet;
 
@@ -104,27 +105,33 @@ impl OidcClient {
     /// Redeems `refresh_token` for new tokens. A returned ID token must validate (signature,
     /// `iss`, `aud`, `azp`, `exp`, `nbf`), carry the session's `sub` and, as Core §12.2 asks,
     /// the audiences (and nonce, if any) of `original`, the login's ID token; a missing one is
-    /// fine.
+    /// fine. With the session's `dpop_key` the request carries a proof of it and the new access
+    /// token must come back bound to it.
     pub async fn refresh(
         &self,
         refresh_token: &SecretString,
         sub: &str,
         original: &SecretString,
+        dpop_key: Option<&DpopKey>,
     ) -> Result<RefreshedTokens, OidcError> {
-        let token = RefreshToken::new(refresh_token.expose().to_owned());
-        let request = self.with_assertion(
-            self.client.exchange_refresh_token(&token),
-            |r, name, value| r.add_extra_param(name, value),
-        )?;
+        let token = &RefreshToken::new(refresh_token.expose().to_owned());
         let timer = crate::telemetry::metrics::idp_timer("refresh");
-        let response = request
-            .request_async(&self.http)
-            .instrument(crate::telemetry::spans::idp("idp refresh"))
-            .await
-            .map_err(super::token_request_failed);
+        let response = self
+            .with_dpop_retry(dpop_key, None, |http| async move {
+                let request = self.with_assertion(
+                    self.client.exchange_refresh_token(token),
+                    |r, name, value| r.add_extra_param(name, value),
+                )?;
+                request
+                    .request_async(&http)
+                    .instrument(crate::telemetry::spans::idp("idp refresh"))
+                    .await
+                    .map_err(super::token_request_failed)
+            })
+            .await;
         drop(timer);
         let response = response?;
-        super::check_bearer(&response)?;
+        super::check_token_type(&response, dpop_key.is_some())?;
         let id_token = match response.id_token() {
             Some(id_token) => {
                 let identity = self

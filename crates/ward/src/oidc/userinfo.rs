@@ -7,7 +7,8 @@ use serde_json::{Map, Value};
 use tracing::Instrument as _;
 
 use super::discovery::ProviderMetadata;
-use super::http::{HttpError, IdpHttpClient};
+use super::dpop::ProofHttp;
+use super::http::HttpError;
 use crate::secret::SecretString;
 
 /// The userinfo claims, for a plain or a signed answer (a signed one is checked against
@@ -16,7 +17,7 @@ pub(crate) async fn fetch(
     metadata: &ProviderMetadata,
     keys: &CoreJsonWebKeySet,
     client_id: &ClientId,
-    http: &IdpHttpClient,
+    http: &ProofHttp<'_>,
     access_token: &SecretString,
 ) -> Result<Map<String, Value>, String> {
     let _timer = crate::telemetry::metrics::idp_timer("userinfo");

@@ -31,6 +31,8 @@ const HOP_BY_HOP: &[&str] = &[
 /// answered it) and `baggage` (browser-chosen trace attributes).
 const CLIENT_CONTROLLED: &[&str] = &[
     "authorization",
+    // A DPoP proof pairs with the `Authorization` Ward sets (proxy/dpop.rs), never the browser's.
+    "dpop",
     "x-csrf-token",
     "host",
     "forwarded",

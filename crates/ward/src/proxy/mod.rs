@@ -18,6 +18,7 @@
 mod client_cert;
 mod composite;
 mod cookies;
+pub mod dpop;
 pub mod fields;
 mod forward;
 mod headers;
@@ -33,7 +34,7 @@ pub(crate) mod websocket;
 use std::net::IpAddr;
 
 use axum::body::Body;
-use axum::http::{Extensions, HeaderValue, Method, Request, Response, Version, header};
+use axum::http::{Extensions, HeaderValue, Method, Request, Response, StatusCode, Version, header};
 use axum::response::IntoResponse;
 use url::{Position, Url};
 
@@ -44,6 +45,7 @@ use crate::security::limits;
 
 pub use crate::secret::{UnsendableBearer, bearer_value};
 pub use composite::{Composite, MAX_PARTS, Part};
+pub use dpop::DpopProof;
 pub use fields::FieldSet;
 pub use part_target::PartTarget;
 pub use routes::Route;
@@ -83,6 +85,9 @@ pub struct ForwardContext<'a> {
     /// Names of Ward's own cookies: stripped from `Cookie` and from upstream `Set-Cookie`,
     /// together with any name that continues one of them with `.` or `-` (chunks).
     pub ward_cookies: &'a [String],
+    /// With a DPoP-bound token (`bearer` then is `DPoP <token>`): the key that proves it, for a
+    /// fresh `DPoP` proof per upstream request (`dpop.rs`).
+    pub dpop: Option<&'a DpopProof>,
 }
 
 /// The route table and the upstream connection pool.
@@ -101,6 +106,8 @@ pub struct Proxy {
     max_request_body: u64,
     /// `[[composites]]`, each answering one exact path.
     composites: Vec<Composite>,
+    /// The latest `DPoP-Nonce` of each upstream origin (RFC 9449 §9).
+    dpop_nonces: crate::oidc::dpop::DpopNonces,
 }
 
 /// The body limit until [`Proxy::with_max_request_body`] sets the configured one: the
@@ -153,6 +160,7 @@ impl Proxy {
             forwarded_host,
             max_request_body: DEFAULT_MAX_REQUEST_BODY,
             composites: Vec::new(),
+            dpop_nonces: Default::default(),
         })
     }
 
@@ -220,9 +228,7 @@ impl Proxy {
             }
         }
         let method = req.method().clone();
-        let upstream_req = self.upstream_request(route, req, ctx)?;
-        let client = self.certified.client_for(route).unwrap_or(&self.client);
-        let response = forward::send_limited(client, route, upstream_req, limit).await?;
+        let response = self.send_proved(route, req, ctx, limit).await?;
         let (mut parts, body) = response.into_parts();
         headers::rewrite_response(&mut parts.headers, ctx.ward_cookies);
         parts.version = Version::default();
@@ -237,6 +243,56 @@ impl Proxy {
             return trim::trim(route, &trims, parts, Body::new(body)).await;
         }
         Ok(Response::from_parts(parts, Body::new(body)))
+    }
+
+    /// Sends `req` upstream; with a DPoP proof, remembers the upstream's nonce and, when it
+    /// refused for want of one, sends a replayable request once more (`dpop.rs`).
+    async fn send_proved(
+        &self,
+        route: &Route,
+        req: Request<Body>,
+        ctx: &ForwardContext<'_>,
+        limit: u64,
+    ) -> Result<Response<hyper::body::Incoming>, ApiError> {
+        // Ward's client certificate for the https upstreams of token-carrying routes
+        // (`tls_client_auth`: certificate-bound tokens).
+        let client = self.certified.client_for(route).unwrap_or(&self.client);
+        if ctx.dpop.is_none() || route.token == TokenMode::None {
+            let upstream_req = self.upstream_request(route, req, ctx)?;
+            return forward::send_limited(client, route, upstream_req, limit).await;
+        }
+        let (req, replay) = dpop::replayable(req).await?;
+        let upstream_req = self.upstream_request(route, req, ctx)?;
+        let origin = crate::oidc::dpop::origin_of(&upstream_req.uri().to_string()).to_owned();
+        let response = forward::send_limited(client, route, upstream_req, limit).await?;
+        let fresh = self.dpop_nonces.remember(&origin, response.headers());
+        let refused = response.status() == StatusCode::UNAUTHORIZED
+            && fresh
+            && crate::oidc::dpop::www_authenticate_asks_for_nonce(response.headers());
+        if !refused {
+            return Ok(response);
+        }
+        let Some(replay) = replay else {
+            tracing::info!(
+                event = "dpop_nonce_retry",
+                server = "upstream",
+                route = route.prefix(),
+                retried = false,
+                "the upstream asks for a DPoP nonce; a streamed body is not replayed"
+            );
+            return Ok(response);
+        };
+        tracing::debug!(
+            event = "dpop_nonce_retry",
+            server = "upstream",
+            route = route.prefix(),
+            retried = true
+        );
+        drop(response);
+        let upstream_req = self.upstream_request(route, replay, ctx)?;
+        let response = forward::send_limited(client, route, upstream_req, limit).await?;
+        self.dpop_nonces.remember(&origin, response.headers());
+        Ok(response)
     }
 
     /// The request as the upstream receives it, or why it must not be sent at all.
@@ -284,6 +340,19 @@ impl Proxy {
             upstream_host: route.host_header(),
         };
         headers::rewrite_request(&mut parts.headers, &additions);
+        if let (Some(proof), Some(_)) = (ctx.dpop, bearer) {
+            let target = target.to_string();
+            let Some(value) = proof.header(parts.method.as_str(), &target, &self.dpop_nonces)
+            else {
+                tracing::warn!(
+                    event = "proxy_bearer_unsendable",
+                    route = route.prefix(),
+                    "DPoP proof could not be made"
+                );
+                return Err(ApiError::UpstreamUnavailable);
+            };
+            parts.headers.insert("dpop", value);
+        }
         parts.uri = target;
         // Ward re-frames every request: HTTP/1.1 unless the pool negotiated HTTP/2, and none
         // of the inbound connection's extensions (upgrades, protocol hints) travel along.

@@ -129,6 +129,7 @@ async fn send(proxy: &Proxy, req: Request<Body>, bearer: Option<&SecretString>) 
         bearer: bearer.as_ref(),
         client_ip: CLIENT_IP,
         ward_cookies: &ward_cookies,
+        dpop: None,
     };
     proxy.forward(route, req, ctx).await
 }

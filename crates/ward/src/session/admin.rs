@@ -222,6 +222,7 @@ mod tests {
             sub: sub.into(),
             sid: Some("sid-1".into()),
             claims: serde_json::Map::new(),
+            dpop_key: None,
         }
     }
 

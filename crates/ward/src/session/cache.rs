@@ -113,6 +113,7 @@ mod tests {
             created_at: 1,
             last_seen: 1,
             absolute_expires_at: 2,
+            dpop_key: None,
         }
     }
 

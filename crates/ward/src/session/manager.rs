@@ -330,6 +330,7 @@ impl SessionManager {
             created_at: now,
             last_seen: now,
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),
+            dpop_key: tokens.dpop_key,
         };
         let mut session = LoadedSession {
             cookie,

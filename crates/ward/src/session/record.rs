@@ -4,6 +4,7 @@
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
+use crate::oidc::dpop::DpopKey;
 use crate::secret::SecretString;
 
 /// Format version of [`SessionData`] inside the sealed record.
@@ -41,6 +42,10 @@ pub struct SessionData {
     pub last_seen: u64,
     /// End of the absolute lifetime.
     pub absolute_expires_at: u64,
+    /// With `[oidc] dpop`: the key pair the tokens are bound to (RFC 9449), made at login.
+    /// Only ever in this sealed record; absent in records of sessions without DPoP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKey>,
 }
 
 impl std::fmt::Debug for SessionData {
@@ -76,6 +81,10 @@ pub struct LoginTransaction {
     pub replaces: Option<String>,
     /// When the login started.
     pub created_at: u64,
+    /// With `[oidc] dpop`: the key pair named by the authorization request's `dpop_jkt`,
+    /// which the code exchange must prove and the session then keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop_key: Option<DpopKey>,
 }
 
 impl std::fmt::Debug for LoginTransaction {

@@ -48,6 +48,7 @@ use ward_store::lock::Lease;
 
 use super::manager::{LoadedSession, SessionManager};
 use super::record::SessionData;
+use crate::oidc::dpop::DpopKey;
 use crate::oidc::{OidcClient, OidcError, RefreshedTokens};
 use crate::secret::SecretString;
 use crate::telemetry::Chain;
@@ -72,12 +73,14 @@ pub const BACKOFF: u64 = 5;
 
 /// The one thing refresh needs from the IdP; [`OidcClient`] in production.
 pub(crate) trait Refresher: Sync {
-    /// Redeems `refresh_token` of the session of `sub`, whose login's ID token is `original`.
+    /// Redeems `refresh_token` of the session of `sub`, whose login's ID token is `original`;
+    /// with the session's DPoP key, proving it (the new token is bound to it again).
     fn refresh(
         &self,
         refresh_token: &SecretString,
         sub: &str,
         original: &SecretString,
+        dpop_key: Option<&DpopKey>,
     ) -> impl Future<Output = Result<RefreshedTokens, OidcError>> + Send;
 }
 
@@ -87,8 +90,9 @@ impl Refresher for OidcClient {
         refresh_token: &SecretString,
         sub: &str,
         original: &SecretString,
+        dpop_key: Option<&DpopKey>,
     ) -> impl Future<Output = Result<RefreshedTokens, OidcError>> + Send {
-        OidcClient::refresh(self, refresh_token, sub, original)
+        OidcClient::refresh(self, refresh_token, sub, original, dpop_key)
     }
 }
 
@@ -387,7 +391,12 @@ impl SessionManager {
         };
         let attempt = tokio::time::timeout(
             REFRESH_DEADLINE,
-            refresher.refresh(&refresh_token, &current.data.sub, &current.data.id_token),
+            refresher.refresh(
+                &refresh_token,
+                &current.data.sub,
+                &current.data.id_token,
+                current.data.dpop_key.as_ref(),
+            ),
         )
         .await;
         match attempt {

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 75] = [
+pub const CATALOGUE: [&str; 77] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -40,6 +40,8 @@ pub const CATALOGUE: [&str; 75] = [
     "descriptor_limit_low",
     "descriptor_limit_unknown",
     "discovery_failed",
+    "dpop_nonce_retry",
+    "dpop_not_advertised",
     "insecure_dev",
     "jwks_refetch_skipped",
     "jwks_refresh_failed",

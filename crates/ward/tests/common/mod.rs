@@ -111,12 +111,13 @@ impl Ward {
             idp_options.mtls = Some(mtls.clone());
             idp_options.client_auth = ward_testkit::ClientAuth::TlsClientAuth;
         }
-        (options.idp)(&mut idp_options);
         let dir = tempfile::tempdir().expect("temp dir");
         let mut env = options.env.clone();
         if let Some(key) = &options.client_key {
             fapi2(key, &mut idp_options, dir.path(), &mut env);
         }
+        // After the FAPI 2.0 preset, so a test can add to it (DPoP, JWT access tokens).
+        (options.idp)(&mut idp_options);
         let idp = Idp::start(idp_options).await.expect("start the IdP");
         let upstream = EchoUpstream::start()
             .await

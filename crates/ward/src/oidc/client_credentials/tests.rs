@@ -247,6 +247,7 @@ impl TokenEndpoint {
             client_cert: None,
             client_key: None,
             par: Default::default(),
+            dpop: false,
         };
         OidcClient::discover(
             &config,

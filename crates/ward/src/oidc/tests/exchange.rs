@@ -232,11 +232,11 @@ async fn login_without_a_stored_nonce_or_verifier_sends_nothing() {
     idp.issue(jwt(&rs256("idp-key"), &idp.claims(), &KEYS[0]));
     let empty = SecretString::default();
     let result = client
-        .exchange_code("the-code", &SecretString::new(VERIFIER), &empty)
+        .exchange_code("the-code", &SecretString::new(VERIFIER), &empty, None)
         .await;
     assert!(matches!(result, Err(OidcError::IncompleteLogin(_))));
     let result = client
-        .exchange_code("the-code", &empty, &SecretString::new(NONCE))
+        .exchange_code("the-code", &empty, &SecretString::new(NONCE), None)
         .await;
     assert!(matches!(result, Err(OidcError::IncompleteLogin(_))));
     assert!(idp.state.token_requests.lock().unwrap().is_empty());

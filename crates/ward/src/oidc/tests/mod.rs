@@ -22,6 +22,7 @@ use ward_store::{Clock, ManualClock};
 use super::*;
 
 mod client_auth;
+mod dpop;
 mod exchange;
 mod front_channel;
 mod jwks_schedule;
@@ -88,6 +89,9 @@ struct IdpState {
     token_requests: Mutex<Vec<(HeaderMap, String)>>,
     userinfo: Mutex<(StatusCode, Value)>,
     revocations: Mutex<Vec<(HeaderMap, String)>>,
+    /// When set, a token request whose DPoP proof lacks this nonce is answered
+    /// `400 use_dpop_nonce` with it in `DPoP-Nonce` (RFC 9449 §8).
+    dpop_nonce: Mutex<Option<String>>,
 }
 
 struct Idp {
@@ -137,6 +141,7 @@ impl Idp {
                 json!({"sub": "alice", "email": "alice@example.test", "locale": "en"}),
             )),
             revocations: Mutex::new(Vec::new()),
+            dpop_nonce: Mutex::new(None),
         });
         let router = Router::new()
             .route("/.well-known/openid-configuration", get(discovery_doc))
@@ -169,6 +174,7 @@ impl Idp {
             client_cert: None,
             client_key: None,
             par: Default::default(),
+            dpop: false,
         }
     }
 
@@ -240,9 +246,25 @@ async fn token(
     headers: HeaderMap,
     body: String,
 ) -> impl IntoResponse {
+    let nonce = state.dpop_nonce.lock().unwrap().clone();
+    let proof_nonce = headers
+        .get("dpop")
+        .and_then(|proof| proof.to_str().ok())
+        .and_then(|proof| proof.split('.').nth(1))
+        .and_then(|claims| URL_SAFE_NO_PAD.decode(claims).ok())
+        .and_then(|claims| serde_json::from_slice::<Value>(&claims).ok())
+        .and_then(|claims| claims["nonce"].as_str().map(str::to_owned));
     state.token_requests.lock().unwrap().push((headers, body));
+    if let Some(nonce) = nonce
+        && proof_nonce.as_deref() != Some(nonce.as_str())
+    {
+        let mut challenge = HeaderMap::new();
+        challenge.insert("dpop-nonce", nonce.parse().unwrap());
+        let body = json!({"error": "use_dpop_nonce"});
+        return (StatusCode::BAD_REQUEST, challenge, Json(body));
+    }
     let (status, body) = state.token_response.lock().unwrap().clone();
-    (status, Json(body))
+    (status, HeaderMap::new(), Json(body))
 }
 
 async fn userinfo(State(state): State<Arc<IdpState>>) -> impl IntoResponse {
@@ -282,6 +304,7 @@ async fn exchange(client: &OidcClient) -> Result<TokenSet, OidcError> {
             "the-code",
             &SecretString::new(VERIFIER),
             &SecretString::new(NONCE),
+            None,
         )
         .await
 }

@@ -19,6 +19,7 @@ async fn refresh(client: &OidcClient, original: &str) -> Result<RefreshedTokens,
             &SecretString::new("opaque-refresh-token"),
             "alice",
             &SecretString::new(original),
+            None,
         )
         .await
 }

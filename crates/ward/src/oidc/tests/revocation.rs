@@ -38,8 +38,9 @@ async fn revocation_without_an_endpoint_is_a_no_op() {
 fn client_futures_can_cross_threads() {
     fn send<T: Send>(_: &T) {}
     #[allow(dead_code)]
-    fn check(client: &OidcClient, secret: &SecretString) {
-        send(&client.exchange_code("", secret, secret));
+    fn check(client: &OidcClient, secret: &SecretString, key: &crate::oidc::dpop::DpopKey) {
+        send(&client.exchange_code("", secret, secret, Some(key)));
+        send(&client.refresh(secret, "", secret, Some(key)));
         send(&client.revoke_refresh_token(secret));
         send(&client.authorization_request(None));
     }

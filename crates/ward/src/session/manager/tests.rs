@@ -42,6 +42,7 @@ fn tokens() -> TokenSet {
         sub: "alice".to_owned(),
         sid: Some("sid-1".to_owned()),
         claims: serde_json::Map::new(),
+        dpop_key: None,
     }
 }
 
@@ -160,6 +161,7 @@ fn pending(state: &str, created_at: u64) -> LoginTransaction {
         return_url: "/".to_owned(),
         replaces: None,
         created_at,
+        dpop_key: None,
     }
 }
 
@@ -212,4 +214,38 @@ async fn a_client_address_past_its_pending_logins_is_refused_until_they_expire()
             .unwrap()
             .is_some()
     );
+}
+
+#[tokio::test]
+async fn a_dpop_key_is_kept_sealed_in_the_record_and_never_shown() {
+    let (manager, _, store) = manager();
+    let key = crate::oidc::dpop::DpopKey::generate().unwrap();
+    let stored_form = serde_json::to_string(&key).unwrap();
+    let created = manager
+        .create(TokenSet {
+            dpop_key: Some(key.clone()),
+            ..tokens()
+        })
+        .await
+        .unwrap();
+    let sealed = store.get(&created.key).await.unwrap().unwrap();
+    let encoded = stored_form.trim_matches('"');
+    assert!(
+        !String::from_utf8_lossy(&sealed).contains(&encoded[..16]),
+        "the key is sealed"
+    );
+    // Read back through the cookie that opens the record.
+    let loaded = manager
+        .load(Some(&header(&created)))
+        .await
+        .unwrap()
+        .unwrap();
+    let kept = loaded.data.dpop_key.as_ref().expect("the session's key");
+    assert_eq!(kept.thumbprint(), key.thumbprint());
+    let debug = format!("{:?} {:?}", loaded.data, loaded);
+    assert!(!debug.contains(&encoded[..16]), "{debug}");
+    // A session without DPoP stores no key field at all.
+    let plain = manager.create(tokens()).await.unwrap();
+    let plain = manager.load(Some(&header(&plain))).await.unwrap().unwrap();
+    assert!(plain.data.dpop_key.is_none());
 }

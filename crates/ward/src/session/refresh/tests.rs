@@ -61,6 +61,7 @@ impl Refresher for FakeIdp {
         refresh_token: &SecretString,
         sub: &str,
         _original: &SecretString,
+        _dpop_key: Option<&crate::oidc::dpop::DpopKey>,
     ) -> Result<RefreshedTokens, OidcError> {
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
         let _open = self.gate.read().await;
@@ -129,6 +130,7 @@ async fn setup_over(store: Arc<dyn SessionStore>, clock: Arc<ManualClock>) -> Se
             sub: "alice".to_owned(),
             sid: None,
             claims: serde_json::Map::new(),
+            dpop_key: None,
         })
         .await
         .unwrap();

@@ -26,6 +26,7 @@ async fn fapi_idp(key: &ClientKey, dir: &Path) -> (Idp, OidcClient) {
         client_cert: None,
         client_key: None,
         par: crate::config::ParMode::Auto,
+        dpop: false,
         scopes: vec!["openid".to_owned()],
         extra_auth_params: Default::default(),
         refresh_skew: std::time::Duration::from_secs(60),
