@@ -13,6 +13,9 @@
 //        AT_FORMAT=jwt (access tokens as JWT for resource "urn:bff:api"; default opaque),
 //        DPOP=1 (RFC 9449 DPoP; DPOP_NONCE=1 also requires server nonces; with FAPI=2.0 the
 //          client must bind its tokens: dpop_bound_access_tokens),
+//        RESOURCES=https://a.example,https://b.example (RFC 8707: JWT access tokens with aud = the
+//          resource, for authorization/refresh requests naming one; logs `resource-token <uri> <outcome>`),
+//        TOKEN_EXCHANGE=1 (with RESOURCES: RFC 8693 token exchange of an access token for one resource),
 //        ALWAYS_REFRESH=1 (issue refresh tokens without offline_access/prompt=consent),
 //        AT_TTL / RT_TTL / IDT_TTL seconds (defaults 300 / 86400 / 3600),
 //        KEEP_SSRF_GUARD=1 (keep oidc-provider's loopback/private-IP block on back-channel logout),
@@ -90,7 +93,7 @@ function configuration() {
       post_logout_redirect_uris: [`${BFF}/`, `${BFF}/bff/logged-out`],
       // client_credentials: Ward's own tokens for `token = "client"` routes.
       grant_types: ['authorization_code', 'refresh_token', 'client_credentials',
-        ...(PASSWORD_GRANT ? ['password'] : [])],
+        ...(PASSWORD_GRANT ? ['password'] : []), ...(TOKEN_EXCHANGE ? [TOKEN_EXCHANGE_GRANT] : [])],
       response_types: ['code'],
       // OIDC Back-Channel Logout 1.0 (needs features.backchannelLogout)
       backchannel_logout_uri: `${BFF}/bff/backchannel-logout`,
@@ -142,6 +145,7 @@ function configuration() {
           }),
         },
       } : {}),
+      ...(RESOURCES.length ? { resourceIndicators: resourceIndicators() } : {}), // RESOURCES below
     },
     // The default policy drops offline_access unless prompt=consent is sent; this issues a
     // refresh token on every code exchange for clients allowed the refresh_token grant.
@@ -462,6 +466,80 @@ function withDpop(config) {
   return config;
 }
 // ------------------------------------------------------------------------- end of DPOP=1
+// RESOURCES=<uri>,<uri>: RFC 8707 resource servers. An authorization request may name any of them
+// (`resource`, repeated); a token request naming one (refresh_token or client_credentials grant)
+// gets a JWT access token with aud = that resource only; one naming none gets the plain token
+// (for userinfo; `urn:bff:api` under AT_FORMAT=jwt). Any other resource is `invalid_target`, and
+// so is one the grant does not cover. Each token request naming a resource logs
+// `resource-token <uri> ok|<error>` (tests count them).
+// ---------------------------------------------------------------------------------------------
+const RESOURCES = (process.env.RESOURCES || '').split(',').map((r) => r.trim()).filter(Boolean);
+
+function resourceIndicators() {
+  const jwtDefault = process.env.AT_FORMAT === 'jwt';
+  return {
+    enabled: true,
+    // A token request naming no resource gets the userinfo token (opaque), whatever the grant
+    // covers: the session's own token stays as it was without RESOURCES.
+    defaultResource: (ctx, client, oneOf) => (oneOf ? undefined : (jwtDefault ? API_RESOURCE : undefined)),
+    useGrantedResource: () => false,
+    getResourceServerInfo: (ctx, resourceIndicator) => {
+      if (!RESOURCES.includes(resourceIndicator) && !(jwtDefault && resourceIndicator === API_RESOURCE)) {
+        throw new errors.InvalidTarget();
+      }
+      return {
+        scope: 'openid email profile offline_access api:read',
+        audience: resourceIndicator,
+        accessTokenTTL: AT_TTL,
+        accessTokenFormat: 'jwt',
+      };
+    },
+  };
+}
+
+function logResourceTokens(provider) {
+  const resourceOf = (ctx) => ctx.oidc?.params?.resource;
+  provider.on('grant.success', (ctx) => {
+    if (resourceOf(ctx)) console.log(`resource-token ${resourceOf(ctx)} ok`);
+  });
+  provider.on('grant.error', (ctx, err) => {
+    if (resourceOf(ctx)) console.log(`resource-token ${resourceOf(ctx)} ${err.error ?? err.name}`);
+  });
+}
+
+// TOKEN_EXCHANGE=1 (with RESOURCES): RFC 8693 token exchange, registered with
+// `provider.registerGrantType`: an access token of this client (`subject_token`, type
+// access_token) for a JWT access token of the same user and grant for one of RESOURCES
+// (`resource`; anything else `invalid_target`). Logs `token-exchange <uri>` for each one issued.
+const TOKEN_EXCHANGE = process.env.TOKEN_EXCHANGE === '1' && RESOURCES.length > 0;
+const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
+
+function tokenExchange(provider) {
+  return async function tokenExchangeHandler(ctx) {
+    const { client, params } = ctx.oidc;
+    if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+      throw new errors.InvalidRequest('subject_token_type must be an access token');
+    }
+    const subject = await provider.AccessToken.find(String(params.subject_token || ''));
+    if (!subject || subject.isExpired || subject.clientId !== client.clientId) {
+      throw new errors.InvalidGrant('subject token is invalid');
+    }
+    const resource = params.resource;
+    if (typeof resource !== 'string' || !RESOURCES.includes(resource)) throw new errors.InvalidTarget();
+    const at = new provider.AccessToken({
+      accountId: subject.accountId, client, grantId: subject.grantId, gty: 'token_exchange', scope: subject.scope,
+    });
+    at.resourceServer = new provider.ResourceServer(resource, {
+      scope: subject.scope || 'openid', audience: resource, accessTokenTTL: AT_TTL, accessTokenFormat: 'jwt',
+    });
+    ctx.body = {
+      access_token: await at.save(), issued_token_type: ACCESS_TOKEN_TYPE, token_type: 'Bearer', expires_in: at.expiration,
+    };
+    console.log(`token-exchange ${resource}`);
+  };
+}
+// ------------------------------------------------------------------------ end of RESOURCES
 
 // Bind first so OP_PORT=0 can resolve to the real port before the issuer is fixed.
 const TLS = process.env.TLS_CERT && process.env.TLS_KEY;
@@ -478,6 +556,11 @@ server.listen(PORT, HOST, () => {
   }
   if (MTLS && process.env.TEST_HOOKS === '1') provider.use(mtlsObserver);
   provider.use(strictClientAuth);
+  if (RESOURCES.length) logResourceTokens(provider);
+  if (TOKEN_EXCHANGE) {
+    provider.registerGrantType(TOKEN_EXCHANGE_GRANT, tokenExchange(provider),
+      ['subject_token', 'subject_token_type', 'requested_token_type', 'resource', 'audience']);
+  }
   if (PASSWORD_GRANT) {
     provider.registerGrantType('password', passwordGrant(provider), ['username', 'password', 'scope']);
     console.log('password grant: PASSWORD_GRANT=1, grant_type=password registered (test use only)');

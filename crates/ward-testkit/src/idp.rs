@@ -102,6 +102,9 @@ pub struct IdpOptions {
     /// proof must carry a nonce the IdP issued). With [`IdpOptions::fapi2`] the client must
     /// then bind its tokens (`dpop_bound_access_tokens`).
     pub dpop: Dpop,
+    /// `RESOURCES`: RFC 8707 resource servers; a token request naming one gets a JWT access
+    /// token with `aud` = that resource (see [`Idp::resource_token_requests`]).
+    pub resources: Vec<String>,
     /// Any further environment variables for the node process.
     pub extra_env: Vec<(String, String)>,
     /// Serve https with this certificate (the issuer becomes `https://…`).
@@ -127,6 +130,7 @@ impl IdpOptions {
             fapi2: false,
             client_jwks: None,
             dpop: Dpop::Off,
+            resources: Vec::new(),
             extra_env: Vec::new(),
             tls: None,
             mtls: None,
@@ -308,6 +312,18 @@ impl Idp {
         Ok(calls.calls)
     }
 
+    /// Token requests naming `resource` (RFC 8707) the IdP has answered so far, by outcome:
+    /// `ok` or the OAuth error code (`invalid_target`, `invalid_grant`, …), in order. Needs
+    /// [`IdpOptions::resources`].
+    pub fn resource_token_requests(&self, resource: &str) -> Vec<String> {
+        let prefix = format!("out| resource-token {resource} ");
+        self.logs()
+            .lines()
+            .filter_map(|line| line.strip_prefix(&prefix))
+            .map(str::to_owned)
+            .collect()
+    }
+
     async fn hook(&self, path: &str, body: serde_json::Value) -> anyhow::Result<()> {
         let response = self
             .http
@@ -414,6 +430,10 @@ fn node_command(options: &IdpOptions, idp_dir: &Path, report_dir: &Path) -> Comm
         (
             "DPOP_NONCE",
             (options.dpop == Dpop::Nonce).then(|| "1".to_owned()),
+        ),
+        (
+            "RESOURCES",
+            (!options.resources.is_empty()).then(|| options.resources.join(",")),
         ),
     ];
     for (name, value) in optional {

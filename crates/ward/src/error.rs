@@ -25,6 +25,10 @@ pub enum ApiError {
     /// 403: missing or wrong `X-CSRF-Token`, or a cross-site unsafe request.
     #[error("CSRF check failed")]
     CsrfFailed,
+    /// 403: the session's grant yields no access token for the route's RFC 8707 resource
+    /// (the IdP answered `invalid_target`, or there is no refresh token to ask with).
+    #[error("no access token for this route's resource")]
+    ResourceNotGranted,
     /// 400: `returnUrl` is not a local path.
     #[error("returnUrl must be a local path")]
     InvalidReturnUrl,
@@ -77,7 +81,7 @@ impl ApiError {
     pub fn status(self) -> StatusCode {
         match self {
             Self::Unauthenticated | Self::InvalidCredentials => StatusCode::UNAUTHORIZED,
-            Self::CsrfFailed => StatusCode::FORBIDDEN,
+            Self::CsrfFailed | Self::ResourceNotGranted => StatusCode::FORBIDDEN,
             Self::InvalidReturnUrl
             | Self::LoginFailed
             | Self::InvalidLogoutToken
@@ -101,6 +105,7 @@ impl ApiError {
             Self::Unauthenticated => "unauthenticated",
             Self::InvalidCredentials => "invalid_credentials",
             Self::CsrfFailed => "csrf_failed",
+            Self::ResourceNotGranted => "resource_not_granted",
             Self::InvalidReturnUrl => "invalid_return_url",
             Self::LoginFailed => "login_failed",
             Self::InvalidLogoutToken => "invalid_logout_token",

@@ -38,6 +38,8 @@ mod tests_messages;
 #[cfg(test)]
 mod tests_proxy_limits;
 #[cfg(test)]
+mod tests_resource;
+#[cfg(test)]
 mod tests_store_admin;
 #[cfg(test)]
 mod tests_telemetry;

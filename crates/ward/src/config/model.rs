@@ -400,6 +400,17 @@ pub struct RouteConfig {
     /// `scope` parameter, so the IdP grants the client's default scopes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scopes: Option<Vec<String>>,
+    /// RFC 8707 resource indicator: the upstream receives an access token for this audience
+    /// only (an absolute URI without fragment or query, sent to the IdP exactly as written).
+    /// With `token = "user"`/`"user-optional"` it is obtained per session by a refresh grant
+    /// (`session::resource_tokens`) and named in every authorization request; with
+    /// `token = "client"` it is sent with the client-credentials grant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource: Option<String>,
+    /// Obtain the `resource` token by RFC 8693 token exchange of the session's access token
+    /// instead of a refresh grant (only with `resource` on a `user`/`user-optional` route).
+    #[serde(default)]
+    pub token_exchange: bool,
     /// Allow-list of the fields of JSON responses (`a.b`, `items[].sku`; `proxy::fields`);
     /// `None` passes responses untouched, streamed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

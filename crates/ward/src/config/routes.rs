@@ -1,5 +1,6 @@
 //! Checks of `[[routes]]` that types cannot make: prefixes (whole segments, unique, outside
-//! `/bff`), upstream URLs, timeouts, body limits, and the scopes of `token = "client"` routes.
+//! `/bff`), upstream URLs, timeouts, body limits, the scopes of `token = "client"` routes, and
+//! RFC 8707 resource indicators.
 
 use super::errors::Problems;
 use super::model::{RouteConfig, TokenMode};
@@ -48,6 +49,19 @@ pub(crate) fn check_routes(
             check_body_limit(&key("max_request_body"), limit, out);
         }
         check_route_scopes(route, &key("scopes"), out);
+        if let Some(resource) = &route.resource {
+            check_resource(route.token, resource, &key("resource"), out);
+        }
+        if route.token_exchange
+            && (route.resource.is_none()
+                || route.token != TokenMode::User && route.token != TokenMode::UserOptional)
+        {
+            out.push(
+                key("token_exchange"),
+                "needs a resource on a route with token = \"user\" or \"user-optional\" (it \
+                 exchanges the session's access token for one for that resource)",
+            );
+        }
         if let Some(fields) = &route.fields {
             check_fields(&key("fields"), fields, out);
         }
@@ -150,6 +164,46 @@ fn check_route_scopes(route: &RouteConfig, key: &str, out: &mut Problems) {
     }
 }
 
+/// A route's `resource` (RFC 8707 §2): an absolute URI (MUST), without a fragment (MUST NOT),
+/// and, stricter than the RFC's SHOULD NOT, without a query: the value becomes the token's
+/// audience, compared as a string by the IdP and the API, and a query in it is far more likely
+/// an API URL pasted by mistake than a resource an IdP expects. Only token modes that carry an
+/// access token take one.
+fn check_resource(token: TokenMode, resource: &str, key: &str, out: &mut Problems) {
+    if token == TokenMode::None {
+        out.push(
+            key,
+            "only applies to a route that sends a token (token = \"user\", \"user-optional\" \
+             or \"client\")",
+        );
+        return;
+    }
+    if let Err(reason) = resource_indicator(resource) {
+        out.push(key, format!("{resource:?} {reason}"));
+    }
+}
+
+/// Why `resource` is no usable RFC 8707 resource indicator, if it is not.
+pub(crate) fn resource_indicator(resource: &str) -> Result<(), &'static str> {
+    if resource.is_empty()
+        || resource
+            .chars()
+            .any(|c| c.is_whitespace() || c.is_control())
+    {
+        return Err("must be an absolute URI without spaces (RFC 8707 §2)");
+    }
+    let Ok(url) = url::Url::parse(resource) else {
+        return Err("must be an absolute URI, such as \"https://api.example.com\" (RFC 8707 §2)");
+    };
+    if url.fragment().is_some() || resource.contains('#') {
+        return Err("must not include a fragment (RFC 8707 §2)");
+    }
+    if url.query().is_some() || resource.contains('?') {
+        return Err("must not include a query (RFC 8707 §2 advises against it; Ward refuses it)");
+    }
+    Ok(())
+}
+
 /// RFC 6749 §3.3 `scope-token = 1*( %x21 / %x23-5B / %x5D-7E )`: the `scope` parameter joins
 /// tokens with spaces, so a token with a space would turn into two.
 fn is_scope_token(scope: &str) -> bool {
@@ -212,6 +266,31 @@ mod tests {
         }
         for bad in ["", "a b", "a\tb", "\"a\"", "a\\b", "é", "a\u{7f}"] {
             assert!(!is_scope_token(bad), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn resource_indicators_are_absolute_uris_without_fragment_or_query() {
+        for ok in [
+            "https://orders.example",
+            "https://api.example.com/v1/",
+            "urn:bff:api",
+            "http://127.0.0.1:7001",
+        ] {
+            assert_eq!(resource_indicator(ok), Ok(()), "{ok}");
+        }
+        for bad in [
+            "",
+            "/orders",
+            "orders.example",
+            "https://orders.example/#x",
+            "https://orders.example#",
+            "https://orders.example/?tenant=1",
+            "https://orders.example/?",
+            "https://orders.example/a b",
+            " https://orders.example",
+        ] {
+            assert!(resource_indicator(bad).is_err(), "{bad:?}");
         }
     }
 

@@ -108,6 +108,8 @@ pub(crate) const ROUTE_KEYS: &[&str] = &[
     "timeout",
     "max_request_body",
     "scopes",
+    "resource",
+    "token_exchange",
     "fields",
     "profiles",
     "max_buffered_response",

@@ -160,6 +160,20 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
         check_admin(admin, draft.server, out);
     }
     check_routes(&draft.routes, draft.static_files.flatten().is_some(), out);
+    if draft.oidc.is_some_and(|oidc| oidc.dpop) {
+        // A resource token comes from a refresh grant (or an exchange) that carries no DPoP
+        // proof yet: an IdP binding the client's tokens would refuse it, and an unbound token
+        // would weaken the route. Refused until resource tokens are DPoP-bound too.
+        for (index, route) in &draft.routes {
+            if route.resource.is_some() {
+                out.push(
+                    format!("routes[{index}].resource"),
+                    "is not supported together with [oidc] dpop = true yet (resource tokens \
+                     would not be DPoP-bound)",
+                );
+            }
+        }
+    }
     super::composite_checks::check_composites(&draft.composites, &draft.routes, out);
 }
 

@@ -72,7 +72,8 @@ async fn run(
     }
     let token = composite.token();
     let session = super::admit(state, token, peer, (req.method(), req.headers())).await?;
-    let session = match super::prepare(state, token, session, req.method(), req.headers()).await? {
+    let head = (req.method(), req.headers());
+    let session = match super::prepare(state, token, session, head, true).await? {
         Ok(session) => session,
         Err(refused) => return Ok(refused),
     };

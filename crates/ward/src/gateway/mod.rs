@@ -8,7 +8,9 @@
 //!    session, then `api` per session or `anonymous` per client address for the rest;
 //! 3. the CSRF token on unsafe methods (before any byte goes upstream);
 //! 4. refresh of a near-expiry access token (`session::refresh`), then the idle timer;
-//! 5. the bearer the route's token mode names (session, Ward's client token, or none);
+//! 5. the bearer the route's token mode names (session, Ward's client token, or none), or
+//!    for a route with an RFC 8707 `resource` the token for that resource ([`resource`];
+//!    such a route skips step 4's refresh of the session's own token, which it never sends);
 //! 6. [`proxy::Proxy`](crate::proxy::Proxy) forwards, with a liveness handle ([`watch`]) for
 //!    WebSocket upgrades so the socket closes when its session ends.
 //!
@@ -17,6 +19,7 @@
 //! static site, then `404`.
 
 mod composite;
+mod resource;
 mod watch;
 
 use std::net::SocketAddr;
@@ -166,11 +169,22 @@ async fn forward(
     peer: SocketAddr,
     req: Request,
 ) -> Result<Response<Body>, ApiError> {
-    let session = match prepare(state, route.token, session, req.method(), req.headers()).await? {
+    // A resource token by refresh grant replaces the session's own token on the route; one by
+    // token exchange is made from it, so that must be fresh.
+    let refresh = route.resource.is_none() || route.token_exchange;
+    let head = (req.method(), req.headers());
+    let session = match prepare(state, route.token, session, head, refresh).await? {
         Ok(session) => session,
         Err(refused) => return Ok(refused),
     };
-    let bearer = bearer(state, route, session.as_ref()).await?;
+    let bearer = match bearer(state, route, session.as_ref()).await {
+        // Only a resource token's refused grant gets here: the session has ended.
+        Err(ApiError::Unauthenticated) if session.is_some() => {
+            let clear = state.sessions.clear_session_cookie();
+            return Ok(error::refresh_failed(RefreshError::Ended, &clear));
+        }
+        bearer => bearer?,
+    };
     let dpop = dpop_proof(state, route, session.as_ref());
     let ctx = ForwardContext {
         dpop: dpop.as_ref(),
@@ -192,15 +206,17 @@ async fn forward(
 
 /// Steps 3 and 4 for a loaded session: the session to go on with (`None` when a `user-optional`
 /// one ended meanwhile: it goes on anonymously, never 401), or the answer that stops here.
+/// `refresh`: whether the session's own access token is made fresh (not for a route that
+/// sends a resource token instead).
 async fn prepare(
     state: &AppState,
     token: TokenMode,
     mut session: Option<LoadedSession>,
-    method: &Method,
-    headers: &axum::http::HeaderMap,
+    (method, headers): (&Method, &axum::http::HeaderMap),
+    refresh: bool,
 ) -> Result<Result<Option<LoadedSession>, Response<Body>>, ApiError> {
     if let Some(loaded) = &mut session {
-        match keep_session(state, token, loaded, method, headers).await? {
+        match keep_session(state, (token, refresh), loaded, method, headers).await? {
             Kept::Yes => {}
             Kept::Ended => session = None,
             Kept::Refused(response) => return Ok(Err(response)),
@@ -222,7 +238,7 @@ enum Kept {
 /// Steps 3 and 4: the CSRF token, the refresh, the idle timer.
 async fn keep_session(
     state: &AppState,
-    token: TokenMode,
+    (token, refresh): (TokenMode, bool),
     session: &mut LoadedSession,
     method: &Method,
     headers: &axum::http::HeaderMap,
@@ -238,7 +254,7 @@ async fn keep_session(
     let optional = token == TokenMode::UserOptional;
     // Refresh before the idle-timer write, so that write carries the refreshed tokens rather
     // than the ones this request loaded (SPEC §5; `session::refresh`).
-    if matches!(token, TokenMode::User | TokenMode::UserOptional) {
+    if refresh && matches!(token, TokenMode::User | TokenMode::UserOptional) {
         let skew = state.config.oidc.refresh_skew;
         match state
             .sessions
@@ -270,12 +286,22 @@ async fn bearer(
     session: Option<&LoadedSession>,
 ) -> Result<Option<HeaderValue>, ApiError> {
     let bearer = match route.token {
-        TokenMode::User | TokenMode::UserOptional => session.map(authorization).transpose(),
+        TokenMode::User | TokenMode::UserOptional => match (session, &route.resource) {
+            (Some(session), Some(resource)) => {
+                let optional = route.token == TokenMode::UserOptional;
+                return resource::bearer(state, route, session, resource, optional).await;
+            }
+            (session, _) => session.map(authorization).transpose(),
+        },
         TokenMode::Client => {
             // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
             let token = state
                 .client_tokens
-                .token(&state.oidc, route.scopes.as_deref())
+                .token_for(
+                    &state.oidc,
+                    route.scopes.as_deref(),
+                    route.resource.as_deref(),
+                )
                 .await
                 .map_err(|_| ApiError::UpstreamUnavailable)?;
             bearer_value(&token).map(Some)

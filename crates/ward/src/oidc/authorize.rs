@@ -86,6 +86,11 @@ impl OidcClient {
         if let Some(key) = &dpop_key {
             request = request.add_extra_param("dpop_jkt", key.thumbprint().to_owned());
         }
+        // RFC 8707 §2.1: one `resource` parameter per resource, so the grant (and the refresh
+        // token) covers every route's audience; under PAR they are pushed with the rest.
+        for resource in &self.resources {
+            request = request.add_extra_param("resource", resource.as_str());
+        }
         match prompt.map(auth_prompt) {
             None => {}
             Some(Some(prompt)) => request = request.add_prompt(prompt),

@@ -93,10 +93,28 @@ impl ClientTokens {
         oidc: &OidcClient,
         scopes: Option<&[String]>,
     ) -> Result<SecretString, ClientTokenError> {
+        self.token_for(oidc, scopes, None).await
+    }
+
+    /// [`token`](Self::token) for the RFC 8707 `resource` of the route, when it names one:
+    /// a token per scope set and resource.
+    pub async fn token_for(
+        &self,
+        oidc: &OidcClient,
+        scopes: Option<&[String]>,
+        resource: Option<&str>,
+    ) -> Result<SecretString, ClientTokenError> {
         let scopes = normalise(scopes.unwrap_or_default());
-        let key = scopes.join(" ");
+        let mut key = scopes.join(" ");
+        if let Some(resource) = resource {
+            // A space never occurs in a scope token or a validated resource: no collisions.
+            key.push_str(" resource=");
+            key.push_str(resource);
+        }
         let result = self
-            .get_or_fetch(&key, || oidc.client_credentials_token(&scopes))
+            .get_or_fetch(&key, || {
+                oidc.client_credentials_token_for(&scopes, resource)
+            })
             .await;
         if let Err(err) = &result {
             tracing::warn!(
@@ -196,17 +214,31 @@ fn normalise(scopes: &[String]) -> Vec<String> {
 }
 
 impl OidcClient {
-    /// `grant_type=client_credentials` at the token endpoint with Ward's client authentication
-    /// and `scope` (space-joined `scopes`, left out when empty). Only a non-empty Bearer token
-    /// is accepted.
+    /// [`client_credentials_token_for`](Self::client_credentials_token_for) without a
+    /// resource.
+    #[cfg(test)]
     pub(crate) async fn client_credentials_token(
         &self,
         scopes: &[String],
     ) -> Result<IssuedToken, OidcError> {
-        let request = self
+        self.client_credentials_token_for(scopes, None).await
+    }
+
+    /// `grant_type=client_credentials` at the token endpoint with Ward's client authentication,
+    /// `scope` (space-joined `scopes`, left out when empty) and the RFC 8707 `resource` when
+    /// given. Only a non-empty Bearer token is accepted.
+    pub(crate) async fn client_credentials_token_for(
+        &self,
+        scopes: &[String],
+        resource: Option<&str>,
+    ) -> Result<IssuedToken, OidcError> {
+        let mut request = self
             .client
             .exchange_client_credentials()
             .add_scopes(scopes.iter().cloned().map(Scope::new));
+        if let Some(resource) = resource {
+            request = request.add_extra_param("resource", resource.to_owned());
+        }
         let request =
             self.with_assertion(request, |r, name, value| r.add_extra_param(name, value))?;
         let _timer = crate::telemetry::metrics::idp_timer("client_credentials");

@@ -29,6 +29,7 @@ mod mtls;
 mod par;
 mod password;
 mod refresh;
+mod resource;
 mod signing_key;
 #[cfg(test)]
 mod tests;
@@ -73,6 +74,7 @@ use self::par::Par;
 pub use self::par::{ParConfigError, ParError};
 pub use self::password::PasswordGrantNotAdvertised;
 pub use self::refresh::{RefreshedIdTokenError, RefreshedTokens};
+pub use self::resource::ResourceTokens;
 pub use self::signing_key::KeyError;
 use self::token_request::{check_token_type, token_request_failed};
 use crate::config::{ClientAuth, OidcConfig};
@@ -200,6 +202,8 @@ pub struct OidcClient {
     /// Configured scopes without `openid`, which openidconnect always sends first.
     scopes: Vec<Scope>,
     extra_auth_params: Vec<(String, String)>,
+    /// RFC 8707 resources of the `user` routes, named in every authorization request.
+    resources: Vec<String>,
     keys: KeyCache,
     /// Algorithms and key selection for ID and logout tokens alike.
     policy: JwsPolicy,
@@ -279,6 +283,7 @@ impl OidcClient {
             par,
             scopes: scopes(&config.scopes),
             extra_auth_params: extra_auth_params(&config.extra_auth_params),
+            resources: Vec::new(),
             keys,
             policy,
             validator,

@@ -22,6 +22,10 @@ pub struct Route {
     pub token: TokenMode,
     /// Scopes of Ward's client-credentials token (`token = "client"`); `None`: no `scope`.
     pub scopes: Option<Vec<String>>,
+    /// RFC 8707 resource indicator: the upstream gets a token for this audience only.
+    pub resource: Option<String>,
+    /// The resource token comes from RFC 8693 token exchange rather than a refresh grant.
+    pub token_exchange: bool,
     /// Starts with `/`, no trailing `/` unless it is `/` itself, no empty or dot segment.
     prefix: String,
     upstream: Upstream,
@@ -79,6 +83,8 @@ impl Route {
             metrics: crate::telemetry::metrics::route(&prefix),
             token: config.token,
             scopes: config.scopes.clone(),
+            resource: config.resource.clone(),
+            token_exchange: config.token_exchange,
             prefix,
             upstream,
             strip_prefix: config.strip_prefix,

@@ -104,6 +104,8 @@ fn route(prefix: &str, upstream: &str, token: TokenMode, timeout: Duration) -> R
         timeout,
         max_request_body: None,
         scopes: None,
+        resource: None,
+        token_exchange: false,
         fields: None,
         profiles: Default::default(),
         max_buffered_response: 4 << 20,

@@ -158,7 +158,7 @@ pub async fn discover(
             Ok(client) if config.login.password_grant && !client.advertises_password_grant() => {
                 return Err(crate::oidc::PasswordGrantNotAdvertised.into());
             }
-            Ok(client) => return Ok(client),
+            Ok(client) => return Ok(client.with_resources(user_resources(&config.routes))),
             // A key or `par` that does not fit the IdP stays so: no retry.
             Err(err) if attempt < DISCOVERY_ATTEMPTS && !err.is_misconfiguration() => {
                 tracing::warn!(event = "discovery_failed", attempt, error = %err, "retrying");
@@ -169,6 +169,21 @@ pub async fn discover(
             Err(err) => return Err(err.into()),
         }
     }
+}
+
+/// The RFC 8707 resources of the routes whose tokens come from the user's grant: what every
+/// authorization request names.
+fn user_resources(routes: &[crate::config::RouteConfig]) -> Vec<String> {
+    routes
+        .iter()
+        .filter(|route| {
+            matches!(
+                route.token,
+                crate::config::TokenMode::User | crate::config::TokenMode::UserOptional
+            )
+        })
+        .filter_map(|route| route.resource.clone())
+        .collect()
 }
 
 /// Builds everything the handlers share, on the configured store.

@@ -114,6 +114,7 @@ mod tests {
             last_seen: 1,
             absolute_expires_at: 2,
             dpop_key: None,
+            resource_tokens: Default::default(),
         }
     }
 

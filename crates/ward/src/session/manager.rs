@@ -15,6 +15,7 @@ use super::cookie::{self, CookieAttributes, SessionCookie};
 use super::live::LiveSessions;
 use super::record::{SESSION_FORMAT, SessionData};
 use super::refresh::RefreshFlights;
+use super::resource_tokens::ResourceFlights;
 use super::seal::Sealer;
 use crate::oidc::TokenSet;
 use crate::secret::SecretString;
@@ -126,6 +127,8 @@ pub struct SessionManager {
     login_cookie: CookieAttributes,
     /// In-process single flight and back-off of access-token refreshes (see [`super::refresh`]).
     refreshes: RefreshFlights,
+    /// In-process single flight and back-off of resource tokens ([`super::resource_tokens`]).
+    resources: ResourceFlights,
     /// Opened sessions, reused while their record in the store is unchanged (see
     /// [`super::cache`]).
     opened: OpenedCache,
@@ -158,6 +161,7 @@ impl SessionManager {
             login_cookie_name,
             login_cookie,
             refreshes: RefreshFlights::default(),
+            resources: ResourceFlights::default(),
             opened: OpenedCache::default(),
         }
     }
@@ -331,6 +335,7 @@ impl SessionManager {
             last_seen: now,
             absolute_expires_at: now.saturating_add(self.settings.absolute_timeout),
             dpop_key: tokens.dpop_key,
+            resource_tokens: Default::default(),
         };
         let mut session = LoadedSession {
             cookie,
@@ -517,6 +522,11 @@ impl SessionManager {
     /// Hooks of the token refresh: clock and in-process refresh state.
     pub(super) fn refresh_parts(&self) -> (&Arc<dyn Clock>, &RefreshFlights) {
         (&self.clock, &self.refreshes)
+    }
+
+    /// Hook of the resource tokens: their in-process state.
+    pub(super) fn resource_flights(&self) -> &ResourceFlights {
+        &self.resources
     }
 
     /// Seals and writes the session; with [`Write::Over`] only over the record's version it

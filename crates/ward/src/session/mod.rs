@@ -10,6 +10,7 @@ pub mod live;
 pub mod manager;
 pub mod record;
 pub mod refresh;
+pub mod resource_tokens;
 pub mod seal;
 
 pub use manager::{LoadedSession, SessionManager, SessionSettings};

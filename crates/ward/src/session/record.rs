@@ -1,6 +1,8 @@
 //! What a session and a pending login hold. Serialized to JSON, then sealed: nothing here
 //! reaches a backend in the clear.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::{Map, Value};
 
@@ -46,6 +48,32 @@ pub struct SessionData {
     /// Only ever in this sealed record; absent in records of sessions without DPoP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dpop_key: Option<DpopKey>,
+    /// RFC 8707 access tokens of the `resource` routes, by resource
+    /// (`session::resource_tokens`). Absent in records written before them: none yet.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resource_tokens: BTreeMap<String, ResourceToken>,
+}
+
+/// An access token for one resource, as the session keeps it.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct ResourceToken {
+    /// The token, sent only to the routes of its resource.
+    #[serde(with = "secret")]
+    pub access_token: SecretString,
+    /// From when it is renewed (unix seconds): `refresh_skew` before its expiry, at most
+    /// half its lifetime early.
+    pub renew_at: u64,
+    /// Its expiry (unix seconds); an expired token is never sent.
+    pub expires_at: u64,
+}
+
+impl std::fmt::Debug for ResourceToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResourceToken")
+            .field("renew_at", &self.renew_at)
+            .field("expires_at", &self.expires_at)
+            .finish_non_exhaustive()
+    }
 }
 
 impl std::fmt::Debug for SessionData {

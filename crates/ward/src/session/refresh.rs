@@ -67,7 +67,7 @@ pub const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How often a waiting request re-reads the session record.
 pub const LOCK_POLL: Duration = Duration::from_millis(100);
 /// Upper bound of one refresh at the IdP, JWKS refetch included.
-const REFRESH_DEADLINE: Duration = Duration::from_secs(12);
+pub(super) const REFRESH_DEADLINE: Duration = Duration::from_secs(12);
 /// Seconds without a new refresh attempt after a transient failure (also `Retry-After`).
 pub const BACKOFF: u64 = 5;
 
@@ -292,7 +292,7 @@ impl SessionManager {
             // Nothing shared to lock: the record travels with this browser's requests.
             return self.refresh_locked(session, refresher).await;
         }
-        let lock_key = self.sealer().store_key(LOCK_NS, session.key.as_bytes());
+        let lock_key = self.refresh_lock_key(session);
         let deadline = Instant::now() + LOCK_WAIT;
         loop {
             let store = self.store().as_ref();
@@ -319,17 +319,33 @@ impl SessionManager {
         }
     }
 
-    /// Refreshes while holding `lease`, renewing it every [`LOCK_RENEW`] so that a slow IdP
-    /// or store never lets it expire under this holder, then releases it (only if still its
-    /// own: a lost lock belongs to its next holder).
+    /// Refreshes while holding `lease` (see [`holding`](Self::holding)).
     async fn refresh_holding(
         &self,
-        mut lease: Lease,
+        lease: Lease,
         session: &LoadedSession,
         refresher: &impl Refresher,
     ) -> Result<Outcome, StoreError> {
-        let (store, clock) = (self.store().as_ref(), self.refresh_parts().0);
         let work = self.refresh_locked(session, refresher);
+        self.holding(lease, session, work).await
+    }
+
+    /// The store key of the session's refresh lock: one lock for every use of its refresh
+    /// token (the main refresh and the resource tokens of `session::resource_tokens`).
+    pub(super) fn refresh_lock_key(&self, session: &LoadedSession) -> String {
+        self.sealer().store_key(LOCK_NS, session.key.as_bytes())
+    }
+
+    /// Runs `work` while holding `lease`, renewing it every [`LOCK_RENEW`] so that a slow IdP
+    /// or store never lets it expire under this holder, then releases it (only if still its
+    /// own: a lost lock belongs to its next holder).
+    pub(super) async fn holding<T>(
+        &self,
+        mut lease: Lease,
+        session: &LoadedSession,
+        work: impl Future<Output = T>,
+    ) -> T {
+        let (store, clock) = (self.store().as_ref(), self.refresh_parts().0);
         tokio::pin!(work);
         let renewing = async {
             loop {

@@ -19,7 +19,7 @@ use tracing_subscriber::layer::{Context, Filter, Layer};
 use super::metrics;
 
 /// Every event name Ward emits, sorted.
-pub const CATALOGUE: [&str; 77] = [
+pub const CATALOGUE: [&str; 79] = [
     "accept_failed",
     "accept_recovered",
     "admin_auth_failed",
@@ -73,6 +73,8 @@ pub const CATALOGUE: [&str; 77] = [
     "refresh_succeeded",
     "request_malformed",
     "request_too_large",
+    "resource_token_failed",
+    "resource_token_fetched",
     "response_trim_refused",
     "revocation_failed",
     "session_ended",

@@ -213,6 +213,12 @@ impl Ward {
     /// PostgreSQL) gets a connection (and read cache) of its own, as a second process would;
     /// the memory store can only be shared as the same object.
     pub async fn peer(&self) -> Peer {
+        self.peer_with(|_| {}).await
+    }
+
+    /// [`peer`](Self::peer) on this one's configuration as `change` leaves it (e.g. a route
+    /// added after sessions were made).
+    pub async fn peer_with(&self, change: impl FnOnce(&mut ward::config::Config)) -> Peer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let origin = format!(
             "http://localhost:{}",
@@ -229,13 +235,11 @@ impl Ward {
                     .expect("the second instance's store connection")
             }
         };
-        let state = ward::server::build_state_with_store(
-            self.state.config.clone(),
-            self.clock.clone(),
-            store,
-        )
-        .await
-        .expect("second instance");
+        let mut config = self.state.config.clone();
+        change(&mut config);
+        let state = ward::server::build_state_with_store(config, self.clock.clone(), store)
+            .await
+            .expect("second instance");
         let (stop, stopped) = oneshot::channel();
         tokio::spawn(ward::server::run(listener, state, async {
             let _ = stopped.await;
@@ -273,9 +277,10 @@ fn fapi2(
     dir: &std::path::Path,
     env: &mut BTreeMap<String, String>,
 ) {
-    let always_refresh = idp_options.always_refresh;
+    let (always_refresh, resources) = (idp_options.always_refresh, idp_options.resources.clone());
     *idp_options = IdpOptions::fapi2(idp_options.bff_origin.clone(), key);
     idp_options.always_refresh = always_refresh;
+    idp_options.resources = resources;
     let path = dir.join("ward-client-key.pem");
     key.write_pem(&path).expect("write the client key");
     env.insert("WARD_OIDC__CLIENT_AUTH".into(), "private_key_jwt".into());

@@ -30,6 +30,7 @@ mod logout_token;
 mod logout_token_rules;
 mod mtls;
 mod refresh;
+mod resource;
 mod revocation;
 
 const NOW: u64 = 1_700_000_000;

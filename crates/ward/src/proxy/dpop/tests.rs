@@ -71,6 +71,8 @@ fn proxy(addr: SocketAddr) -> Proxy {
         fields: None,
         profiles: Default::default(),
         max_buffered_response: 4 << 20,
+        resource: None,
+        token_exchange: false,
     };
     let outbound =
         crate::outbound::Outbound::load(&crate::config::OutboundConfig::default()).unwrap();

@@ -11,6 +11,8 @@ fn config(prefix: &str, upstream: &str, strip_prefix: bool) -> RouteConfig {
         timeout: Duration::from_secs(30),
         max_request_body: None,
         scopes: None,
+        resource: None,
+        token_exchange: false,
         fields: None,
         profiles: Default::default(),
         max_buffered_response: 4 << 20,
