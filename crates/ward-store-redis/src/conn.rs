@@ -11,7 +11,10 @@ use base64::engine::general_purpose::STANDARD;
 use redis::aio::{ConnectionLike, ConnectionManager, ConnectionManagerConfig};
 use redis::cluster::ClusterClientBuilder;
 use redis::cluster_async::ClusterConnection;
-use redis::{Client, Cmd, Pipeline, RedisFuture, RedisResult, TlsCertificates, Value};
+use redis::{
+    Client, Cmd, IntoConnectionInfo as _, Pipeline, ProtocolVersion, RedisFuture, RedisResult,
+    TlsCertificates, Value,
+};
 use rustls::pki_types::CertificateDer;
 
 use crate::address::Target;
@@ -38,16 +41,7 @@ impl Connection {
         target: &Target,
         roots: Option<&[CertificateDer<'static>]>,
     ) -> RedisResult<Self> {
-        let certificates = match (target.uses_tls(), roots) {
-            (true, roots) => {
-                install_crypto_provider();
-                roots.map(|roots| TlsCertificates {
-                    client_tls: None,
-                    root_cert: Some(pem_bundle(roots)),
-                })
-            }
-            (false, _) => None,
-        };
+        let certificates = certificates(target, roots);
         match target {
             Target::Single(url) => {
                 let config = ConnectionManagerConfig::new()
@@ -55,10 +49,7 @@ impl Connection {
                     .set_response_timeout(Some(RESPONSE_TIMEOUT))
                     .set_number_of_retries(RECONNECT_ATTEMPTS)
                     .set_max_delay(Duration::from_secs(2));
-                let client = match certificates {
-                    Some(certificates) => Client::build_with_tls(url.as_str(), certificates)?,
-                    None => Client::open(url.as_str())?,
-                };
+                let client = single_client(url, certificates, None)?;
                 let manager = ConnectionManager::new_with_config(client, config).await?;
                 Ok(Self::Single(manager))
             }
@@ -74,6 +65,54 @@ impl Connection {
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
         }
+    }
+}
+
+/// The trust for `rediss://`: `roots` when given, else the driver's (the system's) roots.
+fn certificates(
+    target: &Target,
+    roots: Option<&[CertificateDer<'static>]>,
+) -> Option<TlsCertificates> {
+    if !target.uses_tls() {
+        return None;
+    }
+    install_crypto_provider();
+    roots.map(|roots| TlsCertificates {
+        client_tls: None,
+        root_cert: Some(pem_bundle(roots)),
+    })
+}
+
+/// A client of one server at `url`, speaking `protocol` when given (else as the URL says).
+fn single_client(
+    url: &str,
+    certificates: Option<TlsCertificates>,
+    protocol: Option<ProtocolVersion>,
+) -> RedisResult<Client> {
+    let mut info = url.into_connection_info()?;
+    if let Some(protocol) = protocol {
+        let settings = info.redis_settings().clone().set_protocol(protocol);
+        info = info.set_redis_settings(settings);
+    }
+    match certificates {
+        Some(certificates) => Client::build_with_tls(info, certificates),
+        None => Client::open(info),
+    }
+}
+
+/// A RESP3 client of the one server of `target`, for the client cache's tracking connection
+/// (push messages need RESP3); `None` for a cluster, which the client cache does not support.
+pub(crate) fn tracking_client(
+    target: &Target,
+    roots: Option<&[CertificateDer<'static>]>,
+) -> Option<RedisResult<Client>> {
+    match target {
+        Target::Single(url) => Some(single_client(
+            url,
+            certificates(target, roots),
+            Some(ProtocolVersion::RESP3),
+        )),
+        Target::Cluster(_) => None,
     }
 }
 

@@ -17,6 +17,18 @@ pub struct ConnectError {
     pub(crate) source: BoxError,
 }
 
+/// Why the client cache (`Options::client_cache`) could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientCacheError {
+    /// The URL names a cluster: tracking is per node, and the cluster connection cannot turn
+    /// it back on when it reconnects a node, so the cache is refused there.
+    #[error("the client cache is not supported on a Redis Cluster (redis+cluster://)")]
+    Cluster,
+    /// The server refused RESP3 (`HELLO 3`, Redis 6+) or `CLIENT TRACKING`, or is unreachable.
+    #[error("the client cache's tracking connection (RESP3, CLIENT TRACKING ON) failed")]
+    Tracking(#[source] RedisError),
+}
+
 /// Maps a driver error of an open store.
 pub(crate) fn from_redis(error: RedisError) -> StoreError {
     if is_corrupt(&error) {

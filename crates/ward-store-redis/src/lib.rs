@@ -42,11 +42,20 @@
 //! - **Counting** ([`Count`](ward_store::Count), for `ward_sessions_active`): the expiry set's
 //!   members under the prefix, each checked against its record (module `count`).
 //! - **Revocation** (`delete`, index lookups) takes effect for every Ward instance at once,
-//!   since all read the same Redis.
-//! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls.
+//!   since all read the same Redis (with the client cache: as soon as Redis's `invalidate`
+//!   push has reached the instance, well under a millisecond on one host).
+//! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls
+//!   (with the client cache, a second one carries the cached reads and Redis's invalidations).
 //!   A call that meets a dropped connection is sent once more on the new one; every step is
 //!   written so that a replay is harmless (a replayed `take` finds nothing: fail closed).
 //!   Requests time out after 5 s, then fail with [`StoreError::Unavailable`].
+//!
+//! - **Client cache** (opt-in, [`Options::client_cache`], `[store] client_cache`): record
+//!   reads answered in process, kept correct across instances by RESP3 `CLIENT TRACKING` on a
+//!   second connection: another instance's change of a record removes this instance's copy
+//!   within milliseconds, and a lost or silent tracking connection empties the cache and
+//!   serves nothing from it until tracking is back (module `client_cache`). One server only:
+//!   refused on a cluster.
 //!
 //! Keys, under the configured prefix `P`: `P r:<key>` (a HASH per record, format-versioned
 //! by its `f` field; data of another format is refused as [`StoreError::Corrupt`], never
@@ -57,6 +66,7 @@
 #![warn(missing_docs)]
 
 mod address;
+mod client_cache;
 mod conn;
 mod count;
 mod error;
@@ -72,11 +82,32 @@ use rustls::pki_types::CertificateDer;
 use ward_store::{Clock, StoreError};
 
 pub use address::UrlError;
-pub use error::ConnectError;
+pub use client_cache::{
+    CacheEvent, CacheStats, HEARTBEAT, HEARTBEAT_TIMEOUT, LEASE, MAX_AGE, MAX_BYTES,
+};
+pub use error::{ClientCacheError, ConnectError};
 pub use layout::FormatError;
 
+use client_cache::ClientCache;
 use conn::Connection;
 use layout::Keys;
+
+/// Options of [`RedisStore::connect_with`]; the default is what [`RedisStore::connect`] does.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Answer record reads from an in-process cache kept correct by RESP3 `CLIENT TRACKING`
+    /// (see the crate docs). One server only: a cluster URL is refused.
+    pub client_cache: bool,
+}
+
+impl Options {
+    /// [`Options::client_cache`] set to `on`.
+    pub fn client_cache(mut self, on: bool) -> Self {
+        self.client_cache = on;
+        self
+    }
+}
 
 /// The Redis [`SessionStore`](ward_store::SessionStore). Cheap to clone: clones share one
 /// reconnecting connection (or one cluster connection); no call opens a connection of its own.
@@ -85,6 +116,7 @@ pub struct RedisStore {
     conn: Connection,
     keys: Keys,
     clock: Arc<dyn Clock>,
+    cache: Option<Arc<ClientCache>>,
 }
 
 impl std::fmt::Debug for RedisStore {
@@ -95,6 +127,7 @@ impl std::fmt::Debug for RedisStore {
         };
         f.debug_struct("RedisStore")
             .field("mode", &mode)
+            .field("client_cache", &self.cache.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -110,7 +143,7 @@ impl RedisStore {
         key_prefix: &str,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, StoreError> {
-        Self::open(url, key_prefix, clock, None).await
+        Self::connect_with(url, key_prefix, clock, None, Options::default()).await
     }
 
     /// [`connect`](Self::connect) trusting exactly `roots` for `rediss://` (the gateway passes
@@ -121,14 +154,20 @@ impl RedisStore {
         clock: Arc<dyn Clock>,
         roots: &[CertificateDer<'static>],
     ) -> Result<Self, StoreError> {
-        Self::open(url, key_prefix, clock, Some(roots)).await
+        Self::connect_with(url, key_prefix, clock, Some(roots), Options::default()).await
     }
 
-    async fn open(
+    /// [`connect`](Self::connect) with `options`, trusting exactly `roots` when given (see
+    /// [`connect_with_roots`](Self::connect_with_roots)). With [`Options::client_cache`], also
+    /// opens the tracking connection; fails ([`StoreError::Unavailable`], cause
+    /// [`ConnectError`] over a [`ClientCacheError`]) on a cluster URL or when the server
+    /// refuses RESP3 or `CLIENT TRACKING`.
+    pub async fn connect_with(
         url: &str,
         key_prefix: &str,
         clock: Arc<dyn Clock>,
         roots: Option<&[CertificateDer<'static>]>,
+        options: Options,
     ) -> Result<Self, StoreError> {
         let failed = |source: ward_store::BoxError| {
             StoreError::Unavailable(Box::new(ConnectError {
@@ -137,13 +176,43 @@ impl RedisStore {
             }))
         };
         let target = address::parse(url).map_err(|e| failed(Box::new(e)))?;
+        // The cluster check first: a cluster URL with the cache is refused before connecting.
+        let tracking = match options.client_cache {
+            false => None,
+            true => Some(
+                conn::tracking_client(&target, roots)
+                    .ok_or_else(|| failed(Box::new(ClientCacheError::Cluster)))?
+                    .map_err(|e| failed(Box::new(e)))?,
+            ),
+        };
         let conn = Connection::open(&target, roots)
             .await
             .map_err(|e| failed(Box::new(e)))?;
+        let keys = Keys::new(key_prefix);
+        let cache = match tracking {
+            None => None,
+            Some(client) => Some(Arc::new(
+                ClientCache::start(client, keys.record(""), clock.clone())
+                    .await
+                    .map_err(|e| failed(Box::new(ClientCacheError::Tracking(e))))?,
+            )),
+        };
         Ok(Self {
             conn,
-            keys: Keys::new(key_prefix),
+            keys,
             clock,
+            cache,
         })
+    }
+
+    /// The client cache's counters; `None` without [`Options::client_cache`].
+    pub fn client_cache_stats(&self) -> Option<CacheStats> {
+        self.cache.as_ref().map(|cache| cache.stats())
+    }
+
+    /// What the client cache does from now on (connections, invalidations, flushes; never a
+    /// key or value); `None` without [`Options::client_cache`].
+    pub fn client_cache_events(&self) -> Option<tokio::sync::broadcast::Receiver<CacheEvent>> {
+        self.cache.as_ref().map(|cache| cache.events())
     }
 }

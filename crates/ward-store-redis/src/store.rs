@@ -12,6 +12,7 @@ use ward_store::{
 };
 
 use crate::RedisStore;
+use crate::client_cache::Lookup;
 use crate::error::{corrupt, from_redis, is_dropped};
 use crate::layout::{self, FormatError};
 use crate::scripts;
@@ -29,6 +30,21 @@ pub(crate) fn fields<const N: usize>(reply: &Value) -> Result<&[Value; N], Store
         .map_err(corrupt)?
         .try_into()
         .map_err(|_| corrupt(FormatError::UnexpectedReply))
+}
+
+/// The value and expiry in a reply to [`RedisStore::read_command`], when live at `now`.
+fn record_of(reply: &Value, now: UnixTime) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
+    let [format, exp, value] = fields(reply)?;
+    if [format, exp, value].iter().all(|v| **v == Value::Nil) {
+        return Ok(None);
+    }
+    layout::check_format(format).map_err(corrupt)?;
+    let expires_at = layout::seconds(exp).map_err(corrupt)?;
+    if expires_at <= now {
+        return Ok(None);
+    }
+    let value = layout::required(value).map_err(corrupt)?.to_vec();
+    Ok(Some((value, expires_at)))
 }
 
 /// Seconds of native TTL for a record expiring at `expires_at`; 0 when already expired.
@@ -139,6 +155,7 @@ impl RedisStore {
         record: Record,
         mode: WriteMode<'_>,
     ) -> Result<bool, StoreError> {
+        let _writing = self.writing(key);
         let now = self.clock.now();
         let ttl = ttl(record.expires_at, now);
         let generation = layout::new_generation();
@@ -209,6 +226,32 @@ impl RedisStore {
         }
     }
 
+    /// The read of a record's value and expiry.
+    fn read_command(&self, key: &str) -> Cmd {
+        cmd("HMGET")
+            .arg(self.keys.record(key))
+            .arg(&["f", "exp", "v"])
+            .clone()
+    }
+
+    /// The record under `key` as Redis holds it now, over the main connection.
+    async fn read_record(
+        &self,
+        key: &str,
+        now: UnixTime,
+    ) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
+        let reply = self
+            .query(&self.read_command(key))
+            .await
+            .map_err(from_redis)?;
+        record_of(&reply, now)
+    }
+
+    /// Marks `key` as written by this store while the guard lives (client cache only).
+    fn writing<'a>(&'a self, key: &'a str) -> Option<crate::client_cache::Writing<'a>> {
+        self.cache.as_ref().map(|cache| cache.writing(key))
+    }
+
     /// Removes the record under `key`; its value (when taken) if it was live, and whether it
     /// was live.
     async fn remove(
@@ -216,6 +259,7 @@ impl RedisStore {
         key: &str,
         how: Removal<'_>,
     ) -> Result<(bool, Option<Vec<u8>>), StoreError> {
+        let _writing = self.writing(key);
         let now = self.clock.now();
         let take = how == Removal::Take;
         let mut call = scripts::REMOVE.key(self.keys.record(key));
@@ -328,22 +372,30 @@ impl SessionStore for RedisStore {
 
     async fn get_expiring(&self, key: &str) -> Result<Option<(Vec<u8>, UnixTime)>, StoreError> {
         let now = self.clock.now();
-        let read = cmd("HMGET")
-            .arg(self.keys.record(key))
-            .arg(&["f", "exp", "v"])
-            .clone();
-        let reply = self.query(&read).await.map_err(from_redis)?;
-        let [format, exp, value] = fields(&reply)?;
-        if [format, exp, value].iter().all(|v| **v == Value::Nil) {
-            return Ok(None);
+        let Some(cache) = &self.cache else {
+            return self.read_record(key, now).await;
+        };
+        let ticket = match cache.lookup(key, now) {
+            Lookup::Hit(value, expires_at) => return Ok(Some((value, expires_at))),
+            Lookup::Bypass => return self.read_record(key, now).await,
+            Lookup::Track(ticket) => ticket,
+        };
+        let read = self.read_command(key);
+        let mut conn = ticket.conn.clone();
+        // A failed tracked read goes to the main connection (which reconnects), uncached.
+        let Ok(reply) = read.query_async(&mut conn).await else {
+            return self.read_record(key, now).await;
+        };
+        let found = record_of(&reply, now)?;
+        if let Some((value, expires_at)) = &found {
+            cache.insert(&ticket, key, value, *expires_at);
         }
-        layout::check_format(format).map_err(corrupt)?;
-        let expires_at = layout::seconds(exp).map_err(corrupt)?;
-        if expires_at <= now {
-            return Ok(None);
-        }
-        let value = layout::required(value).map_err(corrupt)?.to_vec();
-        Ok(Some((value, expires_at)))
+        Ok(found)
+    }
+
+    async fn get_current(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let now = self.clock.now();
+        Ok(self.read_record(key, now).await?.map(|(value, _)| value))
     }
 
     async fn take(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {

@@ -25,3 +25,24 @@ mod cached_reads {
         CachedReads::new(store, Duration::from_secs(1), clock)
     });
 }
+
+/// The same suite with the client cache on (`[store] client_cache`): one handle with the
+/// cache keeps every guarantee of the Redis store.
+mod client_cache {
+    use std::sync::Arc;
+
+    use ward_store::ManualClock;
+    use ward_store::conformance::Guarded;
+    use ward_store_redis::{Options, RedisStore};
+
+    use super::support;
+
+    ward_store::conformance_tests!(|clock: Arc<ManualClock>| async move {
+        let (url, prefix) = (support::redis_url(), support::unique_prefix());
+        let options = Options::default().client_cache(true);
+        let store = RedisStore::connect_with(&url, &prefix, clock, None, options)
+            .await
+            .unwrap_or_else(|e| panic!("Redis is unreachable: {}", support::chain(&e)));
+        Guarded::new(store, support::Cleanup { url, prefix })
+    });
+}

@@ -286,3 +286,48 @@ async fn postgres_over_tls_is_trusted_through_the_outbound_ca_file_only() {
     let causes = chain(&error);
     assert!(causes.contains("UnknownIssuer"), "{causes}");
 }
+
+/// `[store] client_cache` opens a second, RESP3 connection for `CLIENT TRACKING`, and the store
+/// opens only once it is up: over TLS it is trusted through the same `ca_file`. Without the CA
+/// the store is refused as before.
+#[tokio::test]
+async fn the_client_caches_tracking_connection_uses_the_same_trust() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let ca = TestCa::new("Ward store TLS test CA").expect("make the CA");
+    let redis = TlsRedis::start(dir.path(), &ca);
+    let ca_file = ca.write_cert(dir.path(), "outbound").expect("write the CA");
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let store = format!(
+        "kind = \"redis\"\nurl = \"rediss://127.0.0.1:{}\"\nclient_cache = true",
+        redis.port
+    );
+
+    let trusted = store_config(&store, Some(&ca_file));
+    assert!(trusted.store.client_cache);
+    let outbound = ward::outbound::Outbound::load(&trusted.outbound).expect("outbound trust");
+    let opened = ward::server::open_store(&trusted, &outbound, clock.clone())
+        .await
+        .expect("the store and its tracking connection over TLS, the CA in ca_file");
+    let record = ward_store::Record {
+        value: b"sealed".to_vec(),
+        expires_at: clock.now() + 60,
+        indexes: Vec::new(),
+        created_at: clock.now(),
+        updated_at: clock.now(),
+    };
+    opened.put("s:tls", record).await.expect("put over TLS");
+    for _ in 0..2 {
+        let read = opened.get("s:tls").await.expect("get over TLS");
+        assert_eq!(read.as_deref(), Some(&b"sealed"[..]));
+    }
+    assert!(opened.delete("s:tls").await.expect("delete over TLS"));
+    assert_eq!(opened.get("s:tls").await.expect("get over TLS"), None);
+
+    let untrusted = store_config(&store, None);
+    let outbound = ward::outbound::Outbound::load(&untrusted.outbound).expect("outbound trust");
+    let Err(error) = ward::server::open_store(&untrusted, &outbound, clock).await else {
+        panic!("a Redis certificate from an unknown CA was accepted");
+    };
+    let causes = chain(&error);
+    assert!(causes.contains("UnknownIssuer"), "{causes}");
+}

@@ -265,6 +265,13 @@ pub struct StoreConfig {
     /// much later (this instance's own writes are seen at once).
     #[serde(default, with = "crate::config::duration")]
     pub cache_ttl: Duration,
+    /// Reuse session record reads in process, kept correct across instances by Redis's
+    /// server-assisted client caching (RESP3 `CLIENT TRACKING`): another instance's logout or
+    /// refresh removes this instance's copy within milliseconds, and a lost connection to
+    /// Redis empties the cache. `redis` on one server only (not a cluster); not with
+    /// `cache_ttl`. Needs Redis 6 or later.
+    #[serde(default)]
+    pub client_cache: bool,
 }
 
 /// The session store backend.

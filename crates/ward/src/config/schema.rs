@@ -77,6 +77,7 @@ pub(crate) const KEYS: &[(&str, &str, Shape)] = &[
     ("store", "url_file", Shape::Text),
     ("store", "key_prefix", Shape::Text),
     ("store", "cache_ttl", Shape::Text),
+    ("store", "client_cache", Shape::Structured),
     ("crypto", "keys", Shape::Structured),
     ("crypto", "keys_file", Shape::Text),
     ("rate_limit", "login", Shape::Structured),

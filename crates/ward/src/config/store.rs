@@ -68,6 +68,9 @@ pub(crate) fn check_store(store: &StoreConfig, out: &mut Problems) {
             ),
         );
     }
+    if store.client_cache {
+        check_client_cache(store, url, out);
+    }
     if !is_key_prefix(&store.key_prefix) {
         out.push(
             "store.key_prefix",
@@ -77,6 +80,40 @@ pub(crate) fn check_store(store: &StoreConfig, out: &mut Problems) {
             ),
         );
     }
+}
+
+/// `store.client_cache`: Redis on one server, and not together with `cache_ttl` (whose
+/// bounded staleness it replaces).
+fn check_client_cache(store: &StoreConfig, url: Option<&str>, out: &mut Problems) {
+    const KEY: &str = "store.client_cache";
+    if store.kind != StoreKind::Redis {
+        out.push(
+            KEY,
+            format!(
+                "only used by store.kind = \"redis\", not \"{}\"",
+                kind_name(store.kind)
+            ),
+        );
+    } else if url.is_some_and(is_cluster_url) {
+        out.push(
+            KEY,
+            "not supported on a Redis Cluster (redis+cluster://): tracking is per node and is \
+             lost when the cluster connection reconnects a node",
+        );
+    } else if !store.cache_ttl.is_zero() {
+        out.push(
+            KEY,
+            "cannot be combined with store.cache_ttl: choose one (client_cache is exact, \
+             cache_ttl lets another instance's logout arrive up to cache_ttl later)",
+        );
+    }
+}
+
+fn is_cluster_url(url: &str) -> bool {
+    url.split_once("://").is_some_and(|(scheme, _)| {
+        scheme.eq_ignore_ascii_case("redis+cluster")
+            || scheme.eq_ignore_ascii_case("rediss+cluster")
+    })
 }
 
 fn report(result: Result<(), String>, out: &mut Problems) {

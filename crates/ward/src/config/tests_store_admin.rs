@@ -453,3 +453,47 @@ fn a_read_cache_too_long_or_on_another_store_is_refused() {
         "store.cache_ttl",
     );
 }
+
+#[test]
+fn the_redis_client_cache_is_off_unless_set() {
+    let config = load_ok(&with_store("redis", "redis://127.0.0.1:6379"), &[]);
+    assert!(!config.store.client_cache);
+    let text = format!(
+        "{}client_cache = true\n",
+        with_store("redis", "rediss://127.0.0.1:6380")
+    );
+    assert!(load_ok(&text, &[]).store.client_cache);
+    let config = load_ok(
+        &with_store("redis", "redis://127.0.0.1:6379"),
+        &[("WARD_STORE__CLIENT_CACHE", "true")],
+    );
+    assert!(config.store.client_cache);
+}
+
+#[test]
+fn the_client_cache_is_refused_off_redis_on_a_cluster_and_with_cache_ttl() {
+    assert_problem(
+        "[store]\nkind = \"embedded\"\nclient_cache = true\n",
+        "store.client_cache: only used by store.kind = \"redis\", not \"embedded\"",
+    );
+    assert_problem(
+        "[store]\nkind = \"postgres\"\nurl = \"postgres://db/ward\"\nclient_cache = true\n",
+        "store.client_cache: only used by store.kind = \"redis\", not \"postgres\"",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"redis+cluster://n1:7000,n2:7001\"\nclient_cache = true\n",
+        "store.client_cache: not supported on a Redis Cluster",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"REDISS+CLUSTER://n1:7000\"\nclient_cache = true\n",
+        "store.client_cache: not supported on a Redis Cluster",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\ncache_ttl = \"1s\"\nclient_cache = true\n",
+        "store.client_cache: cannot be combined with store.cache_ttl",
+    );
+    assert_problem(
+        "[store]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379\"\nclient_cache = \"yes\"\n",
+        "store.client_cache",
+    );
+}

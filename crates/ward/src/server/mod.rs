@@ -90,12 +90,15 @@ pub async fn open_store(
             clock,
         )),
         StoreKind::Redis => {
+            let options =
+                ward_store_redis::Options::default().client_cache(config.store.client_cache);
             let redis = Arc::new(
-                ward_store_redis::RedisStore::connect_with_roots(
+                ward_store_redis::RedisStore::connect_with(
                     store_url(config)?,
                     &config.store.key_prefix,
                     clock.clone(),
-                    outbound.trusted_certificates(),
+                    Some(outbound.trusted_certificates()),
+                    options,
                 )
                 .await?,
             );
