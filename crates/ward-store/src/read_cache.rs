@@ -104,10 +104,12 @@ impl ReadCache {
         if inner.generation != generation || inner.writing.contains_key(key) {
             return;
         }
+        // Expired entries go at most once per time to live: a full cache is not scanned on
+        // every insert (the lock is held meanwhile); until the next purge, it takes no more.
         let purge_due = inner
             .last_purge
             .is_none_or(|at| now.saturating_sub(at) >= self.ttl);
-        if purge_due || inner.entries.len() >= CAPACITY {
+        if purge_due {
             inner
                 .entries
                 .retain(|_, e| now.saturating_sub(e.at) < self.ttl);
@@ -237,5 +239,24 @@ mod tests {
             cache.insert(g, &key, b"v", 100);
         }
         assert_eq!(cache.lock().entries.len(), CAPACITY);
+    }
+
+    #[test]
+    fn a_full_cache_takes_new_entries_once_the_old_ones_expired() {
+        let clock = Arc::new(ManualClock::new(0));
+        let cache = ReadCache::new(Duration::from_secs(1), clock.clone());
+        for i in 0..CAPACITY {
+            let key = format!("k{i}");
+            let g = generation(&cache, &key);
+            cache.insert(g, &key, b"v", 100);
+        }
+        let g = generation(&cache, "new");
+        cache.insert(g, "new", b"v", 100);
+        assert_eq!(hit(&cache, "new", 1), None, "full: nothing more is taken");
+        clock.advance(1);
+        let g = generation(&cache, "new");
+        cache.insert(g, "new", b"v", 100);
+        assert_eq!(hit(&cache, "new", 1), Some(b"v".to_vec()));
+        assert_eq!(cache.lock().entries.len(), 1, "the expired entries went");
     }
 }

@@ -75,6 +75,10 @@ pub(crate) async fn send_limited(
     req: Request<Body>,
     limit: u64,
 ) -> Result<Response<Incoming>, ApiError> {
+    if hyper::body::Body::is_end_stream(req.body()) {
+        // No body (most GETs): nothing to count, no overflow to watch for.
+        return send(client, route, req).await;
+    }
     let (parts, body) = req.into_parts();
     let (body, mut overflow) = LimitedBody::new(body, limit);
     let req = Request::from_parts(parts, Body::new(body));

@@ -82,12 +82,33 @@ pub(crate) fn rewrite_request(headers: &mut HeaderMap, add: &RequestAdditions<'_
     if let Some(value) = add.bearer {
         headers.insert(header::AUTHORIZATION, value.clone());
     }
-    if let Ok(ip) = HeaderValue::try_from(add.client_ip.to_string()) {
+    if let Some(ip) = address_value(add.client_ip) {
         headers.insert(X_FORWARDED_FOR, ip);
     }
     headers.insert(X_FORWARDED_PROTO, add.forwarded_proto.clone());
     headers.insert(X_FORWARDED_HOST, add.forwarded_host.clone());
     headers.insert(header::HOST, add.upstream_host.clone());
+}
+
+thread_local! {
+    /// The last client address formatted on this thread, with its header value: a browser's
+    /// requests come one after another from the same address.
+    static LAST_ADDRESS: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// `ip` as a header value (`X-Forwarded-For`), formatted once per change of address.
+fn address_value(ip: IpAddr) -> Option<HeaderValue> {
+    LAST_ADDRESS.with_borrow_mut(|last| {
+        if let Some((known, value)) = last
+            && *known == ip
+        {
+            return Some(value.clone());
+        }
+        let value = HeaderValue::try_from(ip.to_string()).ok()?;
+        *last = Some((ip, value.clone()));
+        Some(value)
+    })
 }
 
 /// Rewrites upstream response headers in place into what the browser receives.
@@ -99,11 +120,15 @@ pub(crate) fn rewrite_response(headers: &mut HeaderMap, ward_cookies: &[String])
 
 /// Removes the fixed hop-by-hop fields and every field named in `Connection`.
 fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    // A nominated fixed field (the usual `keep-alive`) goes with the fixed ones below: no copy
+    // of its name.
     let nominated: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
         .flat_map(|value| value.as_bytes().split(|b| *b == b','))
-        .filter_map(|token| HeaderName::from_bytes(token.trim_ascii()).ok())
+        .map(<[u8]>::trim_ascii)
+        .filter(|token| !HOP_BY_HOP.iter().any(|h| same_token(token, h)))
+        .filter_map(|token| HeaderName::from_bytes(token).ok())
         .collect();
     for name in nominated {
         headers.remove(name);
@@ -114,12 +139,14 @@ fn strip_hop_by_hop(headers: &mut HeaderMap) {
 }
 
 fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
-    let names: Vec<HeaderName> = headers
-        .keys()
-        .filter(|name| doomed(name.as_str()))
-        .cloned()
-        .collect();
-    for name in names {
+    let mut names = headers.keys().filter(|name| doomed(name.as_str())).cloned();
+    let Some(first) = names.next() else {
+        return;
+    };
+    // Usually `first` (the browser's `Host`) is the only one: then nothing is collected.
+    let rest: Vec<HeaderName> = names.collect();
+    headers.remove(first);
+    for name in rest {
         headers.remove(name);
     }
 }
@@ -128,6 +155,15 @@ fn remove_where(headers: &mut HeaderMap, doomed: impl Fn(&str) -> bool) {
 /// servers (CGI, WSGI, Rack) merge `X_Forwarded_For` into `X-Forwarded-For`.
 fn same_name(name: &str, target: &str) -> bool {
     name.len() == target.len() && has_prefix(name, target)
+}
+
+/// A `Connection` token naming the field `target` as [`same_name`] reads names (any case).
+fn same_token(token: &[u8], target: &str) -> bool {
+    token.len() == target.len()
+        && token
+            .iter()
+            .zip(target.bytes())
+            .all(|(t, p)| t.to_ascii_lowercase() == p || (*t == b'_' && p == b'-'))
 }
 
 fn has_prefix(name: &str, prefix: &str) -> bool {
@@ -180,6 +216,38 @@ mod tests {
             .iter()
             .map(|v| v.to_str().expect("ascii"))
             .collect()
+    }
+
+    #[test]
+    fn each_client_address_gets_its_own_value_whatever_came_before() {
+        let v4 = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 7));
+        let v6: IpAddr = "2001:db8::1".parse().expect("address");
+        let other = IpAddr::V4(Ipv4Addr::new(198, 51, 100, 1));
+        for (ip, text) in [
+            (v4, "203.0.113.7"),
+            (v4, "203.0.113.7"),
+            (v6, "2001:db8::1"),
+            (other, "198.51.100.1"),
+            (v4, "203.0.113.7"),
+        ] {
+            assert_eq!(address_value(ip).expect("a header value"), text);
+        }
+    }
+
+    #[test]
+    fn nominated_fixed_fields_go_in_any_spelling_and_other_tokens_still_name_fields() {
+        let mut headers = map(&[
+            ("connection", "Keep-Alive, UPGRADE, close"),
+            ("keep_alive", "timeout=5"),
+            ("upgrade", "websocket"),
+            ("close", "1"),
+            ("accept", "application/json"),
+        ]);
+        rewrite(&mut headers, None);
+        for gone in ["connection", "keep_alive", "upgrade", "close"] {
+            assert!(!headers.contains_key(gone), "{gone} survived");
+        }
+        assert!(headers.contains_key("accept"));
     }
 
     #[test]

@@ -318,7 +318,7 @@ impl Proxy {
             );
             return Err(ApiError::BadRequest);
         }
-        let Some(target) = route.upstream_uri(path, parts.uri.query()) else {
+        let Some(target) = route.upstream_uri_of(&parts.uri) else {
             tracing::warn!(
                 event = "proxy_route_mismatch",
                 route = route.prefix(),

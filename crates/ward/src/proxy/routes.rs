@@ -167,6 +167,25 @@ impl Route {
         (rest.is_empty() || rest.starts_with('/')).then_some(rest)
     }
 
+    /// [`upstream_uri`](Self::upstream_uri) for the request URI `uri`. When the upstream
+    /// receives the path unchanged (no `strip_prefix`, no base path), its path and query are
+    /// reused as they came (shared bytes, not copied or parsed again).
+    pub(crate) fn upstream_uri_of(&self, uri: &Uri) -> Option<Uri> {
+        match uri.path_and_query() {
+            Some(same) if !self.strip_prefix && self.upstream.base_path.is_empty() => {
+                if !self.matches(same.path()) {
+                    return None;
+                }
+                let mut parts = axum::http::uri::Parts::default();
+                parts.scheme = Some(self.upstream.scheme.clone());
+                parts.authority = Some(self.upstream.authority.clone());
+                parts.path_and_query = Some(same.clone());
+                Uri::from_parts(parts).ok()
+            }
+            _ => self.upstream_uri(uri.path(), uri.query()),
+        }
+    }
+
     /// The absolute upstream URI for a request with this raw `path` and `query` (verbatim).
     /// `None` when the path is not under the route or the result is not a valid URI; never
     /// panics, whatever the input.

@@ -34,26 +34,20 @@ pub(crate) fn set(headers: &mut HeaderMap, traceparent: HeaderValue) {
 }
 
 /// W3C Trace Context version 00: `00-<32 hex>-<16 hex>-<2 hex>`, lower-case, ids not all zero.
+/// Hex digits are never `-`, so the parts sit at fixed places in exactly 55 bytes.
 pub(crate) fn is_valid_traceparent(value: &[u8]) -> bool {
-    let [b'0', b'0', b'-', rest @ ..] = value else {
+    let Ok(value) = <&[u8; 55]>::try_from(value) else {
         return false;
     };
-    let Ok(rest) = std::str::from_utf8(rest) else {
-        return false;
-    };
-    let mut parts = rest.split('-');
-    let (Some(trace), Some(span), Some(flags), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
-    else {
-        return false;
-    };
-    let lower_hex = |s: &str, len: usize| {
-        s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
-    };
-    let not_zero = |s: &str| s.bytes().any(|b| b != b'0');
-    lower_hex(trace, 32)
-        && lower_hex(span, 16)
-        && lower_hex(flags, 2)
+    let lower_hex = |s: &[u8]| s.iter().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
+    let not_zero = |s: &[u8]| s.iter().any(|b| *b != b'0');
+    let (trace, span, flags) = (&value[3..35], &value[36..52], &value[53..]);
+    value.starts_with(b"00-")
+        && value[35] == b'-'
+        && value[52] == b'-'
+        && lower_hex(trace)
+        && lower_hex(span)
+        && lower_hex(flags)
         && not_zero(trace)
         && not_zero(span)
 }

@@ -139,7 +139,12 @@ impl Sealer {
         ctx.update(namespace.as_bytes());
         ctx.update(b"\0");
         ctx.update(id);
-        format!("{namespace}:{}", URL_SAFE_NO_PAD.encode(ctx.finish()))
+        // Written in place: one allocation per key (it is made on every proxied request).
+        let mut key = String::with_capacity(namespace.len() + 1 + 43);
+        key.push_str(namespace);
+        key.push(':');
+        URL_SAFE_NO_PAD.encode_string(ctx.finish(), &mut key);
+        key
     }
 
     /// Index entries for `kind` (`"sub"`, `"sid"`) = `value`: a keyed hash under every server

@@ -181,3 +181,31 @@ fn invalid_upstreams_and_duplicates_are_refused() {
     zero.timeout = Duration::ZERO;
     assert!(Route::compile(0, &zero).is_err());
 }
+
+#[test]
+fn the_request_uri_gives_the_same_upstream_uri_as_its_path_and_query() {
+    let requests = [
+        "/api",
+        "/api/",
+        "/api/a/b?x=1&y=%2F",
+        "/api/a?",
+        "/api//evil.example/steal",
+        "/api/group%2Fproject",
+        "/apix",
+        "/other?q",
+        "http://browser.example/api/a?b",
+    ];
+    for (upstream, strip) in [
+        ("http://h:1", false),
+        ("http://h:1", true),
+        ("http://h:1/b", false),
+    ] {
+        let r = route("/api", upstream, strip);
+        for request in requests {
+            let uri: Uri = request.parse().expect("request URI");
+            let of = r.upstream_uri_of(&uri).map(|u| u.to_string());
+            let from_parts = target(&r, uri.path(), uri.query());
+            assert_eq!(of, from_parts, "{upstream} strip={strip} {request}");
+        }
+    }
+}
