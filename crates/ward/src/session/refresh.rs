@@ -166,18 +166,27 @@ pub struct RefreshFlights {
     backoff: Mutex<HashMap<String, u64>>,
 }
 
+/// The flight under `key` in `flights`, joined while one of its requests still holds it, else
+/// a new one. Entries of finished flights are dropped here, so the map holds about the live
+/// ones only. (Refresh flights and resource-token flights alike.)
+pub(crate) fn join_flight<T: Default>(
+    flights: &Mutex<HashMap<String, Weak<T>>>,
+    key: &str,
+) -> Arc<T> {
+    let mut flights = flights.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some(flight) = flights.get(key).and_then(Weak::upgrade) {
+        return flight;
+    }
+    flights.retain(|_, flight| flight.strong_count() > 0);
+    let flight = Arc::new(T::default());
+    flights.insert(key.to_owned(), Arc::downgrade(&flight));
+    flight
+}
+
 impl RefreshFlights {
     /// The flight of the session under `key`, joined or started.
     fn join(&self, key: &str) -> Arc<Flight> {
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = flights.get(key).and_then(Weak::upgrade) {
-            return flight;
-        }
-        // Entries of finished flights go here, so the map holds about the live ones only.
-        flights.retain(|_, flight| flight.strong_count() > 0);
-        let flight = Arc::new(Flight::default());
-        flights.insert(key.to_owned(), Arc::downgrade(&flight));
-        flight
+        join_flight(&self.flights, key)
     }
 
     fn backing_off(&self, key: &str, now: u64) -> bool {

@@ -20,14 +20,7 @@ pub struct ResourceFlights {
 
 impl ResourceFlights {
     pub(super) fn join(&self, key: &str) -> Arc<Flight> {
-        let mut flights = self.flights.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(flight) = flights.get(key).and_then(Weak::upgrade) {
-            return flight;
-        }
-        flights.retain(|_, flight| flight.strong_count() > 0);
-        let flight = Arc::new(Flight::default());
-        flights.insert(key.to_owned(), Arc::downgrade(&flight));
-        flight
+        crate::session::refresh::join_flight(&self.flights, key)
     }
 
     pub(super) fn backing_off(&self, key: &str, now: u64) -> Option<Failure> {
