@@ -127,3 +127,20 @@ fn a_resource_route_is_refused_with_dpop_until_resource_tokens_are_bound() {
          tokens would not be DPoP-bound)"
     );
 }
+
+#[test]
+fn a_resource_route_needs_a_server_side_store() {
+    let routes = route("/orders", "user", "resource = \"https://orders.example\"");
+    assert!(
+        load_ok(&config_text(&routes), &[]).routes[0]
+            .resource
+            .is_some()
+    );
+    assert_eq!(
+        problems_with(&format!("[store]\nkind = \"cookie\"\n\n{routes}")),
+        [
+            "routes[0].resource: needs a server-side [store] (memory, embedded, redis, postgres): \
+          with kind = \"cookie\" concurrent grants could spend one refresh token twice"
+        ]
+    );
+}

@@ -160,6 +160,23 @@ pub(crate) fn check(draft: &Draft<'_>, out: &mut Problems) {
         check_admin(admin, draft.server, out);
     }
     check_routes(&draft.routes, draft.static_files.flatten().is_some(), out);
+    if draft
+        .store
+        .is_some_and(|store| store.kind == StoreKind::Cookie)
+    {
+        // The cookie store has no lock: two requests (or two parts of one composite) could
+        // spend one rotating refresh token at once, and the last Set-Cookie could restore a
+        // rotated-out one. Resource tokens need the shared refresh lock of a server-side store.
+        for (index, route) in &draft.routes {
+            if route.resource.is_some() {
+                out.push(
+                    format!("routes[{index}].resource"),
+                    "needs a server-side [store] (memory, embedded, redis, postgres): with \
+                     kind = \"cookie\" concurrent grants could spend one refresh token twice",
+                );
+            }
+        }
+    }
     if draft.oidc.is_some_and(|oidc| oidc.dpop) {
         // A resource token comes from a refresh grant (or an exchange) that carries no DPoP
         // proof yet: an IdP binding the client's tokens would refuse it, and an unbound token

@@ -107,8 +107,9 @@ impl ClientTokens {
         let scopes = normalise(scopes.unwrap_or_default());
         let mut key = scopes.join(" ");
         if let Some(resource) = resource {
-            // A space never occurs in a scope token or a validated resource: no collisions.
-            key.push_str(" resource=");
+            // A line break occurs in no scope token and no validated resource: no collisions
+            // (a scope may look like `resource=…`).
+            key.push_str("\nresource=");
             key.push_str(resource);
         }
         let result = self

@@ -127,6 +127,11 @@ impl Outbound {
         let mut config = self.tls_config(alpn);
         if let Some(identity) = &self.identity {
             config.client_auth_cert_resolver = identity.resolver();
+            // A session store of its own: a copied config shares the original's, keyed by
+            // server name alone, and a TLS 1.3 resumption keeps the first handshake's client
+            // authentication. Shared, a connection that must not present the certificate (a
+            // `token = "none"` route to the IdP's host) could resume one that did.
+            config.resumption = rustls::client::Resumption::in_memory_sessions(256);
         }
         config
     }

@@ -172,7 +172,13 @@ impl Route {
     /// reused as they came (shared bytes, not copied or parsed again).
     pub(crate) fn upstream_uri_of(&self, uri: &Uri) -> Option<Uri> {
         match uri.path_and_query() {
-            Some(same) if !self.strip_prefix && self.upstream.base_path.is_empty() => {
+            // An absolute-form target with an empty path ("http://host?x") has no leading `/`:
+            // the slow path gives it one.
+            Some(same)
+                if !self.strip_prefix
+                    && self.upstream.base_path.is_empty()
+                    && same.as_str().starts_with('/') =>
+            {
                 if !self.matches(same.path()) {
                     return None;
                 }

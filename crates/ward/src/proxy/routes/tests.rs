@@ -208,4 +208,15 @@ fn the_request_uri_gives_the_same_upstream_uri_as_its_path_and_query() {
             assert_eq!(of, from_parts, "{upstream} strip={strip} {request}");
         }
     }
+    // The `/` route: an absolute-form target with an empty path still gets its `/`.
+    let root = route("/", "http://h:1", false);
+    for request in ["http://browser.example?x", "/?x", "/a"] {
+        let uri: Uri = request.parse().expect("request URI");
+        let of = root.upstream_uri_of(&uri).map(|u| u.to_string());
+        assert_eq!(of, target(&root, uri.path(), uri.query()), "/ {request}");
+        assert!(
+            of.is_some_and(|u| u.starts_with("http://h:1/")),
+            "{request}"
+        );
+    }
 }
