@@ -152,6 +152,13 @@ struct Setup {
 }
 
 /// A session of alice (access token `at-0` expiring at `NOW + 300`, refresh token `rt-0`).
+impl Setup {
+    /// The session's token for [`ORDERS`], through [`token_for`].
+    async fn orders(&self) -> Result<String, ResourceTokenError> {
+        token_for(&self.manager, &self.idp, &self.cookie, ORDERS).await
+    }
+}
+
 async fn setup() -> Setup {
     let clock = Arc::new(ManualClock::new(NOW));
     let store: Arc<dyn SessionStore> = Arc::new(MemoryStore::new(clock.clone()));
@@ -199,9 +206,7 @@ async fn stored(s: &Setup) -> Arc<SessionData> {
 #[tokio::test]
 async fn the_token_is_fetched_once_kept_sealed_and_the_rotated_refresh_token_kept() {
     let s = setup().await;
-    let token = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap();
+    let token = s.orders().await.unwrap();
     assert_eq!(token, format!("{ORDERS} at-1"));
     let data = stored(&s).await;
     assert_eq!(data.refresh_token.as_ref().unwrap().expose(), "rt-1");
@@ -217,49 +222,25 @@ async fn the_token_is_fetched_once_kept_sealed_and_the_rotated_refresh_token_kep
         "Debug shows no token"
     );
 
-    assert_eq!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap(),
-        token
-    );
+    assert_eq!(s.orders().await.unwrap(), token);
     assert_eq!(s.idp.calls(), 1);
 }
 
 #[tokio::test]
 async fn a_token_is_renewed_the_skew_before_expiry_but_at_most_half_its_lifetime_early() {
     let s = setup().await;
-    let first = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap();
+    let first = s.orders().await.unwrap();
     s.clock.advance(239);
-    assert_eq!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap(),
-        first
-    );
+    assert_eq!(s.orders().await.unwrap(), first);
     s.clock.advance(1);
     *s.idp.expires_in.lock().unwrap() = Some(60);
-    let second = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap();
+    let second = s.orders().await.unwrap();
     assert_ne!(second, first);
     // A 60-second token with a 60-second skew is used for its first 30 seconds.
     s.clock.advance(29);
-    assert_eq!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap(),
-        second
-    );
+    assert_eq!(s.orders().await.unwrap(), second);
     s.clock.advance(1);
-    assert_ne!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap(),
-        second
-    );
+    assert_ne!(s.orders().await.unwrap(), second);
     assert_eq!(s.idp.calls(), 3);
 }
 
@@ -342,9 +323,7 @@ async fn a_main_refresh_and_resource_fetches_take_turns_with_the_rotating_refres
 async fn invalid_grant_ends_the_session() {
     let s = setup().await;
     *s.idp.valid_refresh_token.lock().unwrap() = "revoked".to_owned();
-    let err = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap_err();
+    let err = s.orders().await.unwrap_err();
     assert!(matches!(err, ResourceTokenError::Ended), "{err:?}");
     assert!(s.manager.load(Some(&s.cookie)).await.unwrap().is_none());
 }
@@ -354,40 +333,25 @@ async fn invalid_target_keeps_the_session_and_is_not_asked_again_for_a_while() {
     let s = setup().await;
     *s.idp.answer.lock().unwrap() = Answer::InvalidTarget;
     for _ in 0..3 {
-        let err = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap_err();
+        let err = s.orders().await.unwrap_err();
         assert!(matches!(err, ResourceTokenError::NotGranted), "{err:?}");
     }
     assert_eq!(s.idp.calls(), 1);
     assert!(stored(&s).await.resource_tokens.is_empty());
     *s.idp.answer.lock().unwrap() = Answer::Issue;
     s.clock.advance(BACKOFF);
-    assert!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .is_ok()
-    );
+    assert!(s.orders().await.is_ok());
 }
 
 #[tokio::test]
 async fn an_idp_failure_forwards_the_unexpired_token_but_never_an_expired_one() {
     let s = setup().await;
-    let first = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap();
+    let first = s.orders().await.unwrap();
     *s.idp.answer.lock().unwrap() = Answer::ServerError;
     s.clock.advance(298);
-    assert_eq!(
-        token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-            .await
-            .unwrap(),
-        first
-    );
+    assert_eq!(s.orders().await.unwrap(), first);
     s.clock.advance(2);
-    let err = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap_err();
+    let err = s.orders().await.unwrap_err();
     assert!(matches!(err, ResourceTokenError::Unavailable), "{err:?}");
     assert_eq!(s.idp.calls(), 2, "one attempt, then the back-off");
     assert!(s.manager.load(Some(&s.cookie)).await.unwrap().is_some());
@@ -404,9 +368,7 @@ async fn a_session_without_a_refresh_token_is_not_granted_a_resource_token() {
         })
         .await
         .unwrap();
-    let err = token_for(&s.manager, &s.idp, &s.cookie, ORDERS)
-        .await
-        .unwrap_err();
+    let err = s.orders().await.unwrap_err();
     assert!(matches!(err, ResourceTokenError::NotGranted), "{err:?}");
     assert_eq!(s.idp.calls(), 0);
 }
