@@ -17,6 +17,7 @@ use redis::{
 };
 use rustls::pki_types::CertificateDer;
 
+use crate::Lanes;
 use crate::address::Target;
 
 /// How long one connection attempt may take.
@@ -65,6 +66,56 @@ impl Connection {
                 Ok(Self::Cluster(client.get_async_connection().await?))
             }
         }
+    }
+}
+
+/// The connections of lanes 1.. (lane 0 is the store's own), each opened on first use.
+pub(crate) struct LaneSet {
+    target: Target,
+    roots: Option<Vec<CertificateDer<'static>>>,
+    current: fn() -> usize,
+    opened: Box<[tokio::sync::OnceCell<Connection>]>,
+}
+
+impl LaneSet {
+    pub(crate) fn new(
+        target: Target,
+        roots: Option<&[CertificateDer<'static>]>,
+        lanes: Lanes,
+    ) -> Self {
+        Self {
+            target,
+            roots: roots.map(<[_]>::to_vec),
+            current: lanes.current,
+            opened: (1..lanes.count)
+                .map(|_| tokio::sync::OnceCell::new())
+                .collect(),
+        }
+    }
+
+    /// The calling thread's connection, opening it on its first use; `None` for lane 0.
+    pub(crate) async fn current(&self) -> Option<RedisResult<Connection>> {
+        let cell = (self.current)()
+            .checked_sub(1)
+            .and_then(|lane| self.opened.get(lane))?;
+        if let Some(conn) = cell.get() {
+            return Some(Ok(conn.clone()));
+        }
+        // Bounded as one attempt: the manager's own retries are for reconnecting later.
+        let open = async {
+            tokio::time::timeout(
+                CONNECT_TIMEOUT,
+                Connection::open(&self.target, self.roots.as_deref()),
+            )
+            .await
+            .map_err(|_| {
+                redis::RedisError::from(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "opening this thread's connection timed out",
+                ))
+            })?
+        };
+        Some(cell.get_or_try_init(|| open).await.cloned())
     }
 }
 

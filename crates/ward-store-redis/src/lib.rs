@@ -45,7 +45,9 @@
 //!   since all read the same Redis (with the client cache: as soon as Redis's `invalidate`
 //!   push has reached the instance, well under a millisecond on one host).
 //! - **Connection.** One reconnecting connection (one cluster connection) shared by all calls
-//!   (with the client cache, a second one carries the cached reads and Redis's invalidations).
+//!   (with the client cache, a second one carries the cached reads and Redis's invalidations);
+//!   with [`Options::lanes`], one such connection per serving thread, each opened on first use
+//!   by its own thread's runtime, so a call's I/O never crosses to another thread.
 //!   A call that meets a dropped connection is sent once more on the new one; every step is
 //!   written so that a replay is harmless (a replayed `take` finds nothing: fail closed).
 //!   Requests time out after 5 s, then fail with [`StoreError::Unavailable`].
@@ -99,6 +101,8 @@ pub struct Options {
     /// Answer record reads from an in-process cache kept correct by RESP3 `CLIENT TRACKING`
     /// (see the crate docs). One server only: a cluster URL is refused.
     pub client_cache: bool,
+    /// One connection per serving thread instead of one for all (see [`Lanes`]).
+    pub lanes: Option<Lanes>,
 }
 
 impl Options {
@@ -107,6 +111,29 @@ impl Options {
         self.client_cache = on;
         self
     }
+
+    /// [`Options::lanes`]: `count` connections, the one for a call chosen by `current`.
+    pub fn lanes(mut self, count: usize, current: fn() -> usize) -> Self {
+        self.lanes = Some(Lanes { count, current });
+        self
+    }
+}
+
+/// Connections per serving thread: a server that runs one single-threaded runtime per thread
+/// (Ward's serving workers) gives each its own connection, so a call's request and reply are
+/// written, read and woken on the calling thread instead of through a connection task that
+/// runs on another thread's runtime.
+///
+/// `current()` names the calling thread's lane, `0..count`; lane 0 is the connection opened by
+/// `connect` (and the one for any number out of range). Lane `n > 0` is opened by the first
+/// call made on it, on that call's runtime, where its connection task then runs: so a lane must
+/// only ever be used from one runtime, as `current` (a thread-local worker index) ensures.
+/// A lane that cannot be opened fails that call with [`StoreError::Unavailable`]; the next call
+/// tries again.
+#[derive(Debug, Clone, Copy)]
+pub struct Lanes {
+    count: usize,
+    current: fn() -> usize,
 }
 
 /// The Redis [`SessionStore`](ward_store::SessionStore). Cheap to clone: clones share one
@@ -114,6 +141,7 @@ impl Options {
 #[derive(Clone)]
 pub struct RedisStore {
     conn: Connection,
+    lanes: Option<Arc<conn::LaneSet>>,
     keys: Keys,
     clock: Arc<dyn Clock>,
     cache: Option<Arc<ClientCache>>,
@@ -188,6 +216,10 @@ impl RedisStore {
         let conn = Connection::open(&target, roots)
             .await
             .map_err(|e| failed(Box::new(e)))?;
+        let lanes = options
+            .lanes
+            .filter(|lanes| lanes.count > 1)
+            .map(|lanes| Arc::new(conn::LaneSet::new(target, roots, lanes)));
         let keys = Keys::new(key_prefix);
         let cache = match tracking {
             None => None,
@@ -199,6 +231,7 @@ impl RedisStore {
         };
         Ok(Self {
             conn,
+            lanes,
             keys,
             clock,
             cache,

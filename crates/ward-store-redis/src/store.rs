@@ -79,9 +79,19 @@ enum Removal<'a> {
 }
 
 impl RedisStore {
+    /// The calling thread's connection (see [`Lanes`](crate::Lanes)), else the one shared.
+    async fn connection(&self) -> RedisResult<crate::conn::Connection> {
+        if let Some(lanes) = &self.lanes
+            && let Some(conn) = lanes.current().await
+        {
+            return conn;
+        }
+        Ok(self.conn.clone())
+    }
+
     /// Sends `cmd`, once more if the connection had dropped (the manager reconnects meanwhile).
     pub(crate) async fn query(&self, cmd: &Cmd) -> RedisResult<Value> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         match cmd.query_async(&mut conn).await {
             Err(e) if is_dropped(&e) => cmd.query_async(&mut conn).await,
             done => done,
@@ -90,7 +100,7 @@ impl RedisStore {
 
     /// Runs a script, once more if the connection had dropped; each script is replay-safe.
     pub(crate) async fn eval(&self, script: &ScriptInvocation<'_>) -> RedisResult<Value> {
-        let mut conn = self.conn.clone();
+        let mut conn = self.connection().await?;
         match script.invoke_async(&mut conn).await {
             Err(e) if is_dropped(&e) => script.invoke_async(&mut conn).await,
             done => done,

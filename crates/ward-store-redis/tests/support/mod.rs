@@ -139,7 +139,15 @@ impl Server {
     /// [`Server::start`] with extra `redis-server` arguments (`["--requirepass", "…"]`).
     /// Readiness is a TCP connect plus any reply to PING (an auth error counts).
     pub fn start_with(dir: &Path, cluster: bool, extra: &[&str]) -> Self {
-        let port = free_port(cluster);
+        Self::launch(dir, free_port(cluster), cluster, extra)
+    }
+
+    /// A single server on `port` again (one a dropped [`Server`] had), with files in `dir`.
+    pub fn start_on(dir: &Path, port: u16) -> Self {
+        Self::launch(dir, port, false, &[])
+    }
+
+    fn launch(dir: &Path, port: u16, cluster: bool, extra: &[&str]) -> Self {
         let dir = dir.join(port.to_string());
         std::fs::create_dir_all(&dir).expect("server dir");
         let mut command = Command::new("redis-server");

@@ -90,8 +90,10 @@ pub async fn open_store(
             clock,
         )),
         StoreKind::Redis => {
-            let options =
-                ward_store_redis::Options::default().client_cache(config.store.client_cache);
+            // One connection per serving worker, each driven by its own worker's runtime.
+            let options = ward_store_redis::Options::default()
+                .client_cache(config.store.client_cache)
+                .lanes(config.effective_workers(), worker_index);
             let redis = Arc::new(
                 ward_store_redis::RedisStore::connect_with(
                     store_url(config)?,
