@@ -76,7 +76,8 @@ fn main() -> ExitCode {
         Command::Keygen => {
             say!("{}", ward::session::keyring::KeyRing::generate_entry()).map_err(Into::into)
         }
-        // Serving threads bring their own runtimes (`server::run`); this one is worker 0.
+        // Serving threads bring their own runtimes (`server::run`); this one accepts and runs
+        // the background work.
         Command::Serve => serving_runtime().and_then(|rt| rt.block_on(serve(&cli.config))),
         Command::Check => runtime().and_then(|rt| rt.block_on(check(&cli.config))),
         Command::Sessions { action } => {
@@ -104,8 +105,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
         .context("cannot start the async runtime")
 }
 
-/// The runtime `ward serve` starts on: single-threaded, it becomes serving worker 0 and runs
-/// the acceptor, the admin listener and the store's background tasks.
+/// The runtime `ward serve` starts on: single-threaded, it runs the acceptor, the admin
+/// listener and the store's background tasks; requests are served on worker threads.
 fn serving_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()

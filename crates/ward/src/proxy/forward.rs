@@ -29,15 +29,15 @@ pub(crate) enum UpstreamClient {
 }
 
 impl UpstreamClient {
-    /// Clients with `workers` pools (at least one), TLS-capable with `tls` (some route is
-    /// https).
+    /// Clients with a pool for each of `workers` serving workers (1..=workers) and one (0) for
+    /// callers outside them, TLS-capable with `tls` (some route is https).
     pub(crate) fn new(tls: Option<rustls::ClientConfig>, workers: usize) -> Self {
         let mut builder = Client::builder(TokioExecutor::new());
         // The timer lets the pool expire idle connections.
         builder.pool_timer(TokioTimer::new());
         let mut http = HttpConnector::new();
         http.set_nodelay(true);
-        let workers = workers.max(1);
+        let workers = workers + 1;
         let Some(tls) = tls else {
             let clients = (0..workers).map(|_| builder.build(http.clone())).collect();
             return Self::Plain(clients);

@@ -1,12 +1,14 @@
 //! The acceptor and the serving workers.
 //!
-//! Worker 0 is the calling runtime: it accepts every connection and hands them out in turn to
-//! itself and the worker threads (each a single-threaded runtime), where they stay for life.
-//! Before each accept the acceptor takes one of `max_connections` permits: at the cap it stops
-//! accepting (the kernel's backlog holds the next clients) until a connection closes, so Ward
-//! does not run out of file descriptors under a flood. Should the listener fail all the same
-//! (out of descriptors, buffers), it pauses briefly and logs once per run of failures, rather
-//! than spinning on a listener that stays readable.
+//! The calling runtime accepts every connection and hands them out in turn to the serving
+//! workers, threads numbered from 1, each a single-threaded runtime, where they stay for life.
+//! The calling runtime serves none itself: it keeps what is not a request (the admin listener,
+//! the sweeper, trace export, the store's background connections), so none of that runs
+//! between a worker's requests. Before each accept the acceptor takes one of `max_connections`
+//! permits: at the cap it stops accepting (the kernel's backlog holds the next clients) until a
+//! connection closes, so Ward does not run out of file descriptors under a flood. Should the
+//! listener fail all the same (out of descriptors, buffers), it pauses briefly and logs once
+//! per run of failures, rather than spinning on a listener that stays readable.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -27,11 +29,13 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 const SHUTDOWN_SLACK: Duration = Duration::from_secs(2);
 
 thread_local! {
-    /// The serving worker this thread runs: 0 on the accepting runtime and outside `run`.
+    /// The serving worker this thread runs, from 1; 0 on the accepting runtime and outside
+    /// `run`.
     static WORKER: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
 }
 
-/// Index of the serving worker running on this thread (0 outside the worker threads).
+/// Index of the serving worker running on this thread: `1..=workers` on the serving threads,
+/// 0 elsewhere (the accepting runtime, background tasks, tests).
 pub(crate) fn worker_index() -> usize {
     WORKER.with(std::cell::Cell::get)
 }
@@ -53,7 +57,7 @@ pub(super) async fn serve(
     // Every connection task holds a sender; `recv` returns `None` once all have ended.
     let (alive, all_ended) = mpsc::channel::<Infallible>(1);
     let lifecycle = Lifecycle { closing, alive };
-    let others = (1..workers)
+    let others = (1..=workers)
         .map(|index| Worker::start(index, serving.clone(), limits, lifecycle.clone()))
         .collect::<std::io::Result<Vec<_>>>()?;
     let permits = Arc::new(Semaphore::new(limits.max_connections));
@@ -101,14 +105,14 @@ pub(super) async fn serve(
     Ok(())
 }
 
-/// Gives `accepted` to the worker whose `turn` it is (0: the acceptor's own runtime); what
-/// comes back is for the acceptor to serve.
+/// Gives `accepted` to the worker whose `turn` it is (0 for the first); what comes back (its
+/// worker could not start or has ended) is for the acceptor to serve.
 fn hand_over(
     others: &[Worker],
     turn: usize,
     accepted: Accepted<TcpStream>,
 ) -> Option<Accepted<TcpStream>> {
-    match turn.checked_sub(1).and_then(|i| others.get(i)) {
+    match others.get(turn) {
         // A worker that is gone (its runtime could not start) gives it back: served here.
         Some(worker) => worker.hand_over(accepted).err(),
         None => Some(accepted),
@@ -313,5 +317,76 @@ impl Worker {
     fn finish(self) -> oneshot::Receiver<()> {
         drop(self.feed);
         self.done
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::routing::get;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    use super::*;
+
+    /// The serving thread's name and worker index, as the handler saw them.
+    async fn who_serves() -> String {
+        let thread = std::thread::current();
+        format!("{}#{}", thread.name().unwrap_or("?"), worker_index())
+    }
+
+    /// One request on a connection of its own; the body of the answer.
+    async fn ask(addr: std::net::SocketAddr) -> String {
+        let mut stream = TcpStream::connect(addr).await.expect("connect");
+        stream
+            .write_all(b"GET / HTTP/1.1\r\nhost: t\r\nconnection: close\r\n\r\n")
+            .await
+            .expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        let (_, body) = answer.split_once("\r\n\r\n").expect("a whole answer");
+        body.to_owned()
+    }
+
+    #[tokio::test]
+    async fn connections_go_to_the_serving_workers_in_turn_never_to_the_acceptor() {
+        let limits = ConnectionLimits {
+            max_connections: 16,
+            header_read_timeout: Duration::from_secs(5),
+            idle_timeout: Duration::from_secs(5),
+            shutdown_timeout: Duration::from_secs(1),
+        };
+        let serving = Serving {
+            app: axum::Router::new().route("/", get(who_serves)),
+            tls: None,
+            builder: connection::builder(&limits),
+        };
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(serve(
+            listener,
+            serving,
+            async {
+                let _ = stopped.await;
+            },
+            2,
+            limits,
+        ));
+        let mut served = Vec::new();
+        for _ in 0..4 {
+            served.push(ask(addr).await);
+        }
+        let _ = stop.send(());
+        server.await.expect("server task").expect("serve");
+        assert_eq!(
+            served,
+            [
+                "ward-worker-1#1",
+                "ward-worker-2#2",
+                "ward-worker-1#1",
+                "ward-worker-2#2"
+            ]
+        );
     }
 }

@@ -90,10 +90,11 @@ pub async fn open_store(
             clock,
         )),
         StoreKind::Redis => {
-            // One connection per serving worker, each driven by its own worker's runtime.
+            // One connection per serving worker (lanes 1..=workers), each driven by its own
+            // worker's runtime; lane 0 for the rest (admin, sweeper, `ward sessions`).
             let options = ward_store_redis::Options::default()
                 .client_cache(config.store.client_cache)
-                .lanes(config.effective_workers(), worker_index);
+                .lanes(config.effective_workers() + 1, worker_index);
             let redis = Arc::new(
                 ward_store_redis::RedisStore::connect_with(
                     store_url(config)?,
@@ -284,9 +285,9 @@ pub async fn build(config: Config, outbound: Outbound) -> Result<SharedState, St
 /// A configuration with `tls_cert` is refused (serve it with [`run_tls`]): it never falls back
 /// to plain HTTP.
 ///
-/// Requests are served by `server.workers` threads (see [`Config::effective_workers`]): the
-/// calling task's runtime is worker 0 and accepts every connection; each further worker is a
-/// thread with its own single-threaded runtime. Connections are handed out in turn and stay on
+/// Requests are served by `server.workers` threads (see [`Config::effective_workers`]), each
+/// with its own single-threaded runtime; the calling task's runtime accepts every connection
+/// and serves none (it keeps the background work). Connections are handed out in turn and stay on
 /// their worker for life, together with the upstream connections their requests use (one pool
 /// per worker), so a request never waits for another thread to be woken. Each connection holds
 /// one of `server.max_connections` permits and is watched by its own task for the head, idle
