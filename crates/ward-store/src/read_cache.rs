@@ -10,12 +10,17 @@
 //! What holds in both:
 //! - while a write of a key through this cache is under way (from before it is sent until
 //!   after it ended), reads of that key bypass the cache and nothing is cached for it;
-//! - a read caches what it found only when no write began or ended since the read started (a
-//!   generation counter), so a value read just before a write is never cached after it;
+//! - a read caches what it found only when no write of a key in its shard began or ended
+//!   since the read started (a generation counter per shard), so a value read just before a
+//!   write is never cached after it;
 //! - the record's own expiry, when known, is checked on every hit.
 //!
 //! Bounded: entries live the time to live given to [`ReadCache::new`], at most [`CAPACITY`]
 //! are kept. Time is the store's injected [`Clock`] (in milliseconds), so tests advance it.
+//!
+//! Sharded: keys spread over [`SHARDS`] maps by a hash of the key, each with its own lock,
+//! generation and share of the capacity, so serving threads reading different keys do not
+//! wait for one lock, and a write stops the caching of reads in its shard only.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -25,13 +30,17 @@ use crate::{Clock, UnixTime};
 
 /// Most entries kept.
 pub const CAPACITY: usize = 10_000;
+/// Independent maps (each with its own lock) the keys spread over.
+pub const SHARDS: usize = 16;
+/// Most entries kept by one shard.
+const SHARD_CAPACITY: usize = CAPACITY / SHARDS;
 
 /// See the module docs.
 pub struct ReadCache {
     /// Time to live in milliseconds.
     ttl: u64,
     clock: Arc<dyn Clock>,
-    inner: Mutex<Inner>,
+    shards: [Mutex<Inner>; SHARDS],
 }
 
 impl std::fmt::Debug for ReadCache {
@@ -74,7 +83,7 @@ impl ReadCache {
         Self {
             ttl: u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX),
             clock,
-            inner: Mutex::default(),
+            shards: Default::default(),
         }
     }
 
@@ -85,7 +94,7 @@ impl ReadCache {
     /// The cached value of `key` while fresh, live at `now` and not being written.
     pub fn lookup(&self, key: &str, now: UnixTime) -> Lookup {
         let now_ms = self.clock.now_millis();
-        let inner = self.lock();
+        let inner = self.lock(key);
         if !inner.writing.contains_key(key)
             && let Some(entry) = inner.entries.get(key)
             && self.fresh(entry, now_ms)
@@ -100,7 +109,7 @@ impl ReadCache {
     /// since.
     pub fn insert(&self, generation: u64, key: &str, value: &[u8], expires_at: UnixTime) {
         let now = self.clock.now_millis();
-        let mut inner = self.lock();
+        let mut inner = self.lock(key);
         if inner.generation != generation || inner.writing.contains_key(key) {
             return;
         }
@@ -115,7 +124,7 @@ impl ReadCache {
                 .retain(|_, e| now.saturating_sub(e.at) < self.ttl);
             inner.last_purge = Some(now);
         }
-        if inner.entries.len() >= CAPACITY {
+        if inner.entries.len() >= SHARD_CAPACITY {
             return;
         }
         inner.entries.insert(
@@ -131,7 +140,7 @@ impl ReadCache {
     /// Marks `key` as being written until the returned guard drops: drop it after the
     /// transaction committed or failed.
     pub fn writing(self: &Arc<Self>, key: &str) -> WriteGuard {
-        let mut inner = self.lock();
+        let mut inner = self.lock(key);
         *inner.writing.entry(key.to_owned()).or_default() += 1;
         inner.entries.remove(key);
         inner.generation = inner.generation.wrapping_add(1);
@@ -143,16 +152,30 @@ impl ReadCache {
 
     /// Forgets `keys` (e.g. removed by a sweep: expired, so never served anyway).
     pub fn forget(&self, keys: &[String]) {
-        let mut inner = self.lock();
         for key in keys {
-            inner.entries.remove(key);
+            self.lock(key).entries.remove(key);
         }
     }
 
-    fn lock(&self) -> MutexGuard<'_, Inner> {
+    /// The shard of `key`, locked.
+    fn lock(&self, key: &str) -> MutexGuard<'_, Inner> {
         // The maps hold no invariant a panic elsewhere could break half-way.
-        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+        self.shards[shard_of(key)]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
+}
+
+/// The shard `key` lands in, by FNV-1a: the shard only spreads load; a key's reads and writes
+/// all meet in its one shard.
+fn shard_of(key: &str) -> usize {
+    let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+        (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+    });
+    // The remainder is below SHARDS, so it fits in usize.
+    #[allow(clippy::cast_possible_truncation)]
+    let shard = (hash % SHARDS as u64) as usize;
+    shard
 }
 
 /// A write of one key under way (see [`ReadCache::writing`]).
@@ -163,7 +186,7 @@ pub struct WriteGuard {
 
 impl Drop for WriteGuard {
     fn drop(&mut self) {
-        let mut inner = self.cache.lock();
+        let mut inner = self.cache.lock(&self.key);
         if let Some(count) = inner.writing.get_mut(&self.key) {
             *count -= 1;
             if *count == 0 {
@@ -221,35 +244,63 @@ mod tests {
         assert_eq!(hit(&cache, "k", 1), None, "the old value is gone");
     }
 
+    /// Entries of every shard.
+    fn entries(cache: &ReadCache) -> Vec<usize> {
+        cache
+            .shards
+            .iter()
+            .map(|shard| shard.lock().expect("unpoisoned").entries.len())
+            .collect()
+    }
+
+    fn fill(cache: &ReadCache, keys: usize) {
+        for i in 0..keys {
+            let key = format!("k{i}");
+            let g = generation(cache, &key);
+            cache.insert(g, &key, b"v", 100);
+        }
+    }
+
     #[test]
     fn a_read_that_overlapped_a_write_is_not_cached() {
         let cache = Arc::new(cache());
         let before = generation(&cache, "k");
-        drop(cache.writing("other"));
+        drop(cache.writing("k"));
         cache.insert(before, "k", b"maybe-stale", 100);
         assert_eq!(hit(&cache, "k", 1), None);
     }
 
     #[test]
+    fn a_write_stops_caching_only_in_its_own_shard() {
+        let cache = Arc::new(cache());
+        // A key of another shard than "k" (FNV-1a spreads consecutive names).
+        let other = (0..)
+            .map(|i| format!("o{i}"))
+            .find(|o| shard_of(o) != shard_of("k"))
+            .expect("another shard");
+        let before = generation(&cache, "k");
+        drop(cache.writing(&other));
+        cache.insert(before, "k", b"v", 100);
+        assert_eq!(hit(&cache, "k", 1), Some(b"v".to_vec()));
+    }
+
+    #[test]
     fn the_cache_never_holds_more_than_its_capacity() {
         let cache = cache();
-        for i in 0..CAPACITY + 10 {
-            let key = format!("k{i}");
-            let g = generation(&cache, &key);
-            cache.insert(g, &key, b"v", 100);
-        }
-        assert_eq!(cache.lock().entries.len(), CAPACITY);
+        fill(&cache, 4 * CAPACITY);
+        assert_eq!(
+            entries(&cache),
+            [SHARD_CAPACITY; SHARDS],
+            "every shard full"
+        );
+        assert_eq!(entries(&cache).iter().sum::<usize>(), CAPACITY);
     }
 
     #[test]
     fn a_full_cache_takes_new_entries_once_the_old_ones_expired() {
         let clock = Arc::new(ManualClock::new(0));
         let cache = ReadCache::new(Duration::from_secs(1), clock.clone());
-        for i in 0..CAPACITY {
-            let key = format!("k{i}");
-            let g = generation(&cache, &key);
-            cache.insert(g, &key, b"v", 100);
-        }
+        fill(&cache, 4 * CAPACITY);
         let g = generation(&cache, "new");
         cache.insert(g, "new", b"v", 100);
         assert_eq!(hit(&cache, "new", 1), None, "full: nothing more is taken");
@@ -257,6 +308,10 @@ mod tests {
         let g = generation(&cache, "new");
         cache.insert(g, "new", b"v", 100);
         assert_eq!(hit(&cache, "new", 1), Some(b"v".to_vec()));
-        assert_eq!(cache.lock().entries.len(), 1, "the expired entries went");
+        assert_eq!(
+            entries(&cache)[shard_of("new")],
+            1,
+            "the expired entries of its shard went (the others' go when their shard purges)"
+        );
     }
 }
