@@ -54,8 +54,11 @@ pub async fn fallback(
         // Ward's namespace: an unknown endpoint is a 404, never a route or the SPA.
         return ApiError::NotFound.into_response();
     }
+    // Boxed where a path needs a large future of its own: the router moves this handler's
+    // future into a box on every request, so its size is copied per request (memcpy was the
+    // largest single cost of the proxied request in callgrind before; docs/performance.md).
     if let Some(composite) = state.proxy.composite_for(path) {
-        return composite::serve(&state, composite, peer, req).await;
+        return Box::pin(composite::serve(&state, composite, peer, req)).await;
     }
     if let Some(route) = state.proxy.route_for(path) {
         return admit_route(&state, route, peer, req)
@@ -63,7 +66,9 @@ pub async fn fallback(
             .unwrap_or_else(IntoResponse::into_response);
     }
     match &state.site {
-        Some(site) if matches!(*req.method(), Method::GET | Method::HEAD) => site.serve(req).await,
+        Some(site) if matches!(*req.method(), Method::GET | Method::HEAD) => {
+            Box::pin(site.serve(req)).await
+        }
         _ => ApiError::NotFound.into_response(),
     }
 }
@@ -199,7 +204,7 @@ async fn forward(
     if websocket::is_upgrade(req.method(), req.headers()) {
         // The socket stays open only while this session lives.
         let watch = SessionWatch::new(state, session.as_ref(), req.headers());
-        return Ok(state.proxy.forward_upgrade(route, req, ctx, watch).await);
+        return Ok(Box::pin(state.proxy.forward_upgrade(route, req, ctx, watch)).await);
     }
     Ok(state.proxy.forward(route, req, ctx).await)
 }
@@ -289,21 +294,19 @@ async fn bearer(
         TokenMode::User | TokenMode::UserOptional => match (session, &route.resource) {
             (Some(session), Some(resource)) => {
                 let optional = route.token == TokenMode::UserOptional;
-                return resource::bearer(state, route, session, resource, optional).await;
+                return Box::pin(resource::bearer(state, route, session, resource, optional)).await;
             }
             (session, _) => session.map(authorization).transpose(),
         },
         TokenMode::Client => {
             // Failures are logged by the cache; the browser learns nothing of the IdP's answer.
-            let token = state
-                .client_tokens
-                .token_for(
-                    &state.oidc,
-                    route.scopes.as_deref(),
-                    route.resource.as_deref(),
-                )
-                .await
-                .map_err(|_| ApiError::UpstreamUnavailable)?;
+            let token = Box::pin(state.client_tokens.token_for(
+                &state.oidc,
+                route.scopes.as_deref(),
+                route.resource.as_deref(),
+            ))
+            .await
+            .map_err(|_| ApiError::UpstreamUnavailable)?;
             bearer_value(&token).map(Some)
         }
         TokenMode::None => Ok(None),

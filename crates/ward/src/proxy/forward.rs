@@ -79,6 +79,18 @@ pub(crate) async fn send_limited(
         // No body (most GETs): nothing to count, no overflow to watch for.
         return send(client, route, req).await;
     }
+    // Boxed: the counted exchange is a larger future than `send`, and the router copies each
+    // request's whole future into a box; bodiless requests need not carry it.
+    Box::pin(send_counted(client, route, req, limit)).await
+}
+
+/// [`send_limited`] for a request that has a body.
+async fn send_counted(
+    client: &UpstreamClient,
+    route: &Route,
+    req: Request<Body>,
+    limit: u64,
+) -> Result<Response<Incoming>, ApiError> {
     let (parts, body) = req.into_parts();
     let (body, mut overflow) = LimitedBody::new(body, limit);
     let req = Request::from_parts(parts, Body::new(body));

@@ -261,6 +261,21 @@ impl Proxy {
             let upstream_req = self.upstream_request(route, req, ctx)?;
             return forward::send_limited(client, route, upstream_req, limit).await;
         }
+        // Boxed: the DPoP exchange (two sends and a replayable body) would otherwise make every
+        // request's future larger, and the router copies that future into a box per request.
+        Box::pin(self.send_with_nonce_retry(client, route, req, ctx, limit)).await
+    }
+
+    /// [`send_proved`](Self::send_proved) with a DPoP proof: once more, with the nonce, when
+    /// the upstream asks for one.
+    async fn send_with_nonce_retry(
+        &self,
+        client: &forward::UpstreamClient,
+        route: &Route,
+        req: Request<Body>,
+        ctx: &ForwardContext<'_>,
+        limit: u64,
+    ) -> Result<Response<hyper::body::Incoming>, ApiError> {
         let (req, replay) = dpop::replayable(req).await?;
         let upstream_req = self.upstream_request(route, req, ctx)?;
         let origin = crate::oidc::dpop::origin_of(&upstream_req.uri().to_string()).to_owned();

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use http::HeaderValue;
-use ward_store::{Clock, Record, SessionStore, StoreError};
+use ward_store::{Clock, Record, SessionStore, StoreError, UnixTime};
 
 use super::cache::OpenedCache;
 use super::cookie::{self, CookieAttributes, SessionCookie};
@@ -355,6 +355,17 @@ impl SessionManager {
         if now.saturating_sub(session.data.last_seen) < SLIDE_GRANULARITY {
             return Ok(true);
         }
+        // Boxed: the write is rare (once per granularity) and its future large; unboxed, every
+        // request's future would carry it (and the router copies that future per request).
+        Box::pin(self.slide_now(session, now)).await
+    }
+
+    /// [`slide`](Self::slide) once the granularity has passed: writes `last_seen = now`.
+    async fn slide_now(
+        &self,
+        session: &mut LoadedSession,
+        now: UnixTime,
+    ) -> Result<bool, StoreError> {
         // Start from the record as it is now (the copy this request loaded may come from a
         // read cache); the compare-and-swap in `update` then keeps any write landing between
         // this read and the slide's write, such as a refresh's rotated tokens.

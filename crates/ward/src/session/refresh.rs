@@ -234,10 +234,23 @@ impl SessionManager {
         refresher: &impl Refresher,
         skew: u64,
     ) -> Result<(), RefreshError> {
-        let (clock, flights) = self.refresh_parts();
-        if !due(&session.data, clock.now(), skew) {
+        if !due(&session.data, self.refresh_parts().0.now(), skew) {
             return Ok(());
         }
+        // The refresh (store reads, the single flight, the IdP call) is a large future: boxed,
+        // so that the requests that need none do not carry its state (every request's future
+        // is moved into a box by the router: its size is copied per request).
+        Box::pin(self.refresh_due(session, refresher, skew)).await
+    }
+
+    /// [`ensure_fresh_with`](Self::ensure_fresh_with) for a session whose token is due.
+    async fn refresh_due(
+        &self,
+        session: &mut LoadedSession,
+        refresher: &impl Refresher,
+        skew: u64,
+    ) -> Result<(), RefreshError> {
+        let (clock, flights) = self.refresh_parts();
         // Decide on the record as it is now: the copy this request loaded may come from a read
         // cache (`[store] cache_ttl`), and another instance may have refreshed it since.
         match self.load_current(session.cookie.clone()).await? {
