@@ -40,6 +40,21 @@ fn record(value: &[u8]) -> Record {
     }
 }
 
+/// A store on `url` with `options`, connected from a runtime that keeps running (lane 0's
+/// connection task lives there) while the calling thread waits for lane threads.
+fn lane_zero(url: &str, options: Options) -> (tokio::runtime::Runtime, RedisStore) {
+    let main = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let clock = Arc::new(ManualClock::new(START));
+    let store = main
+        .block_on(RedisStore::connect_with(url, "ward:", clock, None, options))
+        .unwrap_or_else(|e| panic!("connect: {}", chain(&e)));
+    (main, store)
+}
+
 /// The server's normal clients other than `admin`, one `CLIENT LIST` line each.
 fn store_clients(admin: &mut redis::Connection) -> Vec<String> {
     let me: i64 = redis::cmd("CLIENT")
@@ -63,22 +78,7 @@ fn clients_after_reads_on_three_lanes(options: Options) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
     let mut admin = server.connection().expect("admin connection");
-    // Lane 0's connection task must keep running while this thread waits for the readers.
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let clock = Arc::new(ManualClock::new(START));
-    let store = main
-        .block_on(RedisStore::connect_with(
-            &server.url(),
-            "ward:",
-            clock,
-            None,
-            options,
-        ))
-        .unwrap_or_else(|e| panic!("connect: {}", chain(&e)));
+    let (main, store) = lane_zero(&server.url(), options);
     main.block_on(store.put("s:a", record(b"sealed")))
         .expect("put on lane 0");
     assert_eq!(
@@ -145,22 +145,7 @@ fn a_lane_that_cannot_connect_fails_its_call_closed_and_opens_once_the_server_is
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
     let port = server.port;
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let clock = Arc::new(ManualClock::new(START));
-    let options = Options::default().lanes(2, lane);
-    let store = main
-        .block_on(RedisStore::connect_with(
-            &server.url(),
-            "ward:",
-            clock,
-            None,
-            options,
-        ))
-        .unwrap_or_else(|e| panic!("connect: {}", chain(&e)));
+    let (_main, store) = lane_zero(&server.url(), Options::default().lanes(2, lane));
     drop(server);
 
     std::thread::scope(|scope| {
