@@ -45,13 +45,8 @@ impl Connection {
         let certificates = certificates(target, roots);
         match target {
             Target::Single(url) => {
-                let config = ConnectionManagerConfig::new()
-                    .set_connection_timeout(Some(CONNECT_TIMEOUT))
-                    .set_response_timeout(Some(RESPONSE_TIMEOUT))
-                    .set_number_of_retries(RECONNECT_ATTEMPTS)
-                    .set_max_delay(Duration::from_secs(2));
                 let client = single_client(url, certificates, None)?;
-                let manager = ConnectionManager::new_with_config(client, config).await?;
+                let manager = ConnectionManager::new_with_config(client, manager_config()).await?;
                 Ok(Self::Single(manager))
             }
             Target::Cluster(nodes) => {
@@ -69,54 +64,61 @@ impl Connection {
     }
 }
 
-/// The connections of lanes 1.. (lane 0 is the store's own), each opened on first use.
+/// The connections of lanes 1.. (lane 0 is the store's own), one server only (a cluster
+/// connection has no lazy form: a cluster store keeps its one connection).
 pub(crate) struct LaneSet {
-    target: Target,
-    roots: Option<Vec<CertificateDer<'static>>>,
+    url: String,
+    certificates: Option<TlsCertificates>,
     current: fn() -> usize,
-    opened: Box<[tokio::sync::OnceCell<Connection>]>,
+    made: Box<[std::sync::OnceLock<Connection>]>,
 }
 
 impl LaneSet {
+    /// Lanes for `target`; `None` for a cluster.
     pub(crate) fn new(
-        target: Target,
+        target: &Target,
         roots: Option<&[CertificateDer<'static>]>,
         lanes: Lanes,
-    ) -> Self {
-        Self {
-            target,
-            roots: roots.map(<[_]>::to_vec),
+    ) -> Option<Self> {
+        let Target::Single(url) = target else {
+            return None;
+        };
+        Some(Self {
+            url: url.clone(),
+            certificates: certificates(target, roots),
             current: lanes.current,
-            opened: (1..lanes.count)
-                .map(|_| tokio::sync::OnceCell::new())
+            made: (1..lanes.count)
+                .map(|_| std::sync::OnceLock::new())
                 .collect(),
-        }
+        })
     }
 
-    /// The calling thread's connection, opening it on its first use; `None` for lane 0.
-    pub(crate) async fn current(&self) -> Option<RedisResult<Connection>> {
+    /// The calling thread's connection, made on its first use; `None` for lane 0.
+    ///
+    /// Made lazily: no I/O here, the first command connects, and calls made meanwhile share that
+    /// one attempt (and later reconnections), as on lane 0. The manager's tasks are spawned
+    /// on the calling thread's runtime, where the lane is then always used.
+    pub(crate) fn current(&self) -> Option<RedisResult<Connection>> {
         let cell = (self.current)()
             .checked_sub(1)
-            .and_then(|lane| self.opened.get(lane))?;
+            .and_then(|lane| self.made.get(lane))?;
         if let Some(conn) = cell.get() {
             return Some(Ok(conn.clone()));
         }
-        // Bounded as one attempt: the manager's own retries are for reconnecting later.
-        let open = async {
-            tokio::time::timeout(
-                CONNECT_TIMEOUT,
-                Connection::open(&self.target, self.roots.as_deref()),
-            )
-            .await
-            .map_err(|_| {
-                redis::RedisError::from(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    "opening this thread's connection timed out",
-                ))
-            })?
-        };
-        Some(cell.get_or_try_init(|| open).await.cloned())
+        let made = single_client(&self.url, self.certificates.clone(), None)
+            .and_then(|client| ConnectionManager::new_lazy_with_config(client, manager_config()));
+        // One thread per lane: nothing else can have filled the cell since `get`.
+        Some(made.map(|manager| cell.get_or_init(|| Connection::Single(manager)).clone()))
     }
+}
+
+/// The one server's reconnecting connection's settings (lane 0 and the lanes alike).
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(CONNECT_TIMEOUT))
+        .set_response_timeout(Some(RESPONSE_TIMEOUT))
+        .set_number_of_retries(RECONNECT_ATTEMPTS)
+        .set_max_delay(Duration::from_secs(2))
 }
 
 /// The trust for `rediss://`: `roots` when given, else the driver's (the system's) roots.

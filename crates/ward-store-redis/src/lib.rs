@@ -125,11 +125,12 @@ impl Options {
 /// runs on another thread's runtime.
 ///
 /// `current()` names the calling thread's lane, `0..count`; lane 0 is the connection opened by
-/// `connect` (and the one for any number out of range). Lane `n > 0` is opened by the first
-/// call made on it, on that call's runtime, where its connection task then runs: so a lane must
-/// only ever be used from one runtime, as `current` (a thread-local worker index) ensures.
-/// A lane that cannot be opened fails that call with [`StoreError::Unavailable`]; the next call
-/// tries again.
+/// `connect` (and the one for any number out of range). Lane `n > 0` is made by the first call
+/// on it, on that call's runtime, where its connection tasks then run: so a lane must only
+/// ever be used from one runtime, as `current` (a thread-local worker index) ensures. It
+/// connects with its first command; calls meanwhile share that attempt, and one that fails
+/// fails them with [`StoreError::Unavailable`], as lane 0's reconnections do. One server only:
+/// a cluster store keeps its one cluster connection.
 #[derive(Debug, Clone, Copy)]
 pub struct Lanes {
     count: usize,
@@ -219,7 +220,8 @@ impl RedisStore {
         let lanes = options
             .lanes
             .filter(|lanes| lanes.count > 1)
-            .map(|lanes| Arc::new(conn::LaneSet::new(target, roots, lanes)));
+            .and_then(|lanes| conn::LaneSet::new(&target, roots, lanes))
+            .map(Arc::new);
         let keys = Keys::new(key_prefix);
         let cache = match tracking {
             None => None,

@@ -82,7 +82,7 @@ impl RedisStore {
     /// The calling thread's connection (see [`Lanes`](crate::Lanes)), else the one shared.
     async fn connection(&self) -> RedisResult<crate::conn::Connection> {
         if let Some(lanes) = &self.lanes
-            && let Some(conn) = lanes.current().await
+            && let Some(conn) = lanes.current()
         {
             return conn;
         }

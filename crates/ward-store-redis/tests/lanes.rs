@@ -7,6 +7,7 @@ mod support;
 
 use std::cell::Cell;
 use std::sync::{Arc, Barrier};
+use std::time::Duration;
 
 use ward_store::conformance::START;
 use ward_store::{ManualClock, Record, SessionStore};
@@ -40,14 +41,31 @@ fn record(value: &[u8]) -> Record {
     }
 }
 
-/// A store on `url` with `options`, connected from a runtime that keeps running (lane 0's
-/// connection task lives there) while the calling thread waits for lane threads.
-fn lane_zero(url: &str, options: Options) -> (tokio::runtime::Runtime, RedisStore) {
-    let main = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .expect("runtime");
+/// How lane 0's runtime (where its connection tasks live) runs while the test thread waits
+/// for the lane threads.
+#[derive(Clone, Copy, PartialEq)]
+enum LaneZero {
+    /// Keeps running (on a thread of its own): the other threads may use lane 0.
+    Running,
+    /// Stands still: anything of another thread's that went through lane 0 would never be
+    /// answered.
+    Stopped,
+}
+
+/// A store on `url` with `options`, connected from lane 0's runtime, run as `lane_zero` says.
+fn lane_zero(
+    url: &str,
+    options: Options,
+    lane_zero: LaneZero,
+) -> (tokio::runtime::Runtime, RedisStore) {
+    let main = match lane_zero {
+        LaneZero::Running => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .enable_all()
+            .build()
+            .expect("runtime"),
+        LaneZero::Stopped => runtime(),
+    };
     let clock = Arc::new(ManualClock::new(START));
     let store = main
         .block_on(RedisStore::connect_with(url, "ward:", clock, None, options))
@@ -73,12 +91,13 @@ fn store_clients(admin: &mut redis::Connection) -> Vec<String> {
 }
 
 /// A store with `options` writes a record on lane 0; threads on lanes 1 and 2 (each its own
-/// runtime, kept alive until counted) read it 5 times each. Returns the store's clients then.
-fn clients_after_reads_on_three_lanes(options: Options) -> Vec<String> {
+/// runtime, kept alive until counted) read it 5 times each, each read given 10 s. Returns the
+/// store's clients then.
+fn clients_after_reads_on_three_lanes(options: Options, lane_zero_runs: LaneZero) -> Vec<String> {
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
     let mut admin = server.connection().expect("admin connection");
-    let (main, store) = lane_zero(&server.url(), options);
+    let (main, store) = lane_zero(&server.url(), options, lane_zero_runs);
     main.block_on(store.put("s:a", record(b"sealed")))
         .expect("put on lane 0");
     assert_eq!(
@@ -96,9 +115,16 @@ fn clients_after_reads_on_three_lanes(options: Options) -> Vec<String> {
                 scope.spawn(move || {
                     LANE.with(|lane| lane.set(n));
                     let runtime = runtime();
-                    let values: Vec<_> = (0..5)
-                        .map(|_| runtime.block_on(store.get("s:a")).map_err(|e| chain(&e)))
-                        .collect();
+                    let read_once = || {
+                        let read = async {
+                            tokio::time::timeout(Duration::from_secs(10), store.get("s:a")).await
+                        };
+                        match runtime.block_on(read) {
+                            Ok(found) => found.map_err(|e| chain(&e)),
+                            Err(_) => Err("no answer within 10 s".to_owned()),
+                        }
+                    };
+                    let values: Vec<_> = (0..5).map(|_| read_once()).collect();
                     read.wait();
                     counted.wait();
                     values
@@ -121,7 +147,9 @@ fn clients_after_reads_on_three_lanes(options: Options) -> Vec<String> {
 
 #[test]
 fn each_lane_reads_over_a_connection_of_its_own() {
-    let clients = clients_after_reads_on_three_lanes(Options::default().lanes(3, lane));
+    // Lane 0's runtime stands still meanwhile: a lane made or driven there would hang.
+    let options = Options::default().lanes(3, lane);
+    let clients = clients_after_reads_on_three_lanes(options, LaneZero::Stopped);
     assert_eq!(clients.len(), 3, "lanes 0, 1 and 2: {clients:#?}");
     let readers = clients.iter().filter(|c| c.contains(" cmd=hmget ")).count();
     assert_eq!(readers, 2, "lanes 1 and 2 each read last: {clients:#?}");
@@ -129,14 +157,15 @@ fn each_lane_reads_over_a_connection_of_its_own() {
 
 #[test]
 fn without_lanes_every_thread_shares_the_one_connection() {
-    let clients = clients_after_reads_on_three_lanes(Options::default());
+    let clients = clients_after_reads_on_three_lanes(Options::default(), LaneZero::Running);
     assert_eq!(clients.len(), 1, "{clients:#?}");
     assert!(clients[0].contains(" cmd=hmget "), "{clients:#?}");
 }
 
 #[test]
 fn one_lane_is_the_one_connection() {
-    let clients = clients_after_reads_on_three_lanes(Options::default().lanes(1, lane));
+    let options = Options::default().lanes(1, lane);
+    let clients = clients_after_reads_on_three_lanes(options, LaneZero::Running);
     assert_eq!(clients.len(), 1, "{clients:#?}");
 }
 
@@ -145,7 +174,8 @@ fn a_lane_that_cannot_connect_fails_its_call_closed_and_opens_once_the_server_is
     let dir = tempfile::tempdir().expect("temp dir");
     let server = Server::start(dir.path(), false);
     let port = server.port;
-    let (_main, store) = lane_zero(&server.url(), Options::default().lanes(2, lane));
+    let options = Options::default().lanes(2, lane);
+    let (_main, store) = lane_zero(&server.url(), options, LaneZero::Stopped);
     drop(server);
 
     std::thread::scope(|scope| {

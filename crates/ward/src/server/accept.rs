@@ -3,12 +3,12 @@
 //! The calling runtime accepts every connection and hands them out in turn to the serving
 //! workers, threads numbered from 1, each a single-threaded runtime, where they stay for life.
 //! The calling runtime serves none itself: it keeps what is not a request (the admin listener,
-//! the sweeper, trace export, the store's background connections), so none of that runs
-//! between a worker's requests. Before each accept the acceptor takes one of `max_connections`
-//! permits: at the cap it stops accepting (the kernel's backlog holds the next clients) until a
-//! connection closes, so Ward does not run out of file descriptors under a flood. Should the
-//! listener fail all the same (out of descriptors, buffers), it pauses briefly and logs once
-//! per run of failures, rather than spinning on a listener that stays readable.
+//! the sweeper, the OTLP exporter's gRPC channel, the store's background connections), so none
+//! of that runs between a worker's requests. Before each accept the acceptor takes one of
+//! `max_connections` permits: at the cap it stops accepting (the kernel's backlog holds the next
+//! clients) until a connection closes, so Ward does not run out of file descriptors under a
+//! flood. Should the listener fail all the same (out of descriptors, buffers), it pauses briefly
+//! and logs once per run of failures, rather than spinning on a listener that stays readable.
 
 use std::convert::Infallible;
 use std::future::Future;
