@@ -55,8 +55,8 @@ pub async fn fallback(
         return ApiError::NotFound.into_response();
     }
     // Boxed where a path needs a large future of its own: the router moves this handler's
-    // future into a box on every request, so its size is copied per request (memcpy was the
-    // largest single cost of the proxied request in callgrind before; docs/performance.md).
+    // future into a box on every request, so its size is copied per request (callgrind's
+    // largest single item before; small in time, see docs/performance.md).
     if let Some(composite) = state.proxy.composite_for(path) {
         return Box::pin(composite::serve(&state, composite, peer, req)).await;
     }
