@@ -262,12 +262,7 @@ async fn an_outage_fails_closed_and_logs_no_record_bytes() {
     let _logging = tracing::subscriber::set_default(subscriber);
 
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start(&path, false)
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &[]).await;
     let (url, prefix) = (server.url(), unique_prefix());
     let a = open(&url, &prefix, true).await;
     const KEY: &str = "s:9f86d081884c7d65";
@@ -336,12 +331,7 @@ async fn without_the_option_nothing_is_cached() {
 #[tokio::test]
 async fn a_silent_tracking_connection_ends_the_lease_and_flushes_the_cache() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start(&path, false)
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &[]).await;
     let a = open(&server.url(), &unique_prefix(), true).await;
     a.put("s:k", record(b"v1")).await.expect("put");
     cache_on(&a, "s:k", b"v1").await;
@@ -369,12 +359,7 @@ async fn a_silent_tracking_connection_ends_the_lease_and_flushes_the_cache() {
 #[tokio::test]
 async fn a_server_without_client_tracking_fails_the_start_clearly() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start_with(&path, false, &["--rename-command", "CLIENT", ""])
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &["--rename-command", "CLIENT", ""]).await;
     let url = server.url();
     let plain = RedisStore::connect(&url, "ward:", clock()).await;
     assert!(plain.is_ok(), "the store itself needs no CLIENT command");
@@ -398,12 +383,7 @@ async fn a_server_without_client_tracking_fails_the_start_clearly() {
 #[tokio::test]
 async fn a_dropped_store_closes_its_tracking_connection() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start(&path, false)
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &[]).await;
     let a = open(&server.url(), &unique_prefix(), true).await;
     let id = stats(&a).connection_id.expect("tracking connection id");
     let mut admin = server.connection().expect("admin connection");

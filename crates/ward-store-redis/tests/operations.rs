@@ -29,12 +29,7 @@ fn clock() -> Arc<ManualClock> {
 #[tokio::test]
 async fn records_survive_a_dropped_connection_and_the_next_call_works() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start(&path, false)
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &[]).await;
     let store = connect(&server.url(), "ward:", clock()).await;
     store
         .put("s:a", record(b"sealed", &["i:sub"]))
@@ -258,12 +253,7 @@ async fn malformed_url_is_refused_without_echoing_it() {
 #[tokio::test]
 async fn wrong_password_is_unavailable_and_right_one_connects() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let server = tokio::task::spawn_blocking({
-        let path = dir.path().to_owned();
-        move || Server::start_with(&path, false, &["--requirepass", "right-horse"])
-    })
-    .await
-    .expect("server");
+    let server = Server::spawn(dir.path(), &["--requirepass", "right-horse"]).await;
     let wrong = format!("redis://:hunter2@127.0.0.1:{}", server.port);
     let error = RedisStore::connect(&wrong, "ward:", clock())
         .await

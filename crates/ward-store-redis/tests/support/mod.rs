@@ -179,6 +179,20 @@ impl Server {
         server
     }
 
+    /// [`Server::start_with`] from async code (on a blocking thread: it waits for PING).
+    pub async fn spawn(dir: &Path, extra: &[&str]) -> Self {
+        let (dir, extra) = (
+            dir.to_owned(),
+            extra.iter().map(|&a| a.to_owned()).collect::<Vec<_>>(),
+        );
+        tokio::task::spawn_blocking(move || {
+            let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+            Self::start_with(&dir, false, &extra)
+        })
+        .await
+        .expect("server")
+    }
+
     pub fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
